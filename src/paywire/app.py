@@ -1,0 +1,93 @@
+"""`PaywireApp`: the database, the HTTP API, the in-process EventBus and the background workers.
+
+`paywire serve` runs one of these; an application can also create one and mount `app.api`.
+Background work (the webhook dispatcher, the billing scheduler) plugs in as `Service`s that
+start and stop with the app.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Protocol
+
+from paywire.clock import SYSTEM_CLOCK, Clock
+from paywire.db import migrate
+from paywire.db.engine import Database, default_database_url
+from paywire.events.bus import EventBus
+from paywire.events.local import LocalSource
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+log = logging.getLogger("paywire")
+
+
+class Service(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+class PaywireApp:
+    def __init__(
+        self,
+        database_url: str | None = None,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        bus_name: str | None = None,
+        auto_migrate: bool = True,
+        run_worker: bool = True,
+        max_body_bytes: int = 1 << 20,
+    ) -> None:
+        self.database_url = database_url or default_database_url()
+        self.db = Database(self.database_url)
+        self.clock = clock
+        self.auto_migrate = auto_migrate
+        self.run_worker = run_worker  # False: API only (`serve --no-worker`)
+        self.max_body_bytes = max_body_bytes
+        self.bus = EventBus(LocalSource(self.db), name=bus_name)
+        self.services: list[Service] = []
+        self._api: FastAPI | None = None
+        self.started = False
+
+    @property
+    def api(self) -> FastAPI:
+        """The FastAPI application (created on first use; its lifespan starts this app)."""
+        if self._api is None:
+            from paywire.api.app import create_api
+
+            self._api = create_api(self)
+        return self._api
+
+    def now(self) -> float:
+        return self.clock.now()
+
+    async def start(self) -> None:
+        if self.started:
+            return
+        if self.auto_migrate:
+            await migrate.upgrade(self.db)
+        await self.db.start_listening()
+        await self.bus.start()
+        for service in self.services:
+            await service.start()
+        self.started = True
+
+    async def stop(self) -> None:
+        if not self.started:
+            return
+        self.started = False
+        for service in reversed(self.services):
+            await service.stop()
+        await self.bus.stop()
+        await self.db.dispose()
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[PaywireApp]:
+        await self.start()
+        try:
+            yield self
+        finally:
+            await self.stop()

@@ -1,0 +1,1 @@
+"""Billing engine: pure money and date arithmetic, and (later) the state machines built on it."""

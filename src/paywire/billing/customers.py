@@ -1,0 +1,73 @@
+"""Customers: create and update, each emitting its event in the same transaction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from paywire import objects
+from paywire.db.engine import Tx
+from paywire.db.schema import customers
+from paywire.events.log import NewEvent, RequestInfo, append
+from paywire.ids import new_id
+from paywire.schemas import CustomerCreate, CustomerUpdate
+
+
+def render(m: Any) -> dict[str, Any]:
+    return {
+        **objects.common_fields(m, "customer"),
+        "email": m["email"],
+        "name": m["name"],
+        "description": m["description"],
+        "test_clock_id": m["test_clock_id"],
+    }
+
+
+async def create(
+    tx: Tx, params: CustomerCreate, *, livemode: bool, now: float, request: RequestInfo | None = None
+) -> dict[str, Any]:
+    row = {
+        "id": new_id("cus"),
+        "livemode": livemode,
+        "email": params.email,
+        "name": params.name,
+        "description": params.description,
+        "metadata": params.metadata or {},
+        "test_clock_id": None,
+        "created": int(now),
+        "updated": int(now),
+    }
+    await tx.conn.execute(customers.insert(), row)
+    customer = render(row)
+    await append(tx, [NewEvent("customer.created", customer)], livemode=livemode, now=now, request=request)
+    return customer
+
+
+async def update(
+    tx: Tx,
+    customer_id: str,
+    params: CustomerUpdate,
+    *,
+    livemode: bool,
+    now: float,
+    request: RequestInfo | None = None,
+) -> dict[str, Any]:
+    return await objects.update_object(
+        tx,
+        customers,
+        customer_id,
+        params.model_dump(exclude_unset=True),
+        render=render,
+        event_type="customer.updated",
+        livemode=livemode,
+        now=now,
+        request=request,
+    )
+
+
+def listing(livemode: bool, *, email: str | None = None) -> sa.Select[Any]:
+    query = sa.select(customers).where(customers.c.livemode == livemode)
+    if email:
+        query = query.where(customers.c.email == email)
+    return query

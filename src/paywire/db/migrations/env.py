@@ -1,0 +1,37 @@
+"""Alembic environment: runs on the connection `paywire.db.migrate` hands it, or on its own."""
+
+from __future__ import annotations
+
+import asyncio
+
+import sqlalchemy as sa
+from alembic import context
+
+from paywire.db.engine import Database, default_database_url
+from paywire.db.schema import metadata
+
+
+def _run(connection: sa.Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def _run_standalone() -> None:
+    db = Database(context.config.get_main_option("sqlalchemy.url") or default_database_url())
+    async with db.engine.connect() as conn:
+        await conn.run_sync(_run)
+        await conn.commit()
+    await db.dispose()
+
+
+connection = context.config.attributes.get("connection")
+if connection is not None:
+    _run(connection)
+else:
+    asyncio.run(_run_standalone())

@@ -1,0 +1,1 @@
+"""The event catalogue, the event log and the EventBus."""

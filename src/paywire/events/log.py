@@ -1,0 +1,190 @@
+"""The event log: the one `append` every state change calls inside its own transaction.
+
+`append` writes the events, and a pending delivery row for every enabled endpoint of the same
+mode that enabled their type, in the caller's transaction: a rollback leaves neither.
+
+Order: readers (the stream, the EventBus) page through events by `seq`. On PostgreSQL a sequence
+value is taken at insert, not at commit, so a reader could see seq 11 committed before seq 10 and
+skip 10 for good. A transaction-scoped advisory lock, taken before the first insert and held to
+commit, makes event-writing transactions commit in `seq` order. SQLite has one writer anyway.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from paywire.clock import iso
+from paywire.db.engine import Tx
+from paywire.db.schema import events, webhook_deliveries, webhook_endpoints
+from paywire.db.signal import CHANNEL
+from paywire.events import catalogue
+from paywire.ids import new_id
+
+API_VERSION = "2026-11-26"
+_EVENT_ORDER_LOCK = 7_346_222
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """What a state change emits: its type and the object as it is after the change."""
+
+    type: str
+    object: dict[str, Any]
+    previous_attributes: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class RequestInfo:
+    """The API request that caused the change (`event.request`)."""
+
+    id: str | None = None
+    idempotency_key: str | None = None
+
+
+async def append(
+    tx: Tx,
+    new_events: Sequence[NewEvent],
+    *,
+    livemode: bool,
+    now: float,
+    request: RequestInfo | None = None,
+) -> list[dict[str, Any]]:
+    """Write `new_events` in order, with their deliveries; returns them as the API shows them."""
+    if not new_events:
+        return []
+    conn = tx.conn
+    if not tx.events_appended and conn.dialect.name == "postgresql":
+        await conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _EVENT_ORDER_LOCK})
+        await conn.execute(sa.text("SELECT pg_notify(:c, '')"), {"c": CHANNEL})
+    tx.events_appended = True
+
+    endpoints = (
+        await conn.execute(
+            sa.select(webhook_endpoints.c.id, webhook_endpoints.c.enabled_events).where(
+                webhook_endpoints.c.livemode == livemode, webhook_endpoints.c.status == "enabled"
+            )
+        )
+    ).all()
+    created = int(now)
+    request = request or RequestInfo()
+    event_rows: list[dict[str, Any]] = []
+    delivery_rows: list[dict[str, Any]] = []
+    for new in new_events:
+        kind = catalogue.get(new.type)
+        event_id = new_id("evt")
+        targets = [e.id for e in endpoints if catalogue.matches(e.enabled_events, new.type)]
+        event_rows.append(
+            {
+                "id": event_id,
+                "livemode": livemode,
+                "type": new.type,
+                "api_version": API_VERSION,
+                "object_type": kind.object_type,
+                "object_id": str(new.object["id"]),
+                "data": {"object": new.object, "previous_attributes": new.previous_attributes or {}},
+                "request_id": request.id,
+                "idempotency_key": request.idempotency_key,
+                "pending_webhooks": len(targets),
+                "metadata": {},
+                "created": created,
+            }
+        )
+        delivery_rows.extend(
+            {
+                "event_id": event_id,
+                "endpoint_id": endpoint_id,
+                "livemode": livemode,
+                "status": "pending",
+                "attempts": 0,
+                "next_attempt": now,
+                "created": created,
+                "updated": created,
+            }
+            for endpoint_id in targets
+        )
+    # One row at a time keeps `seq` in emission order on every backend.
+    for row in event_rows:
+        await conn.execute(events.insert(), row)
+    if delivery_rows:
+        await conn.execute(webhook_deliveries.insert(), delivery_rows)
+    return [render(row) for row in event_rows]
+
+
+def render(row: Any) -> dict[str, Any]:
+    """An events row (Row or dict) as the API and webhooks show it."""
+    m = row if isinstance(row, dict) else row._mapping
+    return {
+        "id": m["id"],
+        "object": "event",
+        "type": m["type"],
+        "api_version": m["api_version"],
+        "livemode": m["livemode"],
+        "created": m["created"],
+        "created_at": iso(m["created"]),
+        "object_type": m["object_type"],
+        "object_id": m["object_id"],
+        "data": m["data"],
+        "request": {"id": m["request_id"], "idempotency_key": m["idempotency_key"]},
+        "pending_webhooks": m["pending_webhooks"],
+        "metadata": m["metadata"],
+    }
+
+
+def filtered(livemode: bool, *, type: str | None = None, object_id: str | None = None) -> sa.Select[Any]:
+    """Events of one mode; `type` may be a prefix ending in `*`."""
+    query = sa.select(events).where(events.c.livemode == livemode)
+    if type:
+        if type.endswith("*"):
+            query = query.where(events.c.type.startswith(type[:-1], autoescape=True))
+        else:
+            query = query.where(events.c.type == type)
+    if object_id:
+        query = query.where(events.c.object_id == object_id)
+    return query
+
+
+async def get(conn: AsyncConnection, event_id: str, livemode: bool) -> sa.Row[Any] | None:
+    return (
+        await conn.execute(sa.select(events).where(events.c.id == event_id, events.c.livemode == livemode))
+    ).first()
+
+
+async def get_by_seq(conn: AsyncConnection, seq: int, livemode: bool | None) -> sa.Row[Any] | None:
+    """The event at `seq` (or, if it is of the other mode, the last one of this mode before it)."""
+    query = sa.select(events).where(events.c.seq <= seq)
+    if livemode is not None:
+        query = query.where(events.c.livemode == livemode)
+    return (await conn.execute(query.order_by(events.c.seq.desc()).limit(1))).first()
+
+
+async def seq_of(conn: AsyncConnection, event_id: str, livemode: bool | None) -> int | None:
+    query = sa.select(events.c.seq).where(events.c.id == event_id)
+    if livemode is not None:
+        query = query.where(events.c.livemode == livemode)
+    return await conn.scalar(query)
+
+
+async def last_seq(conn: AsyncConnection) -> int:
+    return await conn.scalar(sa.select(sa.func.coalesce(sa.func.max(events.c.seq), 0))) or 0
+
+
+async def read_after(
+    conn: AsyncConnection,
+    after_seq: int,
+    *,
+    livemode: bool | None,
+    types: Sequence[str] | None = None,
+    limit: int = 500,
+) -> list[sa.Row[Any]]:
+    """Events with seq > `after_seq`, oldest first; `livemode=None` reads both modes."""
+    query = sa.select(events).where(events.c.seq > after_seq)
+    if livemode is not None:
+        query = query.where(events.c.livemode == livemode)
+    if types and "*" not in types:
+        query = query.where(events.c.type.in_(list(types)))
+    return list((await conn.execute(query.order_by(events.c.seq).limit(limit))).all())

@@ -1,0 +1,228 @@
+"""Request and response shapes, shared by the API (validation, OpenAPI) and the SDK.
+
+Requests are strict (no type coercion, unknown fields refused) so a wrong field is a clear 400,
+never a silent guess.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+T = TypeVar("T")
+
+
+def _check_metadata(value: dict[str, str]) -> dict[str, str]:
+    if len(value) > 50:
+        raise ValueError("at most 50 metadata keys")
+    for key, item in value.items():
+        if not 1 <= len(key) <= 40:
+            raise ValueError(f"metadata key {key[:40]!r} must be 1 to 40 characters")
+        if len(item) > 500:
+            raise ValueError(f"metadata value of {key!r} is longer than 500 characters")
+    return value
+
+
+Metadata = Annotated[dict[str, str], AfterValidator(_check_metadata)]
+ShortText = Annotated[str, Field(max_length=5000)]
+ObjectId = Annotated[str, Field(min_length=1, max_length=40)]
+
+
+class Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class Response(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+# --- requests -----------------------------------------------------------------------------
+
+
+class CustomerCreate(Request):
+    email: Annotated[str, Field(max_length=320)] | None = None
+    name: Annotated[str, Field(max_length=256)] | None = None
+    description: ShortText | None = None
+    metadata: Metadata | None = None
+
+
+class CustomerUpdate(Request):
+    email: Annotated[str, Field(max_length=320)] | None = None
+    name: Annotated[str, Field(max_length=256)] | None = None
+    description: ShortText | None = None
+    metadata: Metadata | None = None
+
+
+class ProductCreate(Request):
+    name: Annotated[str, Field(min_length=1, max_length=256)]
+    description: ShortText | None = None
+    active: bool = True
+    metadata: Metadata | None = None
+
+
+class ProductUpdate(Request):
+    name: Annotated[str, Field(min_length=1, max_length=256)] | None = None
+    description: ShortText | None = None
+    active: bool | None = None
+    metadata: Metadata | None = None
+
+
+Interval = Literal["day", "week", "month", "year"]
+
+
+class Recurring(Request):
+    interval: Interval
+    interval_count: Annotated[int, Field(ge=1, le=365)] = 1
+
+
+class PriceCreate(Request):
+    product_id: ObjectId
+    unit_amount: Annotated[str, Field(min_length=1, max_length=32, examples=["19.99"])]
+    currency: Annotated[str, Field(min_length=3, max_length=3, examples=["usd"])]
+    type: Literal["one_time", "recurring"] | None = None
+    recurring: Recurring | None = None
+    trial_period_days: Annotated[int, Field(ge=0, le=730)] | None = None
+    nickname: Annotated[str, Field(max_length=256)] | None = None
+    metadata: Metadata | None = None
+
+
+class PriceUpdate(Request):
+    active: bool | None = None
+    nickname: Annotated[str, Field(max_length=256)] | None = None
+    metadata: Metadata | None = None
+
+
+EnabledEvents = Annotated[list[Annotated[str, Field(max_length=80)]], Field(min_length=1, max_length=100)]
+Url = Annotated[str, Field(min_length=1, max_length=2048, examples=["https://example.com/hook"])]
+
+
+class WebhookEndpointCreate(Request):
+    url: Url
+    enabled_events: EnabledEvents
+    description: ShortText | None = None
+    metadata: Metadata | None = None
+
+
+class WebhookEndpointUpdate(Request):
+    url: Url | None = None
+    enabled_events: EnabledEvents | None = None
+    description: ShortText | None = None
+    metadata: Metadata | None = None
+    status: Literal["enabled", "disabled"] | None = None
+
+
+class RotateSecret(Request):
+    expires_in: Annotated[int, Field(ge=0, le=7 * 86400)] = 86400
+
+
+class ConsumerPosition(Request):
+    last_event_id: ObjectId
+
+
+# --- responses ----------------------------------------------------------------------------
+
+
+class Paging(BaseModel):
+    page: int
+    size: int
+
+
+class ListResponse(BaseModel, Generic[T]):
+    count: int
+    list: list[T]
+    paging: Paging
+
+
+class ApiObject(Response):
+    id: str
+    object: str
+    livemode: bool
+    metadata: dict[str, Any] = {}
+    created: int
+    created_at: str
+
+
+class Customer(ApiObject):
+    email: str | None
+    name: str | None
+    description: str | None
+    test_clock_id: str | None = None
+
+
+class Product(ApiObject):
+    name: str
+    description: str | None
+    active: bool
+
+
+class RecurringOut(BaseModel):
+    interval: Interval
+    interval_count: int
+
+
+class Price(ApiObject):
+    product_id: str
+    unit_amount: str
+    currency: str
+    type: Literal["one_time", "recurring"]
+    recurring: RecurringOut | None
+    trial_period_days: int | None
+    nickname: str | None
+    active: bool
+
+
+class WebhookEndpoint(ApiObject):
+    url: str
+    enabled_events: list[str]
+    status: Literal["enabled", "disabled"]
+    description: str | None
+    api_version: str
+    created_via: str
+    updated_at: str
+
+
+class WebhookEndpointWithSecret(WebhookEndpoint):
+    secret: str
+
+
+class Secret(BaseModel):
+    secret: str
+
+
+class EventDataOut(BaseModel):
+    object: dict[str, Any]
+    previous_attributes: dict[str, Any] = {}
+
+
+class EventRequest(BaseModel):
+    id: str | None
+    idempotency_key: str | None
+
+
+class Event(Response):
+    id: str
+    object: Literal["event"]
+    type: str
+    api_version: str
+    livemode: bool
+    created: int
+    created_at: str
+    object_type: str
+    object_id: str
+    data: EventDataOut
+    request: EventRequest
+    pending_webhooks: int
+    metadata: dict[str, Any] = {}
+
+
+class ConsumerPositionOut(BaseModel):
+    name: str
+    last_event_id: str | None
+    updated: int
+
+
+class EventTypeOut(BaseModel):
+    type: str
+    object_type: str
+    description: str

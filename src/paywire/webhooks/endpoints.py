@@ -1,0 +1,150 @@
+"""Webhook endpoints: registration, updates, secrets and their rotation.
+
+The secret is shown only by create, `/secret` and `/rotate-secret`; `render` never includes it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+
+from paywire import objects
+from paywire.clock import iso
+from paywire.db.engine import Tx
+from paywire.db.schema import webhook_deliveries, webhook_endpoints
+from paywire.errors import InvalidRequest
+from paywire.events import catalogue
+from paywire.events.log import API_VERSION
+from paywire.ids import new_id
+from paywire.schemas import WebhookEndpointCreate, WebhookEndpointUpdate
+from paywire.webhooks.signing import generate_secret
+
+
+def render(m: Any) -> dict[str, Any]:
+    return {
+        **objects.common_fields(m, "webhook_endpoint"),
+        "url": m["url"],
+        "enabled_events": list(m["enabled_events"]),
+        "status": m["status"],
+        "description": m["description"],
+        "api_version": m["api_version"],
+        "created_via": m["created_via"],
+        "updated_at": iso(m["updated"]),
+    }
+
+
+def check_url(url: str) -> str:
+    """An absolute http(s) URL with a host, or a 400 naming the problem."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise InvalidRequest(f"url is not a valid URL: {exc}", param="url") from None
+    if parts.scheme not in ("http", "https"):
+        raise InvalidRequest("url must start with http:// or https://", param="url")
+    if not parts.hostname:
+        raise InvalidRequest("url has no host", param="url")
+    if port == 0:
+        raise InvalidRequest("url has port 0", param="url")
+    if any(ch.isspace() for ch in url):
+        raise InvalidRequest("url must not contain white space", param="url")
+    return url
+
+
+def check_events(names: list[str]) -> list[str]:
+    unknown = catalogue.unknown_types(names)
+    if unknown:
+        raise InvalidRequest(f"unknown event type {unknown[0]!r} in enabled_events", param="enabled_events")
+    return sorted(set(names), key=names.index)
+
+
+def valid_secrets(m: Any, now: float) -> list[str]:
+    """The current secret, then every rotated-out one that has not expired: one signature each."""
+    return [m["secret"]] + [s["secret"] for s in m["previous_secrets"] if s["expires"] > now]
+
+
+async def create(
+    tx: Tx, params: WebhookEndpointCreate, *, livemode: bool, now: float, created_via: str = "api"
+) -> dict[str, Any]:
+    row = {
+        "id": new_id("we"),
+        "livemode": livemode,
+        "url": check_url(params.url),
+        "enabled_events": check_events(params.enabled_events),
+        "status": "enabled",
+        "description": params.description,
+        "metadata": params.metadata or {},
+        "api_version": API_VERSION,
+        "created_via": created_via,
+        "secret": generate_secret(),
+        "previous_secrets": [],
+        "created": int(now),
+        "updated": int(now),
+    }
+    await tx.conn.execute(webhook_endpoints.insert(), row)
+    return {**render(row), "secret": row["secret"]}
+
+
+async def update(
+    tx: Tx, endpoint_id: str, params: WebhookEndpointUpdate, *, livemode: bool, now: float
+) -> dict[str, Any]:
+    row = await objects.fetch(tx.conn, webhook_endpoints, endpoint_id, livemode, lock=True)
+    values = params.model_dump(exclude_unset=True)
+    for required in ("url", "enabled_events", "status"):
+        if required in values and values[required] is None:
+            raise InvalidRequest(f"{required} cannot be null", param=required)
+    if "url" in values:
+        check_url(values["url"])
+    if "enabled_events" in values:
+        values["enabled_events"] = check_events(values["enabled_events"])
+    if "metadata" in values:
+        values["metadata"] = objects.merge_metadata(row["metadata"], values["metadata"])
+    if values.get("status") == "enabled" and row["status"] == "disabled":
+        # Re-enabling starts a fresh 5-day window for the auto-disable rule.
+        values["disabled_reason"] = None
+        values["last_success"] = now
+    elif values.get("status") == "disabled" and row["status"] == "enabled":
+        values["disabled_reason"] = "manual"
+    changed = objects.changes(row, values)
+    if changed:
+        await tx.conn.execute(
+            webhook_endpoints.update()
+            .where(webhook_endpoints.c.seq == row["seq"])
+            .values(**changed, updated=int(now))
+        )
+    return render({**row, **changed, "updated": int(now) if changed else row["updated"]})
+
+
+async def delete(tx: Tx, endpoint_id: str, *, livemode: bool, now: float) -> dict[str, Any]:
+    """Delete the endpoint; deliveries still pending to it are canceled (their attempts stay)."""
+    row = await objects.fetch(tx.conn, webhook_endpoints, endpoint_id, livemode, lock=True)
+    await tx.conn.execute(webhook_endpoints.delete().where(webhook_endpoints.c.seq == row["seq"]))
+    await tx.conn.execute(
+        webhook_deliveries.update()
+        .where(webhook_deliveries.c.endpoint_id == endpoint_id, webhook_deliveries.c.status == "pending")
+        .values(status="canceled", updated=int(now), last_error="endpoint deleted")
+    )
+    return {"id": endpoint_id, "object": "webhook_endpoint", "deleted": True}
+
+
+async def rotate_secret(
+    tx: Tx, endpoint_id: str, *, expires_in: int, livemode: bool, now: float
+) -> dict[str, str]:
+    """A new secret; the old one keeps signing for `expires_in` seconds (0: stops at once)."""
+    row = await objects.fetch(tx.conn, webhook_endpoints, endpoint_id, livemode, lock=True)
+    kept = [s for s in row["previous_secrets"] if s["expires"] > now]
+    if expires_in > 0:
+        kept.append({"secret": row["secret"], "expires": now + expires_in})
+    secret = generate_secret()
+    await tx.conn.execute(
+        webhook_endpoints.update()
+        .where(webhook_endpoints.c.seq == row["seq"])
+        .values(secret=secret, previous_secrets=kept, updated=int(now))
+    )
+    return {"secret": secret}
+
+
+def listing(livemode: bool) -> sa.Select[Any]:
+    return sa.select(webhook_endpoints).where(webhook_endpoints.c.livemode == livemode)
