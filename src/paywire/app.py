@@ -49,8 +49,18 @@ class PaywireApp:
         self.max_body_bytes = max_body_bytes
         self.bus = EventBus(LocalSource(self.db), name=bus_name)
         self.services: list[Service] = []
+        if run_worker:
+            from paywire.webhooks.dispatcher import Dispatcher
+
+            self.services.append(Dispatcher(self.db))
         self._api: FastAPI | None = None
         self.started = False
+        self.draining = False
+
+    def drain(self) -> None:
+        """The server is going down: end open event streams now (their clients reconnect)."""
+        self.draining = True
+        self.db.signal.notify()
 
     @property
     def api(self) -> FastAPI:
@@ -67,6 +77,7 @@ class PaywireApp:
     async def start(self) -> None:
         if self.started:
             return
+        self.draining = False
         if self.auto_migrate:
             await migrate.upgrade(self.db)
         await self.db.start_listening()

@@ -32,7 +32,7 @@ async def paginate(
     query: sa.Select[Any],
     order_by: sa.ColumnElement[Any],
     page: Page,
-    render: Callable[[sa.Row[Any]], dict[str, Any]],
+    render: Callable[[sa.RowMapping], dict[str, Any]],
 ) -> dict[str, Any]:
     """Run `query` for one page (ordered by `order_by` descending) and its total count."""
     count = await conn.scalar(sa.select(sa.func.count()).select_from(query.order_by(None).subquery()))
@@ -41,6 +41,6 @@ async def paginate(
     )
     return {
         "count": count or 0,
-        "list": [render(row) for row in rows],
+        "list": [render(row) for row in rows.mappings()],
         "paging": {"page": page.page, "size": page.size},
     }

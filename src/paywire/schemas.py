@@ -226,3 +226,46 @@ class EventTypeOut(BaseModel):
     type: str
     object_type: str
     description: str
+
+
+# --- webhook delivery (issue 3) -----------------------------------------------------------
+
+
+class EventResend(Request):
+    webhook_endpoint_id: ObjectId | None = None
+
+
+class EndpointRecover(Request):
+    since: Annotated[int, Field(ge=0, description="Unix seconds: re-queue failed deliveries since then.")]
+
+
+class WebhookAttempt(BaseModel):
+    id: str
+    object: Literal["webhook_attempt"]
+    livemode: bool
+    event_id: str
+    webhook_endpoint_id: str
+    status: Literal["succeeded", "failed"]
+    response_status: int | None
+    response_body: str | None
+    retry_count: int
+    duration_ms: int
+    error: str | None
+    error_type: str | None
+    next_retry_at: str | None
+    next_retry: int | None
+    created: int
+    created_at: str
+
+
+class EventResendResult(BaseModel):
+    object: Literal["event_resend"]
+    event_id: str
+    webhook_endpoint_ids: list[str]
+
+
+class EndpointRecoverResult(BaseModel):
+    object: Literal["webhook_endpoint_recovery"]
+    webhook_endpoint_id: str
+    since: int
+    requeued: int

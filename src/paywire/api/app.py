@@ -10,10 +10,17 @@ from fastapi import FastAPI
 from paywire import __version__
 from paywire.api import errors
 from paywire.api.middleware import PaywireMiddleware
-from paywire.api.routes import customers, endpoints, events, products
+from paywire.api.routes import attempts, customers, endpoints, events, products
 from paywire.app import PaywireApp
 
-ROUTERS = [customers.router, products.router, endpoints.router, events.router, events.consumers]
+ROUTERS = [
+    customers.router,
+    products.router,
+    endpoints.router,
+    events.router,
+    events.consumers,
+    attempts.router,
+]
 
 
 def create_api(paywire: PaywireApp) -> FastAPI:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from types import FrameType
 from typing import Annotated
 
 import typer
+import uvicorn
 from rich.console import Console
 
 from paywire import keys
@@ -39,6 +41,18 @@ async def _first_key(paywire: PaywireApp) -> str | None:
         return await keys.create_key(tx.conn, livemode=False, now=time.time())
 
 
+class DrainingServer(uvicorn.Server):
+    """Ends open event streams as soon as shutdown starts, instead of waiting them out."""
+
+    def __init__(self, config: uvicorn.Config, paywire: PaywireApp) -> None:
+        super().__init__(config)
+        self.paywire = paywire
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.paywire.drain()
+        super().handle_exit(sig, frame)
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
@@ -49,8 +63,6 @@ def serve(
     ] = False,
 ) -> None:
     """Run the HTTP API, the delivery worker and the scheduler in one process."""
-    import uvicorn
-
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     paywire = PaywireApp(database_url or default_database_url(), run_worker=not no_worker)
 
@@ -62,7 +74,41 @@ def serve(
         config = uvicorn.Config(
             paywire.api, host=host, port=port, log_level="info", timeout_graceful_shutdown=3, lifespan="on"
         )
-        await uvicorn.Server(config).serve()
+        await DrainingServer(config, paywire).serve()
+
+    asyncio.run(main())
+
+
+@app.command()
+def worker(
+    database_url: DatabaseUrl = None,
+    concurrency: Annotated[
+        int, typer.Option(min=1, max=10_000, help="Webhook requests in flight, all endpoints together.")
+    ] = 200,
+) -> None:
+    """Run the webhook delivery worker alone (scale it apart from `serve --no-worker`)."""
+    import signal
+
+    from paywire.webhooks.dispatcher import DeliveryConfig, Dispatcher
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    async def main() -> None:
+        db = Database(database_url or default_database_url())
+        await migrations.upgrade(db)
+        await db.start_listening()
+        dispatcher = Dispatcher(db, DeliveryConfig.from_env(concurrency=concurrency))
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await dispatcher.start()
+        err.print(f"paywire worker {dispatcher.owner} delivering webhooks (concurrency {concurrency})")
+        try:
+            await stop.wait()
+        finally:
+            await dispatcher.stop()
+            await db.dispose()
 
     asyncio.run(main())
 

@@ -129,6 +129,8 @@ webhook_endpoints = sa.Table(
     sa.Column("previous_secrets", Json, nullable=False),
     sa.Column("disabled_reason", sa.String(40), nullable=True),
     sa.Column("last_success", sa.Float, nullable=True),
+    # First failure since the last success (None while healthy): the 5-day auto-disable clock.
+    sa.Column("failing_since", sa.Float, nullable=True),
     sa.Column("created", sa.BigInteger, nullable=False),
     sa.Column("updated", sa.BigInteger, nullable=False),
     sa.Index(None, "livemode", "status"),
@@ -151,6 +153,7 @@ webhook_deliveries = sa.Table(
     sa.Column("created", sa.BigInteger, nullable=False),
     sa.Column("updated", sa.BigInteger, nullable=False),
     sa.Index(None, "status", "next_attempt"),
+    sa.Index(None, "endpoint_id", "status"),
 )
 
 webhook_attempts = sa.Table(
@@ -168,8 +171,11 @@ webhook_attempts = sa.Table(
     sa.Column("retry_count", sa.Integer, nullable=False),
     sa.Column("duration_ms", sa.Integer, nullable=False),
     sa.Column("error", sa.Text, nullable=True),
+    # The error's class (timeout, connection_refused, http_status, ssrf_blocked…) for filtering.
+    sa.Column("error_type", sa.String(32), nullable=True),
     sa.Column("next_retry", sa.Float, nullable=True),
     sa.Column("created", sa.Float, nullable=False),
+    sa.Index(None, "livemode", "seq"),
 )
 
 # Durable EventBus positions: the last event a named consumer has handled.
@@ -195,4 +201,208 @@ idempotency_keys = sa.Table(
     sa.Column("response_body", sa.Text, nullable=True),
     sa.Column("created", sa.BigInteger, nullable=False),
     sa.UniqueConstraint("livemode", "key"),
+)
+
+# --- billing (issue 4) ----------------------------------------------------------------------
+# Amounts are integer minor units; lists that are always read whole (items, lines) are JSON.
+
+test_clocks = sa.Table(
+    "test_clocks",
+    metadata,
+    _seq(),
+    sa.Column("id", sa.String(40), nullable=False, unique=True),
+    sa.Column("livemode", sa.Boolean, nullable=False),
+    sa.Column("name", sa.String(256), nullable=True),
+    sa.Column("frozen_time", sa.BigInteger, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # ready | advancing
+    sa.Column("advance_to", sa.BigInteger, nullable=True),
+    sa.Column("metadata", Json, nullable=False),
+    sa.Column("created", sa.BigInteger, nullable=False),
+    sa.Column("updated", sa.BigInteger, nullable=False),
+    sa.Index(None, "livemode", "seq"),
+)
+
+checkout_sessions = sa.Table(
+    "checkout_sessions",
+    metadata,
+    _seq(),
+    sa.Column("id", sa.String(40), nullable=False, unique=True),
+    sa.Column("livemode", sa.Boolean, nullable=False),
+    sa.Column("mode", sa.String(16), nullable=False),  # payment | subscription
+    sa.Column("status", sa.String(16), nullable=False),  # open | complete | expired
+    sa.Column("payment_status", sa.String(24), nullable=False),  # unpaid | paid | no_payment_required
+    sa.Column("customer_id", sa.String(40), nullable=True, index=True),
+    sa.Column("customer_email", sa.String(320), nullable=True),
+    sa.Column("line_items", Json, nullable=False),  # [{price_id, quantity}]
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("amount_subtotal", sa.BigInteger, nullable=False),
+    sa.Column("amount_total", sa.BigInteger, nullable=False),
+    sa.Column("trial_period_days", sa.Integer, nullable=True),
+    sa.Column("subscription_metadata", Json, nullable=False),
+    sa.Column("success_url", sa.String(2048), nullable=True),
+    sa.Column("cancel_url", sa.String(2048), nullable=True),
+    sa.Column("expires_at", sa.BigInteger, nullable=False),
+    sa.Column("payment_intent_id", sa.String(40), nullable=True),
+    sa.Column("subscription_id", sa.String(40), nullable=True),
+    sa.Column("invoice_id", sa.String(40), nullable=True),
+    sa.Column("payment_method", sa.String(80), nullable=True),
+    sa.Column("nft_mint_enabled", sa.Boolean, nullable=False),
+    sa.Column("nft_mint_status", sa.String(16), nullable=True),  # pending | minted | error
+    sa.Column("nft_mint_details", Json, nullable=True),
+    sa.Column("test_clock_id", sa.String(40), nullable=True),
+    sa.Column("completed_at", sa.BigInteger, nullable=True),
+    sa.Column("metadata", Json, nullable=False),
+    sa.Column("created", sa.BigInteger, nullable=False),
+    sa.Column("updated", sa.BigInteger, nullable=False),
+    sa.Index(None, "livemode", "seq"),
+)
+
+subscriptions = sa.Table(
+    "subscriptions",
+    metadata,
+    _seq(),
+    sa.Column("id", sa.String(40), nullable=False, unique=True),
+    sa.Column("livemode", sa.Boolean, nullable=False),
+    sa.Column("customer_id", sa.String(40), nullable=False, index=True),
+    sa.Column("status", sa.String(24), nullable=False),
+    sa.Column("items", Json, nullable=False),  # [{id: si_…, price_id, quantity}]
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("interval", sa.String(8), nullable=False),
+    sa.Column("interval_count", sa.Integer, nullable=False),
+    sa.Column("default_payment_method", sa.String(80), nullable=True),
+    sa.Column("billing_cycle_anchor", sa.BigInteger, nullable=False),
+    sa.Column("current_period_start", sa.BigInteger, nullable=False),
+    sa.Column("current_period_end", sa.BigInteger, nullable=False),
+    sa.Column("trial_start", sa.BigInteger, nullable=True),
+    sa.Column("trial_end", sa.BigInteger, nullable=True),
+    sa.Column("cancel_at_period_end", sa.Boolean, nullable=False),
+    sa.Column("cancel_at", sa.BigInteger, nullable=True),
+    sa.Column("canceled_at", sa.BigInteger, nullable=True),
+    sa.Column("ended_at", sa.BigInteger, nullable=True),
+    sa.Column("paused_at", sa.BigInteger, nullable=True),
+    sa.Column("latest_invoice_id", sa.String(40), nullable=True),
+    sa.Column("checkout_session_id", sa.String(40), nullable=True),
+    sa.Column("test_clock_id", sa.String(40), nullable=True),
+    sa.Column("metadata", Json, nullable=False),
+    sa.Column("created", sa.BigInteger, nullable=False),
+    sa.Column("updated", sa.BigInteger, nullable=False),
+    sa.Index(None, "livemode", "seq"),
+)
+
+invoices = sa.Table(
+    "invoices",
+    metadata,
+    _seq(),
+    sa.Column("id", sa.String(40), nullable=False, unique=True),
+    sa.Column("livemode", sa.Boolean, nullable=False),
+    sa.Column("customer_id", sa.String(40), nullable=False, index=True),
+    sa.Column("subscription_id", sa.String(40), nullable=True, index=True),
+    sa.Column("status", sa.String(16), nullable=False),  # draft | open | paid | void | uncollectible
+    sa.Column("billing_reason", sa.String(32), nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("lines", Json, nullable=False),
+    sa.Column("subtotal", sa.BigInteger, nullable=False),
+    sa.Column("total", sa.BigInteger, nullable=False),
+    sa.Column("amount_due", sa.BigInteger, nullable=False),
+    sa.Column("amount_paid", sa.BigInteger, nullable=False),
+    sa.Column("attempt_count", sa.Integer, nullable=False),
+    sa.Column("next_payment_attempt", sa.BigInteger, nullable=True),
+    sa.Column("payment_intent_id", sa.String(40), nullable=True),
+    sa.Column("period_start", sa.BigInteger, nullable=False),
+    sa.Column("period_end", sa.BigInteger, nullable=False),
+    sa.Column("paid_at", sa.BigInteger, nullable=True),
+    sa.Column("test_clock_id", sa.String(40), nullable=True),
+    sa.Column("metadata", Json, nullable=False),
+    sa.Column("created", sa.BigInteger, nullable=False),
+    sa.Column("updated", sa.BigInteger, nullable=False),
+    sa.Index(None, "livemode", "seq"),
+)
+
+# Proration lines not yet on an invoice (a downgrade's credit waits for the next invoice).
+invoice_items = sa.Table(
+    "invoice_items",
+    metadata,
+    _seq(),
+    sa.Column("id", sa.String(40), nullable=False, unique=True),
+    sa.Column("livemode", sa.Boolean, nullable=False),
+    sa.Column("subscription_id", sa.String(40), nullable=False, index=True),
+    sa.Column("invoice_id", sa.String(40), nullable=True),
+    sa.Column("line", Json, nullable=False),
+    sa.Column("amount", sa.BigInteger, nullable=False),
+    sa.Column("created", sa.BigInteger, nullable=False),
+)
+
+payment_intents = sa.Table(
+    "payment_intents",
+    metadata,
+    _seq(),
+    sa.Column("id", sa.String(40), nullable=False, unique=True),
+    sa.Column("livemode", sa.Boolean, nullable=False),
+    sa.Column("customer_id", sa.String(40), nullable=True, index=True),
+    sa.Column("invoice_id", sa.String(40), nullable=True),
+    sa.Column("checkout_session_id", sa.String(40), nullable=True),
+    sa.Column("amount", sa.BigInteger, nullable=False),
+    sa.Column("amount_received", sa.BigInteger, nullable=False),
+    sa.Column("amount_refunded", sa.BigInteger, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),  # requires_payment_method | succeeded | canceled
+    sa.Column("payment_method", sa.String(80), nullable=True),
+    sa.Column("charge_ref", sa.String(80), nullable=True),  # the provider's id of the charge
+    sa.Column("charge_attempts", sa.Integer, nullable=False),
+    sa.Column("last_payment_error", Json, nullable=True),
+    sa.Column("description", sa.Text, nullable=True),
+    sa.Column("test_clock_id", sa.String(40), nullable=True),
+    sa.Column("metadata", Json, nullable=False),
+    sa.Column("created", sa.BigInteger, nullable=False),
+    sa.Column("updated", sa.BigInteger, nullable=False),
+    sa.Index(None, "livemode", "seq"),
+)
+
+refunds = sa.Table(
+    "refunds",
+    metadata,
+    _seq(),
+    sa.Column("id", sa.String(40), nullable=False, unique=True),
+    sa.Column("livemode", sa.Boolean, nullable=False),
+    sa.Column("payment_intent_id", sa.String(40), nullable=False, index=True),
+    sa.Column("amount", sa.BigInteger, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # succeeded | failed
+    sa.Column("reason", sa.String(40), nullable=True),
+    sa.Column("refund_ref", sa.String(80), nullable=True),
+    sa.Column("metadata", Json, nullable=False),
+    sa.Column("created", sa.BigInteger, nullable=False),
+    sa.Column("updated", sa.BigInteger, nullable=False),
+    sa.Index(None, "livemode", "seq"),
+)
+
+# Time-driven work: one row per due transition. Wall-clock jobs (test_clock_id NULL) are run by
+# the scheduler; a test clock's jobs run only when that clock advances.
+billing_jobs = sa.Table(
+    "billing_jobs",
+    metadata,
+    _seq(),
+    sa.Column("livemode", sa.Boolean, nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("object_id", sa.String(40), nullable=False, index=True),
+    sa.Column("due", sa.BigInteger, nullable=False),
+    sa.Column("payload", Json, nullable=False),
+    sa.Column("test_clock_id", sa.String(40), nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),  # pending | done | canceled | failed
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("created", sa.BigInteger, nullable=False),
+    sa.Column("updated", sa.BigInteger, nullable=False),
+    sa.UniqueConstraint("kind", "object_id", "due"),
+    sa.Index(None, "status", "test_clock_id", "due"),
+)
+
+# Keys of the built-in signed-receipt minter (Ed25519); the public half is served by the API.
+minter_keys = sa.Table(
+    "minter_keys",
+    metadata,
+    sa.Column("name", sa.String(40), primary_key=True),
+    sa.Column("kid", sa.String(40), nullable=False),
+    sa.Column("private_key", sa.String(200), nullable=False),
+    sa.Column("created", sa.BigInteger, nullable=False),
 )

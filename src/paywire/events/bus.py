@@ -79,22 +79,29 @@ class EventBus:
         self._subscriptions: list[_Subscription] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._saved: Any = None
+        self._feeder: asyncio.Task[None] | None = None
         self._stopped = asyncio.Event()
 
     @classmethod
     def connect(
         cls,
-        url: str,
+        url: str | None = None,
         *,
         api_key: str | None = None,
         name: str | None = None,
         types: Iterable[str] | None = None,
+        reconnect_delay: float = 0.5,
         **options: Any,
     ) -> EventBus:
-        """A bus fed by a Paywire server's event stream (`GET /api/events/stream`)."""
+        """A bus fed by a Paywire server's event stream (`GET /api/events/stream`).
+
+        `url` and `api_key` default to `PAYWIRE_URL` and `PAYWIRE_API_KEY`; `types` narrows the
+        stream server-side. Other options are the bus's own (`max_attempts`, `retry_base`…).
+        """
         from paywire.events.remote import RemoteSource
 
-        return cls(RemoteSource(url, api_key=api_key, types=types), name=name, **options)
+        source = RemoteSource(url, api_key=api_key, types=types, reconnect_delay=reconnect_delay)
+        return cls(source, name=name, **options)
 
     # --- registration ---------------------------------------------------------------------
 
@@ -131,7 +138,8 @@ class EventBus:
             sub.done = None
             sub.task = asyncio.create_task(self._work(sub), name=f"eventbus-{sub.handler!r}")
             self._tasks.append(sub.task)
-        self._tasks.append(asyncio.create_task(self._feed(start), name="eventbus-feed"))
+        self._feeder = asyncio.create_task(self._feed(start), name="eventbus-feed")
+        self._tasks.append(self._feeder)
         if self.name:
             self._tasks.append(asyncio.create_task(self._save_loop(), name="eventbus-save"))
 
@@ -150,7 +158,15 @@ class EventBus:
         """Run until `stop()` is called (or the task is cancelled)."""
         await self.start()
         try:
-            await self._stopped.wait()
+            stopped = asyncio.ensure_future(self._stopped.wait())
+            waiting: set[asyncio.Future[Any]] = {stopped}
+            if self._feeder is not None:
+                waiting.add(self._feeder)
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            stopped.cancel()
+            feeder = self._feeder
+            if feeder is not None and feeder.done() and not feeder.cancelled() and feeder.exception():
+                raise feeder.exception()  # type: ignore[misc]  # e.g. the server refused the key
         finally:
             if self._tasks:
                 await self.stop()

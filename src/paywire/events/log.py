@@ -117,7 +117,7 @@ async def append(
 
 def render(row: Any) -> dict[str, Any]:
     """An events row (Row or dict) as the API and webhooks show it."""
-    m = row if isinstance(row, dict) else row._mapping
+    m = row._mapping if isinstance(row, sa.Row) else row
     return {
         "id": m["id"],
         "object": "event",

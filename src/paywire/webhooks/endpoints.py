@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from paywire import objects
 from paywire.clock import iso
 from paywire.db.engine import Tx
-from paywire.db.schema import webhook_deliveries, webhook_endpoints
+from paywire.db.schema import webhook_endpoints
 from paywire.errors import InvalidRequest
 from paywire.events import catalogue
 from paywire.events.log import API_VERSION
@@ -102,9 +102,14 @@ async def update(
     if "metadata" in values:
         values["metadata"] = objects.merge_metadata(row["metadata"], values["metadata"])
     if values.get("status") == "enabled" and row["status"] == "disabled":
-        # Re-enabling starts a fresh 5-day window for the auto-disable rule.
+        # Re-enabling starts a fresh 5-day window for the auto-disable rule, and the deliveries
+        # that waited while it was disabled go out now.
+        from paywire.webhooks.delivery import resume  # delivery imports this module
+
         values["disabled_reason"] = None
         values["last_success"] = now
+        values["failing_since"] = None
+        await resume(tx, endpoint_id, now=now)
     elif values.get("status") == "disabled" and row["status"] == "enabled":
         values["disabled_reason"] = "manual"
     changed = objects.changes(row, values)
@@ -120,12 +125,10 @@ async def update(
 async def delete(tx: Tx, endpoint_id: str, *, livemode: bool, now: float) -> dict[str, Any]:
     """Delete the endpoint; deliveries still pending to it are canceled (their attempts stay)."""
     row = await objects.fetch(tx.conn, webhook_endpoints, endpoint_id, livemode, lock=True)
+    from paywire.webhooks.delivery import cancel_pending  # delivery imports this module
+
     await tx.conn.execute(webhook_endpoints.delete().where(webhook_endpoints.c.seq == row["seq"]))
-    await tx.conn.execute(
-        webhook_deliveries.update()
-        .where(webhook_deliveries.c.endpoint_id == endpoint_id, webhook_deliveries.c.status == "pending")
-        .values(status="canceled", updated=int(now), last_error="endpoint deleted")
-    )
+    await cancel_pending(tx, endpoint_id, now=now, reason="endpoint deleted")
     return {"id": endpoint_id, "object": "webhook_endpoint", "deleted": True}
 
 

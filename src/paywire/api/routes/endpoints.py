@@ -10,6 +10,8 @@ from paywire.api.paging import page_params
 from paywire.db.schema import webhook_endpoints as table
 from paywire.pagination import Page, paginate
 from paywire.schemas import (
+    EndpointRecover,
+    EndpointRecoverResult,
     ListResponse,
     RotateSecret,
     Secret,
@@ -18,13 +20,14 @@ from paywire.schemas import (
     WebhookEndpointUpdate,
     WebhookEndpointWithSecret,
 )
-from paywire.webhooks import endpoints
+from paywire.webhooks import delivery, endpoints, netpolicy
 
 router = APIRouter(prefix="/api/webhook-endpoints", tags=["webhook endpoints"])
 
 
 @router.post("", response_model=WebhookEndpointWithSecret)
 async def create_endpoint(body: WebhookEndpointCreate, ctx: Ctx = Depends(context)) -> dict[str, Any]:
+    await netpolicy.check_endpoint_url(body.url, livemode=ctx.livemode)  # DNS outside the transaction
     async with ctx.db.transaction() as tx:
         return await endpoints.create(tx, body, livemode=ctx.livemode, now=ctx.now())
 
@@ -45,7 +48,10 @@ async def retrieve_endpoint(endpoint_id: str, ctx: Ctx = Depends(context)) -> di
 async def update_endpoint(
     endpoint_id: str, body: WebhookEndpointUpdate, ctx: Ctx = Depends(context)
 ) -> dict[str, Any]:
+    if body.url:
+        await netpolicy.check_endpoint_url(body.url, livemode=ctx.livemode)
     async with ctx.db.transaction() as tx:
+        tx.after_commit.append(ctx.db.signal.notify)  # re-enabled: its waiting deliveries are due
         return await endpoints.update(tx, endpoint_id, body, livemode=ctx.livemode, now=ctx.now())
 
 
@@ -70,3 +76,20 @@ async def rotate_endpoint_secret(
         return await endpoints.rotate_secret(
             tx, endpoint_id, expires_in=expires_in, livemode=ctx.livemode, now=ctx.now()
         )
+
+
+@router.post("/{endpoint_id}/recover", response_model=EndpointRecoverResult)
+async def recover_endpoint(
+    endpoint_id: str, body: EndpointRecover, ctx: Ctx = Depends(context)
+) -> dict[str, Any]:
+    """Re-queue every delivery to this endpoint that failed for good since `since` (unix seconds)."""
+    async with ctx.db.transaction() as tx:
+        await objects.fetch(tx.conn, table, endpoint_id, ctx.livemode)
+        requeued = await delivery.recover(tx, endpoint_id, since=body.since, now=ctx.now())
+        tx.after_commit.append(ctx.db.signal.notify)
+    return {
+        "object": "webhook_endpoint_recovery",
+        "webhook_endpoint_id": endpoint_id,
+        "since": body.since,
+        "requeued": requeued,
+    }

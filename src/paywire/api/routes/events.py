@@ -6,18 +6,29 @@ import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Body, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
+from paywire import objects
 from paywire.api.context import Ctx, context
 from paywire.api.paging import page_params
 from paywire.db.schema import events as table
-from paywire.errors import InvalidRequest, NotFound
+from paywire.db.schema import webhook_endpoints as endpoints_table
+from paywire.errors import InvalidRequest, NotFound, StateError
 from paywire.events import catalogue
 from paywire.events import log as event_log
 from paywire.events.local import store_position, stored_position
 from paywire.pagination import Page, paginate
-from paywire.schemas import ConsumerPosition, ConsumerPositionOut, Event, EventTypeOut, ListResponse
+from paywire.schemas import (
+    ConsumerPosition,
+    ConsumerPositionOut,
+    Event,
+    EventResend,
+    EventResendResult,
+    EventTypeOut,
+    ListResponse,
+)
+from paywire.webhooks import delivery
 
 router = APIRouter(tags=["events"])
 
@@ -92,7 +103,7 @@ async def stream_events(
         yield f"event: ready\ndata: {json.dumps(ready)}\n\n".encode()
         last_sent = time.monotonic()
         signal = ctx.db.signal
-        while not await request.is_disconnected():
+        while not ctx.paywire.draining and not await request.is_disconnected():
             snapshot = signal.snapshot()
             try:
                 async with ctx.db.read() as conn:
@@ -136,6 +147,31 @@ async def retrieve_event(event_id: str, ctx: Ctx = Depends(context)) -> dict[str
     if row is None:
         raise NotFound(f"no such event: {event_id!r}", param="id")
     return event_log.render(row)
+
+
+@router.post("/api/events/{event_id}/resend", response_model=EventResendResult)
+async def resend_event(
+    event_id: str, body: EventResend | None = Body(None), ctx: Ctx = Depends(context)
+) -> dict[str, Any]:
+    """Queue a new delivery now: to one endpoint, or to every enabled endpoint that matches."""
+    endpoint_id = (body or EventResend()).webhook_endpoint_id
+    async with ctx.db.transaction() as tx:
+        row = await event_log.get(tx.conn, event_id, ctx.livemode)
+        if row is None:
+            raise NotFound(f"no such event: {event_id!r}", param="id")
+        if endpoint_id is None:
+            targets = await delivery.matching_endpoints(tx, row.type, livemode=ctx.livemode)
+        else:
+            endpoint = await objects.fetch(tx.conn, endpoints_table, endpoint_id, ctx.livemode)
+            if endpoint["status"] != "enabled":
+                raise StateError(
+                    f"webhook endpoint {endpoint_id!r} is disabled; enable it first",
+                    param="webhook_endpoint_id",
+                )
+            targets = [endpoint_id]
+        await delivery.enqueue(tx, event_id, targets, livemode=ctx.livemode, now=ctx.now())
+        tx.after_commit.append(ctx.db.signal.notify)
+    return {"object": "event_resend", "event_id": event_id, "webhook_endpoint_ids": targets}
 
 
 consumers = APIRouter(prefix="/api/event-consumers", tags=["events"])

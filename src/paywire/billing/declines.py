@@ -1,0 +1,54 @@
+"""A declined card, as the API reports it: 402 `card_error`, with the payment intent if there is one.
+
+Like Stripe, a decline during a call that charged (checkout confirm, an upgrade, paying an
+invoice) first commits what happened — the failed payment intent and its
+`payment_intent.payment_failed` event — and then answers 402 naming that payment intent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from paywire.billing.runtime import Call
+from paywire.errors import CardError, InvalidRequest
+from paywire.providers.base import UnknownPaymentMethod
+
+T = TypeVar("T")
+
+
+class Declined(CardError):
+    def __init__(self, error: dict[str, Any], payment_intent: dict[str, Any] | None = None) -> None:
+        super().__init__(str(error.get("message") or "Your card was declined."), param="payment_method")
+        self.code = str(error.get("code") or "card_declined")
+        self.decline_code = error.get("decline_code")
+        self.payment_intent = payment_intent
+
+    def body(self) -> dict[str, Any]:
+        body = super().body()
+        body["error"]["decline_code"] = self.decline_code
+        body["error"]["payment_intent"] = self.payment_intent
+        return body
+
+
+@dataclass(frozen=True)
+class Outcome(Generic[T]):
+    """A call's result, and the decline to report once its transaction has committed."""
+
+    value: T
+    declined: Declined | None = None
+
+    def unwrap(self) -> T:
+        if self.declined is not None:
+            raise self.declined
+        return self.value
+
+
+async def check_payment_method(call: Call, payment_method: str, param: str) -> None:
+    """400 for an unknown payment method, 402 for one that cannot be saved; nothing is written."""
+    try:
+        error = await call.provider.check(payment_method)
+    except UnknownPaymentMethod as exc:
+        raise InvalidRequest(str(exc), param=param, code="resource_missing") from None
+    if error is not None:
+        raise Declined(error.as_dict(payment_method))

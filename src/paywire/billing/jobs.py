@@ -1,0 +1,109 @@
+"""Due work as rows: schedule, cancel and claim time-driven transitions.
+
+A job is (kind, object, due). Scheduling the same (kind, object, due) again revives a canceled
+row and leaves a done one alone, so re-deriving an object's jobs never repeats finished work.
+Claiming happens inside the transaction that runs the job and marks it done: a crash rolls all
+three back together, so a job runs to completion exactly once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from paywire.db.engine import Tx
+from paywire.db.schema import billing_jobs as table
+
+TRIAL_WILL_END = "trial_will_end"
+TRIAL_END = "trial_end"
+RENEWAL = "renewal"
+DUNNING_RETRY = "dunning_retry"
+CANCEL = "cancel"
+INCOMPLETE_EXPIRE = "incomplete_expire"
+CHECKOUT_EXPIRE = "checkout_expire"
+NFT_MINT = "nft_mint"
+
+
+async def schedule(
+    tx: Tx,
+    *,
+    kind: str,
+    object_id: str,
+    due: int,
+    livemode: bool,
+    clock_id: str | None,
+    now: float,
+    payload: dict[str, Any] | None = None,
+) -> int:
+    """Make sure the job exists and is pending (unless it already ran); returns its seq."""
+    key = sa.and_(table.c.kind == kind, table.c.object_id == object_id, table.c.due == due)
+    row = (await tx.conn.execute(sa.select(table.c.seq, table.c.status).where(key))).first()
+    if row is None:
+        result = await tx.conn.execute(
+            table.insert().values(
+                livemode=livemode,
+                kind=kind,
+                object_id=object_id,
+                due=due,
+                payload=payload or {},
+                test_clock_id=clock_id,
+                status="pending",
+                attempts=0,
+                created=int(now),
+                updated=int(now),
+            )
+        )
+        return int(result.inserted_primary_key[0])  # type: ignore[index]
+    if row.status == "canceled":
+        await tx.conn.execute(
+            table.update().where(table.c.seq == row.seq).values(status="pending", updated=int(now))
+        )
+    return int(row.seq)
+
+
+async def cancel(tx: Tx, object_id: str, kinds: tuple[str, ...] | None, *, now: float) -> None:
+    """Cancel the object's pending jobs (of `kinds`, or all)."""
+    where = sa.and_(table.c.object_id == object_id, table.c.status == "pending")
+    if kinds is not None:
+        where = sa.and_(where, table.c.kind.in_(kinds))
+    await tx.conn.execute(table.update().where(where).values(status="canceled", updated=int(now)))
+
+
+async def claim_next(conn: AsyncConnection, *, clock_id: str | None, until: float) -> sa.RowMapping | None:
+    """The earliest pending job due by `until` on this clock (None: the wall clock), locked.
+
+    PostgreSQL: `FOR UPDATE SKIP LOCKED`, so concurrent workers take different jobs and a job
+    being run is invisible to the others. SQLite: the write transaction is already exclusive.
+    """
+    clock = table.c.test_clock_id.is_(None) if clock_id is None else table.c.test_clock_id == clock_id
+    query = (
+        sa.select(table)
+        .where(table.c.status == "pending", clock, table.c.due <= int(until))
+        .order_by(table.c.due, table.c.seq)
+        .limit(1)
+    )
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    return (await conn.execute(query)).mappings().first()
+
+
+async def finish(tx: Tx, seq: int, *, now: float, status: str = "done", error: str | None = None) -> None:
+    values: dict[str, Any] = {"status": status, "updated": int(now), "attempts": table.c.attempts + 1}
+    if error is not None:
+        values["last_error"] = error[:2000]
+    await tx.conn.execute(table.update().where(table.c.seq == seq).values(**values))
+
+
+async def retry_later(tx: Tx, seq: int, *, due: int, now: float, error: str) -> None:
+    await tx.conn.execute(
+        table.update()
+        .where(table.c.seq == seq)
+        .values(due=due, attempts=table.c.attempts + 1, last_error=error[:2000], updated=int(now))
+    )
+
+
+async def next_due(conn: AsyncConnection, clock_id: str | None) -> int | None:
+    clock = table.c.test_clock_id.is_(None) if clock_id is None else table.c.test_clock_id == clock_id
+    return await conn.scalar(sa.select(sa.func.min(table.c.due)).where(table.c.status == "pending", clock))

@@ -1,0 +1,167 @@
+"""Request and response shapes of the billing calls (strict requests: a wrong field is a 400)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field
+
+from paywire.schemas import ApiObject, Metadata, ObjectId, Request, Url
+
+Quantity = Annotated[int, Field(ge=1, le=10_000)]
+PaymentMethod = Annotated[str, Field(min_length=1, max_length=80, examples=["pm_card_visa"])]
+UnixTime = Annotated[int, Field(ge=0, le=32_503_680_000)]  # up to the year 3000
+TrialDays = Annotated[int, Field(ge=0, le=730)]
+
+
+class LineItem(Request):
+    price_id: ObjectId
+    quantity: Quantity = 1
+
+
+class SubscriptionData(Request):
+    trial_period_days: TrialDays | None = None
+    metadata: Metadata | None = None
+
+
+class NftMintSettings(Request):
+    enabled: bool = False
+
+
+class CheckoutSessionCreate(Request):
+    mode: Literal["payment", "subscription"]
+    line_items: Annotated[list[LineItem], Field(min_length=1, max_length=20)]
+    customer_id: ObjectId | None = None
+    customer_email: Annotated[str, Field(max_length=320)] | None = None
+    subscription_data: SubscriptionData | None = None
+    nft_mint_settings: NftMintSettings | None = None
+    success_url: Url | None = None
+    cancel_url: Url | None = None
+    expires_at: UnixTime | None = None
+    metadata: Metadata | None = None
+
+
+class CheckoutConfirm(Request):
+    payment_method: PaymentMethod
+
+
+class SubscriptionItemIn(Request):
+    price_id: ObjectId
+    quantity: Quantity = 1
+
+
+class SubscriptionCreate(Request):
+    customer_id: ObjectId
+    items: Annotated[list[SubscriptionItemIn], Field(min_length=1, max_length=20)]
+    default_payment_method: PaymentMethod | None = None
+    trial_period_days: TrialDays | None = None
+    test_clock_id: ObjectId | None = None
+    metadata: Metadata | None = None
+
+
+class SubscriptionUpdate(Request):
+    items: Annotated[list[SubscriptionItemIn], Field(min_length=1, max_length=20)] | None = None
+    proration_behavior: Literal["create_prorations", "none"] = "create_prorations"
+    default_payment_method: PaymentMethod | None = None
+    cancel_at_period_end: bool | None = None
+    metadata: Metadata | None = None
+
+
+class SubscriptionCancel(Request):
+    at_period_end: bool = False
+
+
+class InvoicePay(Request):
+    payment_method: PaymentMethod | None = None
+
+
+class PaymentIntentRefund(Request):
+    amount: Annotated[str, Field(min_length=1, max_length=32, examples=["5.00"])] | None = None
+    reason: Literal["duplicate", "fraudulent", "requested_by_customer"] | None = None
+    metadata: Metadata | None = None
+
+
+class RefundCreate(PaymentIntentRefund):
+    payment_intent_id: ObjectId
+
+
+class TestClockCreate(Request):
+    __test__ = False
+    frozen_time: UnixTime
+    name: Annotated[str, Field(max_length=256)] | None = None
+    metadata: Metadata | None = None
+
+
+class TestClockAdvance(Request):
+    __test__ = False
+    frozen_time: UnixTime
+
+
+# --- responses (the documented fields; objects carry a few more) -----------------------------
+
+
+class CheckoutSession(ApiObject):
+    mode: str
+    status: str
+    payment_status: str
+    customer_id: str | None
+    line_items: list[dict[str, Any]]
+    currency: str
+    amount_total: str
+    expires_at: int
+    payment_intent_id: str | None
+    subscription_id: str | None
+    nft_mint_status: str | None
+    nft_mint_details: dict[str, Any] | None
+
+
+class Subscription(ApiObject):
+    customer_id: str
+    status: str
+    items: list[dict[str, Any]]
+    current_period_start: int
+    current_period_end: int
+    billing_cycle_anchor: int
+    trial_start: int | None
+    trial_end: int | None
+    cancel_at_period_end: bool
+    canceled_at: int | None
+    ended_at: int | None
+
+
+class Invoice(ApiObject):
+    status: str
+    lines: list[dict[str, Any]]
+    total: str
+    amount_due: str
+    amount_paid: str
+
+
+class PaymentIntent(ApiObject):
+    amount: str
+    currency: str
+    status: str
+    last_payment_error: dict[str, Any] | None
+
+
+class Refund(ApiObject):
+    amount: str
+    currency: str
+    payment_intent_id: str
+    status: str
+
+
+class TestClock(ApiObject):
+    __test__ = False
+    frozen_time: int
+    status: str
+    name: str | None
+
+
+class NftPublicKey(BaseModel):
+    object: Literal["nft_public_key"]
+    kid: str
+    algorithm: Literal["Ed25519"]
+    public_key: str
+    public_key_pem: str
+    token_format: str

@@ -1,0 +1,239 @@
+"""The attempts log: recording a batch of outcomes in one transaction, and listing attempts.
+
+Recording is where a delivery's fate is decided: done (2xx), failed for good (410, or the
+retry schedule spent), or due again later. Finished deliveries count down `pending_webhooks`;
+a 410 or 5 days without success disables the endpoint and emits `webhook_endpoint.disabled`.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from paywire import objects
+from paywire.clock import iso
+from paywire.db.engine import Tx
+from paywire.db.schema import events, webhook_attempts, webhook_deliveries, webhook_endpoints
+from paywire.events.log import NewEvent, append
+from paywire.ids import new_id
+from paywire.webhooks import endpoints
+from paywire.webhooks.retry import next_retry as schedule_next
+from paywire.webhooks.retry import parse_retry_after
+from paywire.webhooks.sender import Outcome
+
+a = webhook_attempts
+d = webhook_deliveries
+e = webhook_endpoints
+
+AUTO_DISABLE_AFTER = 5 * 86400.0
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    schedule: Sequence[float]
+    jitter: float
+    auto_disable_after: float = AUTO_DISABLE_AFTER
+
+
+def render(m: Any) -> dict[str, Any]:
+    return {
+        "id": m["id"],
+        "object": "webhook_attempt",
+        "livemode": m["livemode"],
+        "event_id": m["event_id"],
+        "webhook_endpoint_id": m["endpoint_id"],
+        "status": m["status"],
+        "response_status": m["response_status"],
+        "response_body": m["response_body"],
+        "retry_count": m["retry_count"],
+        "duration_ms": m["duration_ms"],
+        "error": m["error"],
+        "error_type": m["error_type"],
+        "next_retry_at": iso(m["next_retry"]) if m["next_retry"] is not None else None,
+        "next_retry": int(m["next_retry"]) if m["next_retry"] is not None else None,
+        "created": int(m["created"]),
+        "created_at": iso(m["created"]),
+    }
+
+
+def listing(
+    livemode: bool,
+    *,
+    event_id: str | None = None,
+    endpoint_id: str | None = None,
+    status: str | None = None,
+) -> sa.Select[Any]:
+    query = sa.select(a).where(a.c.livemode == livemode)
+    if event_id:
+        query = query.where(a.c.event_id == event_id)
+    if endpoint_id:
+        query = query.where(a.c.endpoint_id == endpoint_id)
+    if status:
+        query = query.where(a.c.status == status)
+    return query
+
+
+async def record(tx: Tx, outcomes: Sequence[Outcome], *, owner: str, now: float, policy: RetryPolicy) -> None:
+    """Write a batch of outcomes: attempts, delivery states, counters and endpoint health."""
+    if not outcomes:
+        return
+    rng = random.Random()
+    attempt_rows: list[dict[str, Any]] = []
+    done: list[int] = []
+    gave_up: list[tuple[int, str | None]] = []
+    retry_rows: list[dict[str, Any]] = []
+    succeeded: dict[str, float] = {}
+    failing: dict[str, float] = {}
+    gone: set[str] = set()
+    for o in outcomes:
+        job = o.job
+        attempts = job.attempts + 1
+        when: float | None = None
+        if o.ok:
+            done.append(job.seq)
+            succeeded[job.endpoint_id] = o.finished
+        else:
+            failing.setdefault(job.endpoint_id, o.finished)
+            if o.status == 410:
+                gone.add(job.endpoint_id)
+            else:
+                when = schedule_next(
+                    attempts,
+                    o.finished,
+                    schedule=policy.schedule,
+                    retry_after=parse_retry_after(o.retry_after, o.finished),
+                    jitter=policy.jitter,
+                    rng=rng,
+                )
+            if when is None:
+                gave_up.append((job.seq, o.error))
+            else:
+                retry_rows.append({"k_seq": job.seq, "k_owner": owner, "n": attempts, "at": when, "err": o.error})
+        attempt_rows.append(
+            {
+                "id": new_id("wha"),
+                "livemode": job.livemode,
+                "delivery_seq": job.seq,
+                "event_id": job.event_id,
+                "endpoint_id": job.endpoint_id,
+                "status": "succeeded" if o.ok else "failed",
+                "response_status": o.status,
+                "response_body": o.body,
+                "retry_count": job.attempts,
+                "duration_ms": o.duration_ms,
+                "error": o.error,
+                "error_type": o.error_type,
+                "next_retry": when,
+                "created": o.finished,
+            }
+        )
+    conn = tx.conn
+    await conn.execute(a.insert(), attempt_rows)
+    finished: dict[str, int] = {}
+    # Only rows still leased to us: if our lease lapsed and another worker took the row, its
+    # outcome decides (our attempt is still logged; the receiver de-duplicates on webhook-id).
+    mine = sa.and_(d.c.lease_owner == owner, d.c.status == "pending")
+    if done:
+        rows = await conn.execute(
+            d.update()
+            .where(d.c.seq.in_(done), mine)
+            .values(status="succeeded", attempts=d.c.attempts + 1, lease_until=None, last_error=None, updated=int(now))
+            .returning(d.c.event_id)
+        )
+        for event_id in rows.scalars():
+            finished[event_id] = finished.get(event_id, 0) + 1
+    for seq, error in gave_up:
+        event_id = await conn.scalar(
+            d.update()
+            .where(d.c.seq == seq, mine)
+            .values(status="failed", attempts=d.c.attempts + 1, lease_until=None, last_error=error, updated=int(now))
+            .returning(d.c.event_id)
+        )
+        if event_id is not None:
+            finished[event_id] = finished.get(event_id, 0) + 1
+    if retry_rows:
+        await conn.execute(
+            d.update()
+            .where(
+                d.c.seq == sa.bindparam("k_seq"), d.c.lease_owner == sa.bindparam("k_owner"), d.c.status == "pending"
+            )
+            .values(
+                attempts=sa.bindparam("n"),
+                next_attempt=sa.bindparam("at"),
+                last_error=sa.bindparam("err"),
+                lease_until=None,
+                updated=int(now),
+            ),
+            retry_rows,
+        )
+    for event_id, n in finished.items():
+        await conn.execute(
+            events.update()
+            .where(events.c.id == event_id)
+            .values(
+                pending_webhooks=sa.func.max(events.c.pending_webhooks - n, 0)
+                if conn.dialect.name == "sqlite"
+                else sa.func.greatest(events.c.pending_webhooks - n, 0)
+            )
+        )
+    await _endpoint_health(tx, succeeded, failing, gone, now=now, policy=policy)
+
+
+async def _endpoint_health(
+    tx: Tx,
+    succeeded: dict[str, float],
+    failing: dict[str, float],
+    gone: set[str],
+    *,
+    now: float,
+    policy: RetryPolicy,
+) -> None:
+    conn = tx.conn
+    for endpoint_id, at in succeeded.items():
+        await conn.execute(e.update().where(e.c.id == endpoint_id).values(last_success=at, failing_since=None))
+    still_failing = [i for i in failing if i not in succeeded]
+    for endpoint_id in still_failing:
+        await conn.execute(
+            e.update()
+            .where(e.c.id == endpoint_id, e.c.failing_since.is_(None))
+            .values(failing_since=failing[endpoint_id])
+        )
+    # 410 Gone: the receiver says the endpoint no longer exists. Otherwise: failing, and no
+    # success for the auto-disable window (counted from the first failure after the last success).
+    stale = set()
+    if still_failing:
+        stale = set(
+            (
+                await conn.execute(
+                    sa.select(e.c.id).where(
+                        e.c.id.in_(still_failing),
+                        e.c.failing_since <= now - policy.auto_disable_after,
+                        sa.or_(e.c.last_success.is_(None), e.c.last_success <= now - policy.auto_disable_after),
+                    )
+                )
+            ).scalars()
+        )
+    for endpoint_id in sorted(gone | stale):
+        await disable(tx, endpoint_id, reason="gone" if endpoint_id in gone else "failing", now=now)
+
+
+async def disable(tx: Tx, endpoint_id: str, *, reason: str, now: float) -> None:
+    """Disable an enabled endpoint (its deliveries stay pending) and emit `webhook_endpoint.disabled`."""
+    row = (await tx.conn.execute(sa.select(e).where(e.c.id == endpoint_id, e.c.status == "enabled"))).mappings().first()
+    if row is None:
+        return
+    await tx.conn.execute(
+        e.update().where(e.c.seq == row["seq"]).values(status="disabled", disabled_reason=reason, updated=int(now))
+    )
+    after = {**row, "status": "disabled", "disabled_reason": reason, "updated": int(now)}
+    before_obj, after_obj = endpoints.render(row), endpoints.render(after)
+    await append(
+        tx,
+        [NewEvent("webhook_endpoint.disabled", after_obj, objects.previous(before_obj, after_obj))],
+        livemode=row["livemode"],
+        now=now,
+    )

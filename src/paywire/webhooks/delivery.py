@@ -1,0 +1,273 @@
+"""The delivery rows: claiming due ones under a lease, and putting them back in the queue.
+
+A claim leases rows to one dispatcher (`lease_owner`, `lease_until`); a crashed dispatcher's
+rows become claimable again when the lease runs out, which is what makes delivery at-least-once.
+PostgreSQL claims with `FOR UPDATE SKIP LOCKED`, so concurrent workers never take the same row;
+SQLite claims inside a `BEGIN IMMEDIATE` write transaction, where there is one writer anyway.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from paywire.db.engine import Tx
+from paywire.db.schema import events, webhook_deliveries, webhook_endpoints
+from paywire.db.signal import CHANNEL
+from paywire.events import catalogue
+from paywire.events import log as event_log
+from paywire.webhooks.endpoints import valid_secrets
+
+d = webhook_deliveries
+e = webhook_endpoints
+
+
+@dataclass(frozen=True)
+class Job:
+    """One claimed delivery, with everything needed to send it."""
+
+    seq: int
+    event_id: str
+    endpoint_id: str
+    livemode: bool
+    url: str
+    secrets: tuple[str, ...]
+    body: bytes
+    attempts: int  # attempts made before this one
+
+
+def _due(now: float) -> sa.ColumnElement[bool]:
+    return sa.and_(
+        d.c.status == "pending",
+        d.c.next_attempt <= now,
+        sa.or_(d.c.lease_until.is_(None), d.c.lease_until < now),
+    )
+
+
+async def claim(
+    tx: Tx,
+    *,
+    owner: str,
+    now: float,
+    lease: float,
+    limit: int,
+    quotas: Mapping[str, int],
+    default_quota: int,
+    exclude: Collection[str],
+) -> list[Job]:
+    """Lease up to `limit` due deliveries of enabled endpoints, at most a quota per endpoint.
+
+    The per-endpoint quota keeps one endpoint's backlog from filling the batch (fair claiming);
+    `exclude` names endpoints this dispatcher is not taking right now (full or backed off).
+    """
+    if limit <= 0:
+        return []
+    conn = tx.conn
+    candidates = (
+        sa.select(d.c.seq, d.c.endpoint_id)
+        .join(e, e.c.id == d.c.endpoint_id)
+        .where(_due(now), e.c.status == "enabled")
+        .order_by(d.c.next_attempt)
+        .limit(limit * 4)
+    )
+    if exclude:
+        candidates = candidates.where(d.c.endpoint_id.not_in(list(exclude)))
+    taken: dict[str, int] = {}
+    picked: list[int] = []
+    for seq, endpoint_id in (await conn.execute(candidates)).all():
+        count = taken.get(endpoint_id, 0)
+        if count < quotas.get(endpoint_id, default_quota):
+            taken[endpoint_id] = count + 1
+            picked.append(seq)
+            if len(picked) >= limit:
+                break
+    if not picked:
+        return []
+    lockable = sa.select(d.c.seq).where(d.c.seq.in_(picked), _due(now))
+    if conn.dialect.name == "postgresql":
+        lockable = lockable.with_for_update(skip_locked=True)
+    claimed = (
+        (
+            await conn.execute(
+                d.update()
+                .where(d.c.seq.in_(lockable.scalar_subquery()))
+                .values(lease_owner=owner, lease_until=now + lease)
+                .returning(d.c.seq)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    if not claimed:
+        return []
+    rows = (
+        await conn.execute(
+            sa.select(
+                d.c.seq.label("delivery_seq"),
+                d.c.attempts,
+                d.c.endpoint_id,
+                e.c.url,
+                e.c.secret,
+                e.c.previous_secrets,
+                *(c for c in events.c if c.name != "seq"),
+            )
+            .select_from(d.join(e, e.c.id == d.c.endpoint_id).join(events, events.c.id == d.c.event_id))
+            .where(d.c.seq.in_(list(claimed)))
+        )
+    ).all()
+    bodies: dict[str, bytes] = {}
+    jobs = []
+    for row in rows:
+        m = row._mapping
+        body = bodies.get(m["id"])
+        if body is None:
+            body = bodies[m["id"]] = json.dumps(event_log.render(m), separators=(",", ":")).encode()
+        jobs.append(
+            Job(
+                seq=m["delivery_seq"],
+                event_id=m["id"],
+                endpoint_id=m["endpoint_id"],
+                livemode=m["livemode"],
+                url=m["url"],
+                secrets=tuple(valid_secrets(m, now)),
+                body=body,
+                attempts=m["attempts"],
+            )
+        )
+    return jobs
+
+
+async def release(tx: Tx, owner: str, seqs: Collection[int]) -> None:
+    """Give back leased rows that were never sent (a clean shutdown), so others take them at once."""
+    if seqs:
+        await tx.conn.execute(
+            d.update()
+            .where(d.c.seq.in_(list(seqs)), d.c.lease_owner == owner, d.c.status == "pending")
+            .values(lease_until=None, lease_owner=None)
+        )
+
+
+async def _wake_workers(tx: Tx) -> None:
+    """Deliveries became due: wake dispatchers once this commits (other processes via NOTIFY)."""
+    if tx.conn.dialect.name == "postgresql":
+        await tx.conn.execute(sa.text("SELECT pg_notify(:c, '')"), {"c": CHANNEL})
+
+
+async def _count_pending(tx: Tx, event_counts: Mapping[str, int]) -> None:
+    """`events.pending_webhooks += n` for every event given (n may be negative)."""
+    for event_id, n in event_counts.items():
+        if n:
+            await tx.conn.execute(
+                events.update().where(events.c.id == event_id).values(pending_webhooks=events.c.pending_webhooks + n)
+            )
+
+
+async def enqueue(tx: Tx, event_id: str, endpoint_ids: Collection[str], *, livemode: bool, now: float) -> None:
+    """Queue `event_id` to each endpoint now: a pending delivery is made due at once, else a new one."""
+    if not endpoint_ids:
+        return
+    await _wake_workers(tx)
+    pending = set(
+        (
+            await tx.conn.execute(
+                sa.select(d.c.endpoint_id).where(
+                    d.c.event_id == event_id, d.c.endpoint_id.in_(list(endpoint_ids)), d.c.status == "pending"
+                )
+            )
+        ).scalars()
+    )
+    if pending:
+        await tx.conn.execute(
+            d.update()
+            .where(d.c.event_id == event_id, d.c.endpoint_id.in_(list(pending)), d.c.status == "pending")
+            .values(next_attempt=now, updated=int(now))
+        )
+    new = [i for i in endpoint_ids if i not in pending]
+    if new:
+        await tx.conn.execute(
+            d.insert(),
+            [
+                {
+                    "event_id": event_id,
+                    "endpoint_id": endpoint_id,
+                    "livemode": livemode,
+                    "status": "pending",
+                    "attempts": 0,
+                    "next_attempt": now,
+                    "created": int(now),
+                    "updated": int(now),
+                }
+                for endpoint_id in new
+            ],
+        )
+        await _count_pending(tx, {event_id: len(new)})
+
+
+async def matching_endpoints(tx: Tx, event_type: str, *, livemode: bool) -> list[str]:
+    rows = await tx.conn.execute(
+        sa.select(e.c.id, e.c.enabled_events).where(e.c.livemode == livemode, e.c.status == "enabled").order_by(e.c.seq)
+    )
+    return [r.id for r in rows if catalogue.matches(r.enabled_events, event_type)]
+
+
+async def recover(tx: Tx, endpoint_id: str, *, since: float, now: float) -> int:
+    """Re-queue every delivery to the endpoint that failed for good, created at or after `since`."""
+    rows = (
+        (
+            await tx.conn.execute(
+                d.update()
+                .where(d.c.endpoint_id == endpoint_id, d.c.status == "failed", d.c.created >= since)
+                .values(
+                    status="pending",
+                    attempts=0,
+                    next_attempt=now,
+                    lease_until=None,
+                    lease_owner=None,
+                    updated=int(now),
+                )
+                .returning(d.c.event_id)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    counts: dict[str, int] = {}
+    for event_id in rows:
+        counts[event_id] = counts.get(event_id, 0) + 1
+    await _count_pending(tx, counts)
+    if rows:
+        await _wake_workers(tx)
+    return len(rows)
+
+
+async def resume(tx: Tx, endpoint_id: str, *, now: float) -> None:
+    """A re-enabled endpoint: its pending deliveries are due now (not at their back-off time)."""
+    await _wake_workers(tx)
+    await tx.conn.execute(
+        d.update()
+        .where(d.c.endpoint_id == endpoint_id, d.c.status == "pending")
+        .values(next_attempt=now, updated=int(now))
+    )
+
+
+async def cancel_pending(tx: Tx, endpoint_id: str, *, now: float, reason: str) -> None:
+    """A deleted endpoint: its pending deliveries are canceled and no longer count as pending."""
+    rows = (
+        (
+            await tx.conn.execute(
+                d.update()
+                .where(d.c.endpoint_id == endpoint_id, d.c.status == "pending")
+                .values(status="canceled", updated=int(now), last_error=reason)
+                .returning(d.c.event_id)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    counts: dict[str, int] = {}
+    for event_id in rows:
+        counts[event_id] = counts.get(event_id, 0) - 1
+    await _count_pending(tx, counts)

@@ -1,0 +1,278 @@
+"""The webhook dispatcher: claim due deliveries, POST them concurrently, record every attempt.
+
+One loop claims batches (woken within milliseconds by `db.signal` after a commit, polling as the
+fallback); each claimed delivery becomes a task that POSTs through a pooled keep-alive aiohttp
+connector; a writer task records finished attempts in batches, one transaction per batch.
+
+Isolation: each endpoint has its own concurrency cap, enforced at claim time, so a slow or dead
+endpoint never occupies more than its share of the global concurrency. An endpoint that keeps
+failing is backed off: it is skipped for a while, then probed with one request at a time until
+a success restores its full cap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+
+import aiohttp
+
+from paywire.db.engine import Database, is_unavailable
+from paywire.ids import new_id
+from paywire.webhooks import attempts, delivery, netpolicy
+from paywire.webhooks.delivery import Job
+from paywire.webhooks.retry import JITTER, RETRY_SCHEDULE
+from paywire.webhooks.sender import Outcome, send
+
+log = logging.getLogger("paywire.webhooks")
+
+
+def _env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value else default
+
+
+@dataclass
+class DeliveryConfig:
+    concurrency: int = 200  # requests in flight, all endpoints together
+    per_endpoint: int = 10  # requests in flight to one endpoint
+    timeout: float = 15.0
+    schedule: tuple[float, ...] = RETRY_SCHEDULE
+    jitter: float = JITTER
+    lease: float | None = None  # seconds a claim is held; default: timeout + 30
+    batch_size: int = 200
+    poll_interval: float = 1.0
+    failures_before_backoff: int = 3  # consecutive failures that make an endpoint "failing"
+    max_backoff: float = 30.0
+    auto_disable_after: float = attempts.AUTO_DISABLE_AFTER
+    shutdown_grace: float = 5.0
+    allow_private_networks: bool = field(default_factory=netpolicy.private_networks_allowed)
+
+    @property
+    def lease_seconds(self) -> float:
+        return self.lease if self.lease is not None else self.timeout + 30.0
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> DeliveryConfig:
+        """Defaults, then `PAYWIRE_WEBHOOK_*` environment variables, then `overrides`."""
+        config = cls(
+            timeout=_env_float("PAYWIRE_WEBHOOK_TIMEOUT", 15.0),
+            poll_interval=_env_float("PAYWIRE_WEBHOOK_POLL_INTERVAL", 1.0),
+        )
+        if os.environ.get("PAYWIRE_WEBHOOK_LEASE"):
+            config.lease = float(os.environ["PAYWIRE_WEBHOOK_LEASE"])
+        if os.environ.get("PAYWIRE_WEBHOOK_RETRY_SCHEDULE"):
+            config.schedule = tuple(float(s) for s in os.environ["PAYWIRE_WEBHOOK_RETRY_SCHEDULE"].split(","))
+        for key, value in overrides.items():
+            if value is not None:
+                setattr(config, key, value)
+        return config
+
+
+@dataclass
+class _EndpointState:
+    in_flight: int = 0
+    failures: int = 0  # consecutive
+    paused_until: float = 0.0
+
+
+class Dispatcher:
+    """A `Service` of `PaywireApp`; also run alone by `paywire worker`."""
+
+    def __init__(self, db: Database, config: DeliveryConfig | None = None) -> None:
+        self.db = db
+        self.config = config or DeliveryConfig.from_env()
+        self.owner = new_id("wkr")
+        self.policy = attempts.RetryPolicy(self.config.schedule, self.config.jitter, self.config.auto_disable_after)
+        self._endpoints: dict[str, _EndpointState] = {}
+        self._in_flight: dict[int, asyncio.Task[None]] = {}
+        self._outcomes: asyncio.Queue[Outcome] = asyncio.Queue()
+        self._kick = asyncio.Event()
+        self._stopping = False
+        self._loop_task: asyncio.Task[None] | None = None
+        self._writer_task: asyncio.Task[None] | None = None
+        self._sessions: dict[bool, aiohttp.ClientSession] = {}
+        self.sent = 0  # attempts made by this dispatcher (for benchmarks and logs)
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    def _session(self, livemode: bool) -> aiohttp.ClientSession:
+        session = self._sessions.get(livemode)
+        if session is None:
+            guard = livemode and not self.config.allow_private_networks
+            connector = aiohttp.TCPConnector(
+                limit=self.config.concurrency,
+                limit_per_host=0,
+                keepalive_timeout=30,
+                ttl_dns_cache=60,
+                socket_factory=netpolicy.guarded_socket if guard else None,
+            )
+            session = aiohttp.ClientSession(
+                connector=connector, trust_env=False, auto_decompress=False, skip_auto_headers=("Accept",)
+            )
+            self._sessions[livemode] = session
+        return session
+
+    async def start(self) -> None:
+        self._stopping = False
+        self._loop_task = asyncio.create_task(self._claim_loop(), name="paywire-dispatch")
+        self._writer_task = asyncio.create_task(self._write_loop(), name="paywire-attempts")
+
+    async def stop(self) -> None:
+        """Stop claiming, let in-flight requests finish (briefly), record them, give back the rest."""
+        self._stopping = True
+        self._kick.set()
+        if self._loop_task:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+        if self._in_flight:
+            await asyncio.wait(list(self._in_flight.values()), timeout=self.config.shutdown_grace)
+        unsent = list(self._in_flight)
+        for task in list(self._in_flight.values()):
+            task.cancel()
+        if self._writer_task:
+            self._outcomes.put_nowait(_STOP)
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._writer_task
+        if unsent:
+            with contextlib.suppress(Exception):
+                async with self.db.transaction() as tx:
+                    await delivery.release(tx, self.owner, unsent)
+        for session in self._sessions.values():
+            await session.close()
+        self._sessions.clear()
+
+    # --- claiming -----------------------------------------------------------------------
+
+    def _state(self, endpoint_id: str) -> _EndpointState:
+        state = self._endpoints.get(endpoint_id)
+        if state is None:
+            state = self._endpoints[endpoint_id] = _EndpointState()
+        return state
+
+    def _cap(self, state: _EndpointState) -> int:
+        return 1 if state.failures >= self.config.failures_before_backoff else self.config.per_endpoint
+
+    def _quotas(self, now: float) -> tuple[dict[str, int], list[str]]:
+        quotas: dict[str, int] = {}
+        exclude: list[str] = []
+        for endpoint_id, state in self._endpoints.items():
+            room = self._cap(state) - state.in_flight
+            if room <= 0 or state.paused_until > now:
+                exclude.append(endpoint_id)
+            elif room < self.config.per_endpoint:
+                quotas[endpoint_id] = room
+        return quotas, exclude
+
+    async def _claim_loop(self) -> None:
+        signal = self.db.signal
+        while not self._stopping:
+            snapshot = signal.snapshot()
+            self._kick.clear()
+            free = self.config.concurrency - len(self._in_flight)
+            claimed: list[Job] = []
+            if free > 0:
+                try:
+                    claimed = await self._claim(min(free, self.config.batch_size))
+                except Exception as exc:
+                    log.warning("claiming deliveries failed (%s); retrying", exc, exc_info=not is_unavailable(exc))
+                    await asyncio.sleep(min(self.config.poll_interval, 1.0))
+                    continue
+                for job in claimed:
+                    self._start(job)
+            if claimed and len(claimed) >= min(free, self.config.batch_size):
+                continue  # more may be due right now
+            # Sleep until a commit (signal), a finished request (kick) or the poll interval.
+            waits = [asyncio.ensure_future(snapshot.wait()), asyncio.ensure_future(self._kick.wait())]
+            try:
+                await asyncio.wait(waits, timeout=self._poll_timeout(), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for w in waits:
+                    w.cancel()
+
+    def _poll_timeout(self) -> float:
+        # Wake early when a backed-off endpoint's pause ends.
+        now = time.time()
+        pauses = [s.paused_until - now for s in self._endpoints.values() if s.paused_until > now]
+        return max(0.001, min([self.config.poll_interval, *pauses]))
+
+    async def _claim(self, limit: int) -> list[Job]:
+        now = time.time()
+        quotas, exclude = self._quotas(now)
+        async with self.db.transaction() as tx:
+            return await delivery.claim(
+                tx,
+                owner=self.owner,
+                now=now,
+                lease=self.config.lease_seconds,
+                limit=limit,
+                quotas=quotas,
+                default_quota=self.config.per_endpoint,
+                exclude=exclude,
+            )
+
+    # --- sending ------------------------------------------------------------------------
+
+    def _start(self, job: Job) -> None:
+        self._state(job.endpoint_id).in_flight += 1
+        self._in_flight[job.seq] = asyncio.create_task(self._deliver(job))
+
+    async def _deliver(self, job: Job) -> None:
+        try:
+            outcome = await send(self._session(job.livemode), job, timeout=self.config.timeout)
+        finally:
+            self._in_flight.pop(job.seq, None)
+            self._state(job.endpoint_id).in_flight -= 1
+        self.sent += 1
+        self._health(job.endpoint_id, outcome)
+        self._outcomes.put_nowait(outcome)
+        self._kick.set()
+
+    def _health(self, endpoint_id: str, outcome: Outcome) -> None:
+        state = self._state(endpoint_id)
+        if outcome.ok:
+            state.failures, state.paused_until = 0, 0.0
+            return
+        state.failures += 1
+        over = state.failures - self.config.failures_before_backoff
+        if over >= 0:
+            state.paused_until = time.time() + min(self.config.max_backoff, 0.5 * 2 ** min(over, 10))
+
+    # --- recording ----------------------------------------------------------------------
+
+    async def _write_loop(self) -> None:
+        stopping = False
+        while not stopping:
+            batch = [await self._outcomes.get()]
+            while not self._outcomes.empty() and len(batch) < 1000:
+                batch.append(self._outcomes.get_nowait())
+            if any(o is _STOP for o in batch):
+                stopping = True
+                batch = [o for o in batch if o is not _STOP]
+            await self._write(batch)
+
+    async def _write(self, batch: list[Outcome]) -> None:
+        delay = 0.1
+        deadline = time.monotonic() + self.config.lease_seconds
+        while batch:
+            try:
+                async with self.db.transaction() as tx:
+                    await attempts.record(tx, batch, owner=self.owner, now=time.time(), policy=self.policy)
+                return
+            except Exception as exc:
+                # The rows stay leased to us; if we never manage to write, the lease expires and
+                # another attempt is made (at least once). Keep trying while the lease holds.
+                log.warning("recording %d attempts failed (%s); retrying", len(batch), exc)
+                if (self._stopping and delay > 2) or time.monotonic() > deadline:
+                    log.error("dropping %d attempt records; those deliveries will be re-sent", len(batch))
+                    return
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+
+_STOP: Outcome = Outcome.__new__(Outcome)
