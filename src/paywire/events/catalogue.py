@@ -48,7 +48,11 @@ _CATALOGUE: tuple[EventType, ...] = (
     EventType("product.updated", "product", "Product fields changed."),
     EventType("price.created", "price", "Price created."),
     EventType("price.updated", "price", "Price fields changed."),
+    EventType("checkout.session.created", "checkout_session", "Checkout session created."),
     EventType("checkout.session.expired", "checkout_session", "Checkout session expired unpaid."),
+    EventType(
+        "checkout.session.nft_mint_failed", "checkout_session", "NFT minting failed; see nft_mint_details."
+    ),
     EventType("invoice.created", "invoice", "Invoice created."),
     EventType("invoice.finalized", "invoice", "Invoice finalized: open for payment."),
     EventType("invoice.payment_failed", "invoice", "An attempt to pay the invoice failed."),

@@ -9,6 +9,7 @@ from email.utils import parsedate_to_datetime
 # Delays after the 1st, 2nd, … failure; after the last one the delivery has failed for good.
 RETRY_SCHEDULE: tuple[float, ...] = (5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)
 JITTER = 0.2
+MAX_RETRY_AFTER = 86400.0  # a hostile or buggy header cannot park a delivery for longer
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:
@@ -35,12 +36,12 @@ def next_retry(
 ) -> float | None:
     """When to try again after `attempts` failed attempts in all; None once the schedule is spent.
 
-    `Retry-After` is honoured as "not before": the later of it and the jittered schedule, capped
-    at the schedule's longest step so a hostile header cannot park a delivery for ever.
+    `Retry-After` is honoured as "not before": the later of it and the jittered schedule (a
+    receiver asking for 1 s still waits the scheduled 5 s; one asking for 1 h gets 1 h).
     """
     if attempts > len(schedule):
         return None
     delay = schedule[attempts - 1] * (1 + (rng or random).uniform(-jitter, jitter))
     if retry_after is not None:
-        delay = max(delay, min(retry_after, max(schedule)))
+        delay = max(delay, min(retry_after, MAX_RETRY_AFTER))
     return now + delay

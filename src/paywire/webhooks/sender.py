@@ -38,8 +38,9 @@ def _classify(exc: BaseException, timeout: float) -> tuple[str, str]:
     text = str(exc) or type(exc).__name__
     if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
         return "timeout", f"no response within {timeout:g} s"
-    if BLOCKED_MARKER in text:
-        return "ssrf_blocked", text
+    os_error = getattr(exc, "os_error", None)
+    if BLOCKED_MARKER in text or BLOCKED_MARKER in str(os_error):
+        return "ssrf_blocked", str(os_error)
     if isinstance(exc, aiohttp.ClientConnectorDNSError):
         return "dns_error", text
     if isinstance(exc, aiohttp.ClientConnectorError):

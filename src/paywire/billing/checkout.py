@@ -1,0 +1,291 @@
+"""Checkout sessions: `open` → `complete` (paid, or a trial started) or `expired`.
+
+Confirming charges first and writes after, so the events follow the contract's order: a
+subscription is created already `active` because its first payment has succeeded. A declined
+card leaves the session open with its failed payment intent, which the next attempt reuses.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from paywire import objects
+from paywire.billing import clocks, customers, items, jobs, money, payments, subscriptions
+from paywire.billing.declines import Declined, Outcome, check_payment_method
+from paywire.billing.runtime import Call
+from paywire.billing.schemas import CheckoutSessionCreate
+from paywire.db.engine import Tx
+from paywire.db.schema import checkout_sessions, customers as customers_table, payment_intents
+from paywire.errors import InvalidRequest, NotFound, StateError
+from paywire.events.log import NewEvent, append
+from paywire.ids import new_id
+from paywire.minting.base import MintError, MintRequest
+from paywire.schemas import CustomerCreate
+
+DEFAULT_LIFETIME = 24 * 3600
+MIN_LIFETIME = 30 * 60
+
+
+def _render_line(line: dict[str, Any], currency: str) -> dict[str, Any]:
+    return {
+        "price_id": line["price_id"],
+        "quantity": line["quantity"],
+        "unit_amount": money.format_amount(int(line["unit_amount"]), currency),
+        "amount_total": money.format_amount(int(line["unit_amount"]) * int(line["quantity"]), currency),
+        "currency": currency,
+    }
+
+
+def render(m: Any) -> dict[str, Any]:
+    currency = m["currency"]
+    return {
+        **objects.common_fields(m, "checkout_session"),
+        "mode": m["mode"],
+        "status": m["status"],
+        "payment_status": m["payment_status"],
+        "customer_id": m["customer_id"],
+        "customer_email": m["customer_email"],
+        "line_items": [_render_line(line, currency) for line in m["line_items"]],
+        "currency": currency,
+        "amount_subtotal": money.format_amount(int(m["amount_subtotal"]), currency),
+        "amount_total": money.format_amount(int(m["amount_total"]), currency),
+        "subscription_data": {"trial_period_days": m["trial_period_days"]} if m["mode"] == "subscription" else None,
+        "success_url": m["success_url"],
+        "cancel_url": m["cancel_url"],
+        "expires_at": m["expires_at"],
+        "payment_intent_id": m["payment_intent_id"],
+        "subscription_id": m["subscription_id"],
+        "invoice_id": m["invoice_id"],
+        "payment_method": m["payment_method"],
+        "nft_mint_settings": {"enabled": m["nft_mint_enabled"]},
+        "nft_mint_status": m["nft_mint_status"],
+        "nft_mint_details": m["nft_mint_details"],
+        "completed_at": m["completed_at"],
+        "test_clock_id": m["test_clock_id"],
+    }
+
+
+async def create(tx: Tx, call: Call, params: CheckoutSessionCreate) -> dict[str, Any]:
+    clock_id = None
+    if params.customer_id is not None:
+        try:
+            customer = await objects.fetch(tx.conn, customers_table, params.customer_id, call.livemode)
+        except NotFound as exc:
+            raise InvalidRequest(exc.message, param="customer_id") from None
+        clock_id = customer["test_clock_id"]
+    priced = await items.price_items(
+        tx.conn, [(i.price_id, i.quantity) for i in params.line_items], call.livemode, "line_items"
+    )
+    trial_days = None
+    if params.mode == "payment":
+        for index, item in enumerate(priced):
+            if item.price["type"] != "one_time":
+                raise InvalidRequest(
+                    "mode payment takes one_time prices; use mode subscription for recurring ones",
+                    param=f"line_items.{index}.price_id",
+                )
+        if params.subscription_data is not None:
+            raise InvalidRequest("subscription_data needs mode subscription", param="subscription_data")
+    else:
+        recurrence = items.recurrence(priced, "line_items")
+        data = params.subscription_data
+        explicit = data.trial_period_days if data is not None else None
+        trial_days = explicit if explicit is not None else recurrence.trial_period_days
+    now = await clocks.now_for(tx.conn, call, clock_id)
+    expires_at = params.expires_at if params.expires_at is not None else int(now) + DEFAULT_LIFETIME
+    if not int(now) + MIN_LIFETIME <= expires_at <= int(now) + DEFAULT_LIFETIME:
+        raise InvalidRequest("expires_at must be 30 minutes to 24 hours from now", param="expires_at")
+    subtotal = sum(item.amount for item in priced)
+    row = {
+        "id": new_id("cs"),
+        "livemode": call.livemode,
+        "mode": params.mode,
+        "status": "open",
+        "payment_status": "unpaid",
+        "customer_id": params.customer_id,
+        "customer_email": params.customer_email,
+        "line_items": [
+            {"price_id": i.price["id"], "quantity": i.quantity, "unit_amount": int(i.price["unit_amount"])}
+            for i in priced
+        ],
+        "currency": priced[0].price["currency"],
+        "amount_subtotal": subtotal,
+        "amount_total": 0 if trial_days else subtotal,  # a trial charges nothing at checkout
+        "trial_period_days": trial_days,
+        "subscription_metadata": (params.subscription_data.metadata if params.subscription_data else None) or {},
+        "success_url": params.success_url,
+        "cancel_url": params.cancel_url,
+        "expires_at": expires_at,
+        "payment_intent_id": None,
+        "subscription_id": None,
+        "invoice_id": None,
+        "payment_method": None,
+        "nft_mint_enabled": bool(params.nft_mint_settings and params.nft_mint_settings.enabled),
+        "nft_mint_status": None,
+        "nft_mint_details": None,
+        "test_clock_id": clock_id,
+        "completed_at": None,
+        "metadata": params.metadata or {},
+        "created": int(now),
+        "updated": int(now),
+    }
+    for url, param in ((params.success_url, "success_url"), (params.cancel_url, "cancel_url")):
+        if url is not None and not url.startswith(("http://", "https://")):
+            raise InvalidRequest(f"{param} must be an http(s) URL", param=param)
+    await tx.conn.execute(checkout_sessions.insert().values(**row))
+    await jobs.schedule(
+        tx, kind=jobs.CHECKOUT_EXPIRE, object_id=row["id"], due=expires_at, livemode=call.livemode,
+        clock_id=clock_id, now=now,
+    )  # fmt: skip
+    session = render(row)
+    await append(tx, [NewEvent("checkout.session.created", session)], livemode=call.livemode, now=now, request=call.request)
+    return session
+
+
+async def _load(tx: Tx, session_id: str, livemode: bool | None = None) -> dict[str, Any]:
+    query = sa.select(checkout_sessions).where(checkout_sessions.c.id == session_id)
+    if livemode is not None:
+        query = query.where(checkout_sessions.c.livemode == livemode)
+    row = (await tx.conn.execute(query.with_for_update())).mappings().first()
+    if row is None:
+        raise NotFound(f"no such checkout session: {session_id!r}", param="id")
+    return dict(row)
+
+
+async def _save(tx: Tx, before: dict[str, Any], after: dict[str, Any], now: float) -> None:
+    changed = {k: v for k, v in after.items() if before.get(k) != v and k not in ("seq", "id")}
+    if changed:
+        after["updated"] = changed["updated"] = int(now)
+        await tx.conn.execute(checkout_sessions.update().where(checkout_sessions.c.id == before["id"]).values(**changed))
+
+
+async def _session_intent(tx: Tx, call: Call, session: dict[str, Any], now: float) -> tuple[dict[str, Any], bool]:
+    """The session's payment intent: the one a declined attempt left, or a new one."""
+    if session["payment_intent_id"]:
+        row = (
+            await tx.conn.execute(
+                sa.select(payment_intents).where(payment_intents.c.id == session["payment_intent_id"])
+            )
+        ).mappings().first()
+        if row is not None and row["status"] == "requires_payment_method":
+            return dict(row), False
+    intent = payments.build(
+        livemode=call.livemode,
+        amount=session["amount_total"],
+        currency=session["currency"],
+        customer_id=session["customer_id"],
+        checkout_session_id=session["id"],
+        description=f"Checkout {session['id']}",
+        clock_id=session["test_clock_id"],
+        now=now,
+    )
+    return intent, True
+
+
+async def confirm(tx: Tx, call: Call, session_id: str, payment_method: str) -> Outcome[dict[str, Any]]:
+    """Pay (or, for a trial, save the card) and complete the session."""
+    before = await _load(tx, session_id, call.livemode)
+    if before["status"] != "open":
+        raise StateError(f"checkout session {session_id!r} is {before['status']}")
+    now = await clocks.now_for(tx.conn, call, before["test_clock_id"])
+    if now >= before["expires_at"]:
+        raise StateError(f"checkout session {session_id!r} has expired", code="checkout_session_expired")
+    await check_payment_method(call, payment_method, "payment_method") if before["amount_total"] == 0 else None
+    session = {**before, "payment_method": payment_method}
+    events: list[NewEvent] = []
+    intent: dict[str, Any] | None = None
+    if before["amount_total"] > 0:
+        intent, is_new = await _session_intent(tx, call, before, now)
+        if is_new:
+            events.append(NewEvent("payment_intent.created", payments.render(intent)))
+        intent = await payments.charge(call, intent, payment_method, now)
+        values = {k: v for k, v in intent.items() if k != "seq"}
+        if is_new:
+            await tx.conn.execute(payment_intents.insert().values(**values))
+        else:
+            await tx.conn.execute(payment_intents.update().where(payment_intents.c.id == intent["id"]).values(**values))
+        session["payment_intent_id"] = intent["id"]
+        if intent["status"] != "succeeded":
+            await _save(tx, before, session, now)
+            events.append(NewEvent("payment_intent.payment_failed", payments.render(intent)))
+            await append(tx, events, livemode=call.livemode, now=now, request=call.request)
+            declined = Declined(intent["last_payment_error"], payments.render(intent))
+            return Outcome(render(session), declined)
+
+    if session["mode"] == "subscription" and session["customer_id"] is None:
+        customer = await customers.create(
+            tx, CustomerCreate(email=session["customer_email"]), livemode=call.livemode, now=now, request=call.request
+        )
+        session["customer_id"] = customer["id"]
+    if session["mode"] == "payment":
+        assert intent is not None
+        events.append(NewEvent("payment_intent.succeeded", payments.render(intent)))
+    else:
+        priced = await items.price_items(
+            tx.conn, [(i["price_id"], i["quantity"]) for i in session["line_items"]], call.livemode, "line_items"
+        )
+        sub, sub_events = await subscriptions.start_from_checkout(
+            tx, call, session=session, customer_id=session["customer_id"], priced=priced,
+            payment_method=payment_method, paid_intent=intent, now=now,
+        )  # fmt: skip
+        events.extend(sub_events)
+        session.update(subscription_id=sub["id"], invoice_id=sub["latest_invoice_id"])
+    session.update(
+        status="complete",
+        payment_status="paid" if intent is not None else "no_payment_required",
+        completed_at=int(now),
+        nft_mint_status="pending" if session["nft_mint_enabled"] else None,
+    )
+    await _save(tx, before, session, now)
+    events.append(NewEvent("checkout.session.completed", render(session)))
+    await append(tx, events, livemode=call.livemode, now=now, request=call.request)
+    if session["nft_mint_enabled"]:
+        # Minting is not time-driven: a wall-clock job, run right after this commit by the API
+        # (and by any scheduler if this process dies first).
+        await jobs.schedule(
+            tx, kind=jobs.NFT_MINT, object_id=session["id"], due=int(call.wall_now()),
+            livemode=call.livemode, clock_id=None, now=call.wall_now(),
+        )  # fmt: skip
+    return Outcome(render(session))
+
+
+async def on_expire(tx: Tx, call: Call, job: Any, now: float) -> None:
+    before = await _load(tx, job["object_id"])
+    if before["status"] != "open":
+        return
+    after = {**before, "status": "expired"}
+    await _save(tx, before, after, now)
+    if before["payment_intent_id"]:
+        await tx.conn.execute(
+            payment_intents.update()
+            .where(payment_intents.c.id == before["payment_intent_id"], payment_intents.c.status != "succeeded")
+            .values(status="canceled", updated=int(now))
+        )
+    await append(tx, [NewEvent("checkout.session.expired", render(after))], livemode=call.livemode, now=now)
+
+
+async def on_mint(tx: Tx, call: Call, job: Any, _wall_now: float) -> None:
+    """Mint the session's token with the configured minter; `pending` → `minted` or `error`."""
+    before = await _load(tx, job["object_id"])
+    if before["nft_mint_status"] != "pending":
+        return
+    now = await clocks.now_for(tx.conn, call, before["test_clock_id"])
+    try:
+        details = await call.billing.minter.mint(tx, MintRequest(render(before), call.livemode, now))
+        after, event = {**before, "nft_mint_status": "minted", "nft_mint_details": details}, "nft_minted"
+    except MintError as exc:
+        after = {**before, "nft_mint_status": "error", "nft_mint_details": {"error": str(exc)}}
+        event = "nft_mint_failed"
+    await _save(tx, before, after, now)
+    await append(tx, [NewEvent(f"checkout.session.{event}", render(after))], livemode=call.livemode, now=now)
+
+
+def listing(livemode: bool, *, customer_id: str | None = None, status: str | None = None) -> sa.Select[Any]:
+    query = sa.select(checkout_sessions).where(checkout_sessions.c.livemode == livemode)
+    if customer_id:
+        query = query.where(checkout_sessions.c.customer_id == customer_id)
+    if status:
+        query = query.where(checkout_sessions.c.status == status)
+    return query
