@@ -4,6 +4,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m venv .venv
 .venv/bin/pip install --quiet --disable-pip-version-check -e '.[test]'
-.venv/bin/ruff check src tests bench examples
+.venv/bin/ruff check .
 .venv/bin/mypy
 .venv/bin/pytest -q "$@"

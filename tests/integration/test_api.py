@@ -55,7 +55,12 @@ async def test_customer_product_price_flow_emits_events(api: httpx.AsyncClient) 
     price = (
         await api.post(
             "/api/prices",
-            json={"product_id": product["id"], "unit_amount": "19.99", "currency": "usd", "recurring": {"interval": "month"}},
+            json={
+                "product_id": product["id"],
+                "unit_amount": "19.99",
+                "currency": "usd",
+                "recurring": {"interval": "month"},
+            },
         )
     ).json()
     assert price["unit_amount"] == "19.99" and price["type"] == "recurring"
@@ -94,7 +99,11 @@ async def test_customer_product_price_flow_emits_events(api: httpx.AsyncClient) 
         ("/api/prices", {"product_id": "prod_x", "unit_amount": 5, "currency": "usd"}, "unit_amount"),
         ("/api/webhook-endpoints", {"url": "ftp://example.com", "enabled_events": ["*"]}, "url"),
         ("/api/webhook-endpoints", {"url": "javascript:alert(1)", "enabled_events": ["*"]}, "url"),
-        ("/api/webhook-endpoints", {"url": "https://example.com", "enabled_events": ["invoice.exploded"]}, "enabled_events"),
+        (
+            "/api/webhook-endpoints",
+            {"url": "https://example.com", "enabled_events": ["invoice.exploded"]},
+            "enabled_events",
+        ),
         ("/api/webhook-endpoints", {"url": "https://example.com", "enabled_events": []}, "enabled_events"),
         ("/api/webhook-endpoints", {"url": "https://example.com", "enabled_events": "*"}, "enabled_events"),
     ],
@@ -135,7 +144,9 @@ async def test_malformed_json_oversize_and_unknown_routes(server: Server, api: h
     assert not_object.status_code == 400
     huge = await api.post("/api/customers", json={"description": "x" * (2 << 20)})
     assert huge.status_code == 413 and huge.json()["error"]["code"] == "payload_too_large"
-    form = await api.post("/api/customers", content=b'{"name": "Curl"}', headers={"content-type": "application/x-www-form-urlencoded"})
+    form = await api.post(
+        "/api/customers", content=b'{"name": "Curl"}', headers={"content-type": "application/x-www-form-urlencoded"}
+    )
     assert form.status_code == 200 and form.json()["name"] == "Curl"
     unknown = await api.get("/api/nothing-here")
     assert unknown.status_code == 404 and unknown.json()["error"]["type"] == "invalid_request_error"
@@ -183,8 +194,20 @@ async def test_webhook_endpoint_lifecycle_and_secret_visibility(api: httpx.Async
     ).json()
     secret = created["secret"]
     assert secret.startswith("whsec_") and created["status"] == "enabled" and created["created_via"] == "api"
-    for field in ("id", "object", "url", "enabled_events", "status", "description", "metadata", "livemode",
-                  "api_version", "created_via", "created_at", "updated_at"):
+    for field in (
+        "id",
+        "object",
+        "url",
+        "enabled_events",
+        "status",
+        "description",
+        "metadata",
+        "livemode",
+        "api_version",
+        "created_via",
+        "created_at",
+        "updated_at",
+    ):
         assert field in created
     retrieved = await api.get(f"/api/webhook-endpoints/{created['id']}")
     listed = await api.get("/api/webhook-endpoints", params={"page": 1, "size": 100})
@@ -194,7 +217,9 @@ async def test_webhook_endpoint_lifecycle_and_secret_visibility(api: httpx.Async
     assert (await api.get(f"/api/webhook-endpoints/{created['id']}/secret")).json() == {"secret": secret}
 
     updated = (
-        await api.put(f"/api/webhook-endpoints/{created['id']}", json={"url": "https://example.org/h", "status": "disabled"})
+        await api.put(
+            f"/api/webhook-endpoints/{created['id']}", json={"url": "https://example.org/h", "status": "disabled"}
+        )
     ).json()
     assert updated["url"] == "https://example.org/h" and updated["status"] == "disabled"
     assert (await api.put(f"/api/webhook-endpoints/{created['id']}", json={"status": "paused"})).status_code == 400

@@ -42,7 +42,9 @@ async def test_in_process_bus_calls_handlers_after_commit_in_order(database_url:
     async with app.running():
         with pytest.raises(RuntimeError):
             async with app.db.transaction() as tx:
-                await event_log.append(tx, [NewEvent("invoice.paid", {"id": "in_rolled_back"})], livemode=False, now=time.time())
+                await event_log.append(
+                    tx, [NewEvent("invoice.paid", {"id": "in_rolled_back"})], livemode=False, now=time.time()
+                )
                 raise RuntimeError("roll back")
         for i in range(5):
             async with app.db.transaction() as tx:
@@ -70,7 +72,10 @@ async def test_a_failing_handler_is_retried_and_does_not_block_others(database_u
     async with app.running():
         async with app.db.transaction() as tx:
             await event_log.append(
-                tx, [NewEvent("invoice.paid", {"id": "in_1"}), NewEvent("invoice.paid", {"id": "in_2"})], livemode=False, now=time.time()
+                tx,
+                [NewEvent("invoice.paid", {"id": "in_1"}), NewEvent("invoice.paid", {"id": "in_2"})],
+                livemode=False,
+                now=time.time(),
             )
         await _until(lambda: healthy == ["in_1", "in_2"])
         await _until(lambda: attempts == {"in_1": 3, "in_2": 3})
@@ -90,7 +95,10 @@ async def test_a_handler_that_never_succeeds_gives_up_and_moves_on(database_url:
     async with app.running():
         async with app.db.transaction() as tx:
             await event_log.append(
-                tx, [NewEvent("invoice.paid", {"id": "in_poison"}), NewEvent("invoice.paid", {"id": "in_ok"})], livemode=False, now=time.time()
+                tx,
+                [NewEvent("invoice.paid", {"id": "in_poison"}), NewEvent("invoice.paid", {"id": "in_ok"})],
+                livemode=False,
+                now=time.time(),
             )
         await _until(lambda: "in_ok" in seen)
     assert seen == ["in_poison"] * 3 + ["in_ok"] and app.bus.given_up == 1
@@ -188,3 +196,30 @@ async def test_a_wrong_key_fails_run_with_a_clear_error(server: Server) -> None:
     bus.subscribe(lambda event: None)
     with pytest.raises(RemoteError, match="401"):
         await asyncio.wait_for(bus.run_async(), 10)
+
+
+async def test_durable_in_process_bus_resumes_after_restart(database_url: str) -> None:
+    received: list[str] = []
+
+    def make_app() -> PaywireApp:
+        app = PaywireApp(database_url, bus_name="app")
+        app.bus.save_interval = 0.05
+        app.bus.subscribe(lambda event: received.append(event.object_id))
+        return app
+
+    async def emit(app: PaywireApp, object_id: str) -> None:
+        async with app.db.transaction() as tx:
+            await event_log.append(tx, [NewEvent("invoice.paid", {"id": object_id})], livemode=False, now=time.time())
+
+    app = make_app()
+    async with app.running():
+        await emit(app, "in_1")
+        await _until(lambda: received == ["in_1"])
+    # Down: another process (here, a plain writer) commits events.
+    writer = PaywireApp(database_url)
+    async with writer.running():
+        await emit(writer, "in_2")
+        await emit(writer, "in_3")
+    app = make_app()
+    async with app.running():
+        await _until(lambda: received == ["in_1", "in_2", "in_3"])

@@ -23,7 +23,10 @@ class Boom(Exception):
 async def _endpoint(app: PaywireApp, enabled: list[str], *, livemode: bool = False) -> str:
     async with app.db.transaction() as tx:
         created = await endpoints.create(
-            tx, WebhookEndpointCreate(url="http://127.0.0.1:9/hook", enabled_events=enabled), livemode=livemode, now=time.time()
+            tx,
+            WebhookEndpointCreate(url="http://127.0.0.1:9/hook", enabled_events=enabled),
+            livemode=livemode,
+            now=time.time(),
         )
     return str(created["id"])
 
@@ -81,7 +84,10 @@ async def test_a_failing_api_write_leaves_nothing(paywire: PaywireApp) -> None:
     with pytest.raises(NotFound):
         async with paywire.db.transaction() as tx:
             await products.create_price(
-                tx, PriceCreate(product_id="prod_missing", unit_amount="5.00", currency="usd"), livemode=False, now=time.time()
+                tx,
+                PriceCreate(product_id="prod_missing", unit_amount="5.00", currency="usd"),
+                livemode=False,
+                now=time.time(),
             )
     assert await _count(paywire, events) == 0
 
@@ -92,7 +98,9 @@ async def test_log_order_is_commit_order_under_concurrency(paywire: PaywireApp) 
 
     async def slow() -> str:
         async with paywire.db.transaction() as tx:
-            [event] = await event_log.append(tx, [NewEvent("invoice.paid", {"id": "in_slow"})], livemode=False, now=time.time())
+            [event] = await event_log.append(
+                tx, [NewEvent("invoice.paid", {"id": "in_slow"})], livemode=False, now=time.time()
+            )
             first_appended.set()
             await asyncio.sleep(0.3)
             return str(event["id"])
@@ -100,7 +108,9 @@ async def test_log_order_is_commit_order_under_concurrency(paywire: PaywireApp) 
     async def fast() -> str:
         await first_appended.wait()
         async with paywire.db.transaction() as tx:
-            [event] = await event_log.append(tx, [NewEvent("invoice.paid", {"id": "in_fast"})], livemode=False, now=time.time())
+            [event] = await event_log.append(
+                tx, [NewEvent("invoice.paid", {"id": "in_fast"})], livemode=False, now=time.time()
+            )
             return str(event["id"])
 
     reader_saw: list[list[str]] = []
