@@ -1,9 +1,16 @@
 """Paywire: a self-hosted Payment Kit whose every state change is a typed, persisted event."""
 
+from typing import TYPE_CHECKING
+
 from paywire.event import Event, EventData
 
+if TYPE_CHECKING:  # so that type checkers see the real classes behind the lazy names
+    from paywire.app import PaywireApp
+    from paywire.events.bus import EventBus
+    from paywire.sdk import AsyncPaywire, Paywire
+
 __version__ = "0.1.0"
-__all__ = ["Event", "EventBus", "EventData", "PaywireApp", "__version__"]
+__all__ = ["AsyncPaywire", "Event", "EventBus", "EventData", "Paywire", "PaywireApp", "__version__"]
 
 
 def __getattr__(name: str) -> object:
@@ -16,4 +23,8 @@ def __getattr__(name: str) -> object:
         from paywire.app import PaywireApp
 
         return PaywireApp
+    if name in ("Paywire", "AsyncPaywire"):
+        from paywire import sdk
+
+        return getattr(sdk, name)
     raise AttributeError(f"module 'paywire' has no attribute {name!r}")

@@ -14,12 +14,16 @@ from rich.console import Console
 
 from paywire import keys
 from paywire.app import PaywireApp
+from paywire.cli import remote
 from paywire.db import migrate as migrations
 from paywire.db.engine import Database, default_database_url
 
 app = typer.Typer(no_args_is_help=True, help="Paywire: self-hosted payment events.", add_completion=False)
 keys_app = typer.Typer(no_args_is_help=True, help="Manage secret API keys.")
 app.add_typer(keys_app, name="keys")
+app.add_typer(remote.events_app, name="events")
+app.add_typer(remote.endpoints_app, name="endpoints")
+app.command()(remote.listen)
 err = Console(stderr=True)
 
 DatabaseUrl = Annotated[
