@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Protocol
 
+from paywire.billing.runtime import Billing
 from paywire.clock import SYSTEM_CLOCK, Clock
 from paywire.db import migrate
 from paywire.db.engine import Database, default_database_url
@@ -39,6 +40,7 @@ class PaywireApp:
         bus_name: str | None = None,
         auto_migrate: bool = True,
         run_worker: bool = True,
+        delivery_concurrency: int | None = None,
         max_body_bytes: int = 1 << 20,
     ) -> None:
         self.database_url = database_url or default_database_url()
@@ -49,10 +51,14 @@ class PaywireApp:
         self.max_body_bytes = max_body_bytes
         self.bus = EventBus(LocalSource(self.db), name=bus_name)
         self.services: list[Service] = []
-        if run_worker:
-            from paywire.webhooks.dispatcher import Dispatcher
+        # The billing engine's outside world: this app's clock, the payment provider, the minter.
+        self.billing = Billing(clock=clock)
+        if run_worker:  # the background half: billing scheduler and webhook dispatcher
+            from paywire.billing.scheduler import Scheduler
+            from paywire.webhooks.dispatcher import DeliveryConfig, Dispatcher
 
-            self.services.append(Dispatcher(self.db))
+            self.services.append(Scheduler(self.db, self.billing))
+            self.services.append(Dispatcher(self.db, DeliveryConfig.from_env(concurrency=delivery_concurrency)))
         self._api: FastAPI | None = None
         self.started = False
         self.draining = False

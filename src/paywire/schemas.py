@@ -45,6 +45,7 @@ class CustomerCreate(Request):
     name: Annotated[str, Field(max_length=256)] | None = None
     description: ShortText | None = None
     metadata: Metadata | None = None
+    test_clock_id: ObjectId | None = None  # the customer (and its subscriptions) live on this clock
 
 
 class CustomerUpdate(Request):
@@ -117,7 +118,8 @@ class RotateSecret(Request):
 
 
 class ConsumerPosition(Request):
-    last_event_id: ObjectId
+    # null: "before the first event" (a consumer registered while the log is still empty).
+    last_event_id: ObjectId | None
 
 
 # --- responses ----------------------------------------------------------------------------

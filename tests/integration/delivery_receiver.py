@@ -46,7 +46,9 @@ class Receiver:
     delay: float = 0.0  # seconds each `/ok` request takes
     received: list[Received] = field(default_factory=list)
     in_flight: Counter[str] = field(default_factory=Counter)
-    max_in_flight: Counter[str] = field(default_factory=Counter)  # per webhook-id
+    max_in_flight: Counter[str] = field(default_factory=Counter)  # per "path webhook-id" (delivery)
+    path_in_flight: Counter[str] = field(default_factory=Counter)
+    path_max_in_flight: Counter[str] = field(default_factory=Counter)
     url: str = ""
     _runner: web.AppRunner | None = None
 
@@ -59,7 +61,7 @@ class Receiver:
     async def start(self) -> Receiver:
         app = web.Application()
         app.router.add_post("/{name}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.2, handler_cancellation=True)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
@@ -76,14 +78,17 @@ class Receiver:
         headers = {k.lower(): v for k, v in request.headers.items()}
         path = request.path
         verified = {s: _verifies(s, body, headers) for s in self.secrets.get(path, [])}
-        webhook_id = headers.get("webhook-id", "")
-        self.in_flight[webhook_id] += 1
-        self.max_in_flight[webhook_id] = max(self.max_in_flight[webhook_id], self.in_flight[webhook_id])
+        key = f"{path} {headers.get('webhook-id', '')}"
+        self.in_flight[key] += 1
+        self.path_in_flight[path] += 1
+        self.path_max_in_flight[path] = max(self.path_max_in_flight[path], self.path_in_flight[path])
+        self.max_in_flight[key] = max(self.max_in_flight[key], self.in_flight[key])
         try:
             self.received.append(Received(path, headers, body, time.time(), verified))
             return await self._respond(request.match_info["name"], path)
         finally:
-            self.in_flight[webhook_id] -= 1
+            self.in_flight[key] -= 1
+            self.path_in_flight[path] -= 1
 
     async def _respond(self, name: str, path: str) -> web.StreamResponse:
         if name == "ok":
@@ -101,7 +106,7 @@ class Receiver:
         if name == "busy":
             return web.Response(status=503, text="busy", headers={"Retry-After": "3"})
         if name == "slow":
-            await asyncio.sleep(30)
+            await asyncio.sleep(3)  # past any test timeout
             return web.Response(text="late")
         if name == "flaky":
             if self.failures[path] > 0:

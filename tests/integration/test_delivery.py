@@ -231,6 +231,20 @@ async def test_gone_disables_the_endpoint_and_emits_an_event(hooks: Hooks) -> No
     assert len(hooks.receiver.on("/gone")) == 1  # disabled: nothing more is sent
 
 
+async def test_a_dead_endpoint_does_not_delay_a_healthy_one(hooks: Hooks) -> None:
+    await hooks.endpoint("/slow")  # never answers within the timeout
+    await hooks.endpoint("/ok")
+    hooks.receiver.delay = 0.05
+    started = time.monotonic()
+    for _ in range(30):
+        await hooks.customer()
+    await until(lambda: len(hooks.receiver.on("/ok")) == 30, timeout=5)
+    # 30 x 50 ms through at most 10 connections: well under the dead endpoint's 1 s timeout.
+    assert time.monotonic() - started < 4
+    assert hooks.receiver.path_max_in_flight["/ok"] <= 10  # the per-endpoint cap
+    assert hooks.receiver.path_max_in_flight["/slow"] <= 10
+
+
 async def test_redirects_are_not_followed(hooks: Hooks) -> None:
     endpoint = await hooks.endpoint("/redirect")
     await hooks.customer()
@@ -253,7 +267,7 @@ async def test_attempts_api_filters_and_pages(hooks: Hooks) -> None:
     fail = await hooks.endpoint("/fail")
     first = await hooks.customer()
     second = await hooks.customer()
-    await hooks.wait_attempts(8)  # 2 successes + 2 × 3 failures
+    await hooks.wait_attempts(8)  # 2 successes + 2 x 3 failures
     assert {a["event_id"] for a in await hooks.attempts(event_id=first)} == {first}
     assert len(await hooks.attempts(event_id=second, webhook_endpoint_id=ok["id"])) == 1
     failed = await hooks.attempts(status="failed")
@@ -298,9 +312,7 @@ async def test_recover_requeues_failed_deliveries_since_a_time(hooks: Hooks) -> 
         if (await hooks.event(event_id))["pending_webhooks"] == 0:
             break
         await _sleep(0.05)
-    none = await hooks.api.post(
-        f"/api/webhook-endpoints/{endpoint['id']}/recover", json={"since": since + 3600}
-    )
+    none = await hooks.api.post(f"/api/webhook-endpoints/{endpoint['id']}/recover", json={"since": since + 3600})
     assert none.json()["requeued"] == 0
     recovered = await hooks.api.post(f"/api/webhook-endpoints/{endpoint['id']}/recover", json={"since": since})
     assert recovered.status_code == 200, recovered.text
@@ -321,9 +333,7 @@ async def test_disabled_endpoint_pauses_and_reenabling_resumes(hooks: Hooks) -> 
     async with hooks.app.db.transaction() as tx:
         from paywire.events.log import NewEvent, append
 
-        await append(
-            tx, [NewEvent("customer.created", {"id": "cus_x"})], livemode=False, now=time.time()
-        )
+        await append(tx, [NewEvent("customer.created", {"id": "cus_x"})], livemode=False, now=time.time())
     # Nothing matches a disabled endpoint at append time; queue one explicitly to the paused one.
     event_id = (await hooks.api.get("/api/events", params={"size": 1})).json()["list"][0]["id"]
     async with hooks.app.db.transaction() as tx:
@@ -400,9 +410,7 @@ async def test_live_mode_checks_the_address_actually_connected_to(
             if response.json()["count"]:
                 break
             await _sleep(0.05)
-            response = await hooks.live.get(
-                "/api/webhook-attempts", params={"webhook_endpoint_id": endpoint["id"]}
-            )
+            response = await hooks.live.get("/api/webhook-attempts", params={"webhook_endpoint_id": endpoint["id"]})
         attempt = response.json()["list"][0]
         assert attempt["status"] == "failed" and attempt["error_type"] == "ssrf_blocked", attempt
         assert attempt["response_status"] is None

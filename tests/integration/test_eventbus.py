@@ -223,3 +223,26 @@ async def test_durable_in_process_bus_resumes_after_restart(database_url: str) -
     app = make_app()
     async with app.running():
         await _until(lambda: received == ["in_1", "in_2", "in_3"])
+
+
+async def test_durable_consumer_registered_on_an_empty_log_misses_nothing(
+    server: Server, api: httpx.AsyncClient
+) -> None:
+    received: list[str] = []
+
+    async def run_once() -> None:
+        bus = EventBus.connect(server.url, api_key=server.test_key, name="early-bird", save_interval=0.05)
+        bus.subscribe(lambda event: received.append(event.object_id))
+        task = await _run(bus)
+        await _until(lambda: bus._feeder is not None)
+        await bus.stop()
+        await task
+
+    await run_once()  # registers at "before the first event", handles nothing
+    created = [(await api.post("/api/customers", json={})).json()["id"] for _ in range(2)]
+    bus = EventBus.connect(server.url, api_key=server.test_key, name="early-bird")
+    bus.subscribe(lambda event: received.append(event.object_id))
+    task = await _run(bus)
+    await _until(lambda: received == created)
+    await bus.stop()
+    await task

@@ -8,9 +8,21 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from paywire import __version__
-from paywire.api import errors
+from paywire.api import errors, openapi
 from paywire.api.middleware import PaywireMiddleware
-from paywire.api.routes import attempts, customers, endpoints, events, products
+from paywire.api.routes import (
+    attempts,
+    checkout,
+    customers,
+    endpoints,
+    events,
+    invoices,
+    payments,
+    products,
+    refunds,
+    subscriptions,
+    test_clocks,
+)
 from paywire.app import PaywireApp
 
 ROUTERS = [
@@ -20,6 +32,12 @@ ROUTERS = [
     events.router,
     events.consumers,
     attempts.router,
+    checkout.router,
+    subscriptions.router,
+    invoices.router,
+    payments.router,
+    refunds.router,
+    test_clocks.router,
 ]
 
 
@@ -45,4 +63,5 @@ def create_api(paywire: PaywireApp) -> FastAPI:
         return {"status": "ok", "version": __version__}
 
     api.add_middleware(PaywireMiddleware, paywire=paywire)
+    openapi.install(api)
     return api

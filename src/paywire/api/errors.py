@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -53,6 +54,11 @@ def install(app: FastAPI) -> None:
         error.status = exc.status_code
         return error_response(error, headers=getattr(exc, "headers", None))
 
+    # Database errors get their own handler: handlers of `Exception` run in Starlette's outermost
+    # middleware, which re-raises after answering, so uvicorn logs a traceback and closes the
+    # client's keep-alive connection (its next request then fails without an answer).
+    @app.exception_handler(sa.exc.SQLAlchemyError)
+    @app.exception_handler(OSError)
     @app.exception_handler(Exception)
     async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
         if is_unavailable(exc):

@@ -17,7 +17,8 @@ from paywire.billing.declines import Declined, Outcome, check_payment_method
 from paywire.billing.runtime import Call
 from paywire.billing.schemas import CheckoutSessionCreate
 from paywire.db.engine import Tx
-from paywire.db.schema import checkout_sessions, customers as customers_table, payment_intents
+from paywire.db.schema import checkout_sessions, payment_intents
+from paywire.db.schema import customers as customers_table
 from paywire.errors import InvalidRequest, NotFound, StateError
 from paywire.events.log import NewEvent, append
 from paywire.ids import new_id
@@ -140,7 +141,9 @@ async def create(tx: Tx, call: Call, params: CheckoutSessionCreate) -> dict[str,
         clock_id=clock_id, now=now,
     )  # fmt: skip
     session = render(row)
-    await append(tx, [NewEvent("checkout.session.created", session)], livemode=call.livemode, now=now, request=call.request)
+    await append(
+        tx, [NewEvent("checkout.session.created", session)], livemode=call.livemode, now=now, request=call.request
+    )
     return session
 
 
@@ -158,17 +161,23 @@ async def _save(tx: Tx, before: dict[str, Any], after: dict[str, Any], now: floa
     changed = {k: v for k, v in after.items() if before.get(k) != v and k not in ("seq", "id")}
     if changed:
         after["updated"] = changed["updated"] = int(now)
-        await tx.conn.execute(checkout_sessions.update().where(checkout_sessions.c.id == before["id"]).values(**changed))
+        await tx.conn.execute(
+            checkout_sessions.update().where(checkout_sessions.c.id == before["id"]).values(**changed)
+        )
 
 
 async def _session_intent(tx: Tx, call: Call, session: dict[str, Any], now: float) -> tuple[dict[str, Any], bool]:
     """The session's payment intent: the one a declined attempt left, or a new one."""
     if session["payment_intent_id"]:
         row = (
-            await tx.conn.execute(
-                sa.select(payment_intents).where(payment_intents.c.id == session["payment_intent_id"])
+            (
+                await tx.conn.execute(
+                    sa.select(payment_intents).where(payment_intents.c.id == session["payment_intent_id"])
+                )
             )
-        ).mappings().first()
+            .mappings()
+            .first()
+        )
         if row is not None and row["status"] == "requires_payment_method":
             return dict(row), False
     intent = payments.build(
@@ -192,7 +201,9 @@ async def confirm(tx: Tx, call: Call, session_id: str, payment_method: str) -> O
     now = await clocks.now_for(tx.conn, call, before["test_clock_id"])
     if now >= before["expires_at"]:
         raise StateError(f"checkout session {session_id!r} has expired", code="checkout_session_expired")
-    await check_payment_method(call, payment_method, "payment_method") if before["amount_total"] == 0 else None
+    # Nothing to charge (a trial): saving the card is the confirmation, so a card that cannot be
+    # saved is declined here. Otherwise the charge itself decides.
+    await check_payment_method(call, payment_method, "payment_method", saving=before["amount_total"] == 0)
     session = {**before, "payment_method": payment_method}
     events: list[NewEvent] = []
     intent: dict[str, Any] | None = None

@@ -111,10 +111,14 @@ async def collect_again(
     intent: dict[str, Any] | None = None
     if invoice["payment_intent_id"]:
         row = (
-            await tx.conn.execute(
-                sa.select(payment_intents).where(payment_intents.c.id == invoice["payment_intent_id"])
+            (
+                await tx.conn.execute(
+                    sa.select(payment_intents).where(payment_intents.c.id == invoice["payment_intent_id"])
+                )
             )
-        ).mappings().first()
+            .mappings()
+            .first()
+        )
         intent = dict(row) if row is not None else None
     invoice, intent = await _charge_invoice(call, invoice, intent, payment_method, now)
     await tx.conn.execute(
@@ -122,9 +126,7 @@ async def collect_again(
     )
     if intent is not None:
         await tx.conn.execute(
-            payment_intents.update()
-            .where(payment_intents.c.id == intent["id"])
-            .values(**_without_key(intent))
+            payment_intents.update().where(payment_intents.c.id == intent["id"]).values(**_without_key(intent))
         )
     return Collection(invoice, intent, [], _outcome(invoice, intent))
 

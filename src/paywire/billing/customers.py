@@ -7,8 +7,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from paywire import objects
+from paywire.billing.clocks import check_clock
 from paywire.db.engine import Tx
-from paywire.db.schema import customers
+from paywire.db.schema import customers, test_clocks
 from paywire.events.log import NewEvent, RequestInfo, append
 from paywire.ids import new_id
 from paywire.schemas import CustomerCreate, CustomerUpdate
@@ -27,6 +28,13 @@ def render(m: Any) -> dict[str, Any]:
 async def create(
     tx: Tx, params: CustomerCreate, *, livemode: bool, now: float, request: RequestInfo | None = None
 ) -> dict[str, Any]:
+    if params.test_clock_id is not None:
+        # A customer on a test clock reads time from it, from its creation on.
+        await check_clock(tx.conn, params.test_clock_id, livemode, "test_clock_id")
+        frozen = await tx.conn.scalar(
+            sa.select(test_clocks.c.frozen_time).where(test_clocks.c.id == params.test_clock_id)
+        )
+        now = float(frozen or 0)
     row = {
         "id": new_id("cus"),
         "livemode": livemode,
@@ -34,7 +42,7 @@ async def create(
         "name": params.name,
         "description": params.description,
         "metadata": params.metadata or {},
-        "test_clock_id": None,
+        "test_clock_id": params.test_clock_id,
         "created": int(now),
         "updated": int(now),
     }

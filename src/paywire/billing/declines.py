@@ -44,11 +44,12 @@ class Outcome(Generic[T]):
         return self.value
 
 
-async def check_payment_method(call: Call, payment_method: str, param: str) -> None:
-    """400 for an unknown payment method, 402 for one that cannot be saved; nothing is written."""
+async def check_payment_method(call: Call, payment_method: str, param: str, *, saving: bool = True) -> None:
+    """400 for an unknown payment method; when `saving` it, 402 for one that cannot be saved.
+    Nothing is written either way."""
     try:
         error = await call.provider.check(payment_method)
     except UnknownPaymentMethod as exc:
         raise InvalidRequest(str(exc), param=param, code="resource_missing") from None
-    if error is not None:
+    if error is not None and saving:
         raise Declined(error.as_dict(payment_method))

@@ -34,7 +34,10 @@ def render_line(line: dict[str, Any], currency: str) -> dict[str, Any]:
 
 def render(m: Any) -> dict[str, Any]:
     currency = m["currency"]
-    fmt = lambda amount: money.format_amount(int(amount), currency)  # noqa: E731
+
+    def fmt(amount: int) -> str:
+        return money.format_amount(int(amount), currency)
+
     return {
         **objects.common_fields(m, "invoice"),
         "customer_id": m["customer_id"],
@@ -109,9 +112,7 @@ async def take_pending_lines(tx: Tx, subscription_id: str, invoice_id: str) -> l
     ).all()
     if rows:
         await tx.conn.execute(
-            invoice_items.update()
-            .where(invoice_items.c.seq.in_([r.seq for r in rows]))
-            .values(invoice_id=invoice_id)
+            invoice_items.update().where(invoice_items.c.seq.in_([r.seq for r in rows])).values(invoice_id=invoice_id)
         )
     return [dict(r.line) for r in rows]
 

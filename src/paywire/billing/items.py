@@ -83,19 +83,37 @@ def recurrence(items: list[PricedItem], param: str) -> Recurrence:
     return Recurrence(items[0].price["currency"], interval, count, max(trials) if trials else None)
 
 
-def subscription_items(items: list[PricedItem], existing: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
-    """Stored items; an item keeps its `si_` id when its price was already on the subscription."""
-    kept = {item["price_id"]: item["id"] for item in existing or []}
-    return [
-        {
-            "id": kept.get(item.price["id"]) or new_id("si"),
-            "price_id": item.price["id"],
-            "quantity": item.quantity,
-            "unit_amount": int(item.price["unit_amount"]),
-            "currency": item.price["currency"],
-        }
-        for item in items
-    ]
+def subscription_items(
+    items: list[PricedItem], existing: list[dict[str, Any]] | None = None, ids: list[str | None] | None = None
+) -> list[dict[str, Any]]:
+    """Stored items. An item keeps its `si_` id when named by `ids`, when its price was already
+    on the subscription, or when it replaces the item at the same position."""
+    existing = existing or []
+    known = {item["id"] for item in existing}
+    by_price = {item["price_id"]: item["id"] for item in existing}
+    wanted = ids or [None] * len(items)
+    for item_id in wanted:
+        if item_id is not None and item_id not in known:
+            raise InvalidRequest(f"no such subscription item: {item_id!r}", param="items")
+    used = {item_id for item_id in wanted if item_id} | {
+        by_price[i.price["id"]] for i in items if i.price["id"] in by_price
+    }
+    result = []
+    for index, item in enumerate(items):
+        item_id = wanted[index] or by_price.get(item.price["id"])
+        if item_id is None and index < len(existing) and existing[index]["id"] not in used:
+            item_id = existing[index]["id"]
+            used.add(item_id)
+        result.append(
+            {
+                "id": item_id or new_id("si"),
+                "price_id": item.price["id"],
+                "quantity": item.quantity,
+                "unit_amount": int(item.price["unit_amount"]),
+                "currency": item.price["currency"],
+            }
+        )
+    return result
 
 
 def recurring_amount(items: list[dict[str, Any]]) -> int:
@@ -116,7 +134,7 @@ def period_line(item: dict[str, Any], start: int, end: int, description: str | N
     """An invoice line charging one item for the period [start, end)."""
     return {
         "id": new_id("il"),
-        "description": description or f"{item['quantity']} × {item['price_id']}",
+        "description": description or f"{item['quantity']} x {item['price_id']}",
         "price_id": item["price_id"],
         "quantity": item["quantity"],
         "amount": int(item["unit_amount"]) * int(item["quantity"]),

@@ -57,21 +57,30 @@ async def schedule(
         )
         return int(result.inserted_primary_key[0])  # type: ignore[index]
     if row.status == "canceled":
-        await tx.conn.execute(
-            table.update().where(table.c.seq == row.seq).values(status="pending", updated=int(now))
-        )
+        await tx.conn.execute(table.update().where(table.c.seq == row.seq).values(status="pending", updated=int(now)))
     return int(row.seq)
 
 
 async def cancel(tx: Tx, object_id: str, kinds: tuple[str, ...] | None, *, now: float) -> None:
-    """Cancel the object's pending jobs (of `kinds`, or all)."""
+    """Cancel the object's pending jobs (of `kinds`, or all).
+
+    A job a scheduler is running right now is skipped, not waited for: that scheduler holds the
+    job's lock and waits for the object's, which this caller holds (waiting would deadlock).
+    Every handler re-checks the object's state once it has the lock, so the skipped job finds
+    it has nothing left to do.
+    """
     where = sa.and_(table.c.object_id == object_id, table.c.status == "pending")
     if kinds is not None:
         where = sa.and_(where, table.c.kind.in_(kinds))
+    if tx.conn.dialect.name == "postgresql":
+        free = sa.select(table.c.seq).where(where).with_for_update(skip_locked=True)
+        where = table.c.seq.in_(free.scalar_subquery())
     await tx.conn.execute(table.update().where(where).values(status="canceled", updated=int(now)))
 
 
-async def claim_next(conn: AsyncConnection, *, clock_id: str | None, until: float) -> sa.RowMapping | None:
+async def claim_next(
+    conn: AsyncConnection, *, clock_id: str | None, until: float, object_id: str | None = None
+) -> sa.RowMapping | None:
     """The earliest pending job due by `until` on this clock (None: the wall clock), locked.
 
     PostgreSQL: `FOR UPDATE SKIP LOCKED`, so concurrent workers take different jobs and a job
@@ -84,6 +93,8 @@ async def claim_next(conn: AsyncConnection, *, clock_id: str | None, until: floa
         .order_by(table.c.due, table.c.seq)
         .limit(1)
     )
+    if object_id is not None:
+        query = query.where(table.c.object_id == object_id)
     if conn.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
     return (await conn.execute(query)).mappings().first()
@@ -106,4 +117,5 @@ async def retry_later(tx: Tx, seq: int, *, due: int, now: float, error: str) -> 
 
 async def next_due(conn: AsyncConnection, clock_id: str | None) -> int | None:
     clock = table.c.test_clock_id.is_(None) if clock_id is None else table.c.test_clock_id == clock_id
-    return await conn.scalar(sa.select(sa.func.min(table.c.due)).where(table.c.status == "pending", clock))
+    due = await conn.scalar(sa.select(sa.func.min(table.c.due)).where(table.c.status == "pending", clock))
+    return None if due is None else int(due)

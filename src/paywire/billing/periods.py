@@ -30,9 +30,7 @@ def validate_interval(interval: str, count: int) -> None:
         raise ValueError(f"interval_count must be an integer, got {count!r}")
     limit = MAX_INTERVAL_COUNT[interval]
     if not 1 <= count <= limit:
-        raise ValueError(
-            f"interval_count for {interval} must be between 1 and {limit} (at most 3 years), got {count}"
-        )
+        raise ValueError(f"interval_count for {interval} must be between 1 and {limit} (at most 3 years), got {count}")
 
 
 def _utc(ts: int) -> datetime:

@@ -170,9 +170,7 @@ def product_listing(livemode: bool, *, active: bool | None = None) -> sa.Select[
     return query if active is None else query.where(products.c.active == active)
 
 
-def price_listing(
-    livemode: bool, *, product_id: str | None = None, active: bool | None = None
-) -> sa.Select[Any]:
+def price_listing(livemode: bool, *, product_id: str | None = None, active: bool | None = None) -> sa.Select[Any]:
     query = sa.select(prices).where(prices.c.livemode == livemode)
     if product_id:
         query = query.where(prices.c.product_id == product_id)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from paywire.clock import SYSTEM_CLOCK, Clock
+from paywire.errors import InvalidRequest
 from paywire.events.log import RequestInfo
 from paywire.minting.base import Minter
 from paywire.minting.signed_receipt import SignedReceiptMinter
@@ -18,8 +19,13 @@ from paywire.providers.test import TestProvider
 
 @dataclass
 class Billing:
+    """`provider` serves test mode; live mode charges only through `live_provider`, which the
+    operator plugs in. Until then every live-mode charge is refused: test cards must never
+    "pay" a live invoice."""
+
     clock: Clock = SYSTEM_CLOCK
     provider: PaymentProvider = field(default_factory=TestProvider)
+    live_provider: PaymentProvider | None = None
     minter: Minter = field(default_factory=SignedReceiptMinter)
 
     def call(self, livemode: bool, request: RequestInfo | None = None) -> Call:
@@ -34,7 +40,14 @@ class Call:
 
     @property
     def provider(self) -> PaymentProvider:
-        return self.billing.provider
+        if not self.livemode:
+            return self.billing.provider
+        if self.billing.live_provider is None:
+            raise InvalidRequest(
+                "live mode has no payment provider: set PaywireApp.billing.live_provider",
+                code="livemode_provider_missing",
+            )
+        return self.billing.live_provider
 
     def wall_now(self) -> float:
         return self.billing.clock.now()

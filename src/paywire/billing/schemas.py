@@ -46,6 +46,7 @@ class CheckoutConfirm(Request):
 
 
 class SubscriptionItemIn(Request):
+    id: ObjectId | None = None  # an existing item (`si_…`) to change; else matched by price or position
     price_id: ObjectId
     quantity: Quantity = 1
 

@@ -1,22 +1,14 @@
-"""`paywire serve | worker | migrate | keys create`."""
+"""`paywire serve | worker | migrate | keys create | keys revoke`, and the remote commands (`events`, `endpoints`,
+`listen`, `trigger`)."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import time
-from types import FrameType
 from typing import Annotated
 
 import typer
-import uvicorn
-from rich.console import Console
 
-from paywire import keys
-from paywire.app import PaywireApp
-from paywire.cli import remote
-from paywire.db import migrate as migrations
-from paywire.db.engine import Database, default_database_url
+from paywire.cli import remote, trigger
+from paywire.config import default_database_url
 
 app = typer.Typer(no_args_is_help=True, help="Paywire: self-hosted payment events.", add_completion=False)
 keys_app = typer.Typer(no_args_is_help=True, help="Manage secret API keys.")
@@ -24,7 +16,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(remote.events_app, name="events")
 app.add_typer(remote.endpoints_app, name="endpoints")
 app.command()(remote.listen)
-err = Console(stderr=True)
+app.command()(trigger.trigger)
 
 DatabaseUrl = Annotated[
     str | None,
@@ -37,26 +29,6 @@ DatabaseUrl = Annotated[
 ]
 
 
-async def _first_key(paywire: PaywireApp) -> str | None:
-    """On an empty database, a test key to print once (the only time it is shown)."""
-    async with paywire.db.transaction() as tx:
-        if await keys.has_keys(tx.conn):
-            return None
-        return await keys.create_key(tx.conn, livemode=False, now=time.time())
-
-
-class DrainingServer(uvicorn.Server):
-    """Ends open event streams as soon as shutdown starts, instead of waiting them out."""
-
-    def __init__(self, config: uvicorn.Config, paywire: PaywireApp) -> None:
-        super().__init__(config)
-        self.paywire = paywire
-
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        self.paywire.drain()
-        super().handle_exit(sig, frame)
-
-
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
@@ -67,69 +39,30 @@ def serve(
     ] = False,
 ) -> None:
     """Run the HTTP API, the delivery worker and the scheduler in one process."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    paywire = PaywireApp(database_url or default_database_url(), run_worker=not no_worker)
+    from paywire.cli import server
 
-    async def main() -> None:
-        await migrations.upgrade(paywire.db)
-        key = await _first_key(paywire)
-        if key:
-            err.print(f"[bold]Created a test secret key[/bold] (shown only now): [green]{key}[/green]")
-        config = uvicorn.Config(
-            paywire.api, host=host, port=port, log_level="info", timeout_graceful_shutdown=3, lifespan="on"
-        )
-        await DrainingServer(config, paywire).serve()
-
-    asyncio.run(main())
+    server.serve(host, port, database_url or default_database_url(), run_worker=not no_worker)
 
 
 @app.command()
 def worker(
     database_url: DatabaseUrl = None,
     concurrency: Annotated[
-        int, typer.Option(min=1, max=10_000, help="Webhook requests in flight, all endpoints together.")
-    ] = 200,
+        int | None, typer.Option(min=1, max=10_000, help="Webhook requests in flight, all endpoints together.")
+    ] = None,
 ) -> None:
-    """Run the webhook delivery worker alone (scale it apart from `serve --no-worker`)."""
-    import signal
+    """Run the webhook dispatcher and the billing scheduler, without the API (beside `serve --no-worker`)."""
+    from paywire.cli import server
 
-    from paywire.webhooks.dispatcher import DeliveryConfig, Dispatcher
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-    async def main() -> None:
-        db = Database(database_url or default_database_url())
-        await migrations.upgrade(db)
-        await db.start_listening()
-        dispatcher = Dispatcher(db, DeliveryConfig.from_env(concurrency=concurrency))
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await dispatcher.start()
-        err.print(f"paywire worker {dispatcher.owner} delivering webhooks (concurrency {concurrency})")
-        try:
-            await stop.wait()
-        finally:
-            await dispatcher.stop()
-            await db.dispose()
-
-    asyncio.run(main())
+    server.worker(database_url or default_database_url(), concurrency)
 
 
 @app.command()
 def migrate(database_url: DatabaseUrl = None) -> None:
     """Bring the database schema up to date."""
+    from paywire.cli import server
 
-    async def main() -> None:
-        db = Database(database_url or default_database_url())
-        try:
-            await migrations.upgrade(db)
-        finally:
-            await db.dispose()
-
-    asyncio.run(main())
-    err.print("schema is up to date")
+    server.migrate(database_url or default_database_url())
 
 
 @keys_app.command("create")
@@ -138,17 +71,23 @@ def create_key(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Print one new secret key, alone on stdout."""
+    from paywire.cli import server
 
-    async def main() -> str:
-        db = Database(database_url or default_database_url())
-        try:
-            await migrations.upgrade(db)
-            async with db.transaction() as tx:
-                return await keys.create_key(tx.conn, livemode=live, now=time.time())
-        finally:
-            await db.dispose()
+    print(server.create_key(database_url or default_database_url(), live=live))
 
-    print(asyncio.run(main()))
+
+@keys_app.command("revoke")
+def revoke_key(
+    key: Annotated[str, typer.Argument(help="The secret key to revoke (sk_test_… or sk_live_…).", show_default=False)],
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Revoke a secret key: every request with it is a 401 from now on."""
+    from paywire.cli import server
+
+    if not server.revoke_key(database_url or default_database_url(), key):
+        server.err.print("no such key")
+        raise typer.Exit(1)
+    server.err.print("key revoked")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -21,13 +20,10 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from paywire.config import default_database_url
 from paywire.db.signal import PostgresListener, Signal
 
-DEFAULT_SQLITE_PATH = Path(".paywire") / "paywire.db"
-
-
-def default_database_url() -> str:
-    return os.environ.get("PAYWIRE_DATABASE_URL") or f"sqlite:///{DEFAULT_SQLITE_PATH}"
+__all__ = ["Database", "Tx", "async_url", "default_database_url", "is_unavailable"]
 
 
 def async_url(url: str) -> str:
@@ -79,9 +75,7 @@ class Database:
             sa_event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
             sa_event.listen(self.engine.sync_engine, "begin", _sqlite_begin)
         else:
-            self.engine = create_async_engine(
-                sa_url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
-            )
+            self.engine = create_async_engine(sa_url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
         self._write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
         self.signal = Signal()
         self._listener: PostgresListener | None = None

@@ -153,7 +153,7 @@ webhook_deliveries = sa.Table(
     sa.Column("created", sa.BigInteger, nullable=False),
     sa.Column("updated", sa.BigInteger, nullable=False),
     sa.Index(None, "status", "next_attempt"),
-    sa.Index(None, "endpoint_id", "status"),
+    sa.Index(None, "endpoint_id", "status", "next_attempt"),
 )
 
 webhook_attempts = sa.Table(

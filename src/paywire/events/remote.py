@@ -71,7 +71,7 @@ class RemoteSource:
             return None
         _raise_for(response)
         last: str | None = response.json()["last_event_id"]
-        return last
+        return last or FROM_START  # stored before the first event: everything is new
 
     async def head(self) -> str:
         """Where "now" is: the last event id, or FROM_START when there is none yet."""
@@ -81,9 +81,8 @@ class RemoteSource:
         return str(events[0]["id"]) if events else FROM_START
 
     async def save_position(self, name: str, position: str) -> None:
-        if position == FROM_START:
-            return
-        response = await self._request("PUT", f"/api/event-consumers/{name}", json={"last_event_id": position})
+        last_event_id = None if position == FROM_START else position
+        response = await self._request("PUT", f"/api/event-consumers/{name}", json={"last_event_id": last_event_id})
         _raise_for(response)
 
     async def events(self, after: str) -> AsyncIterator[tuple[str, Event]]:

@@ -61,7 +61,7 @@ def public_key_info(kid: str, key: Ed25519PrivateKey) -> dict[str, str]:
         "algorithm": "Ed25519",
         "public_key": _b64(public.public_bytes_raw()),
         "public_key_pem": public.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode(),
-        "token_format": f"{PREFIX}.<base64url(JSON payload)>.<base64url(Ed25519 signature of '{PREFIX}.' + payload part)>",
+        "token_format": f"{PREFIX}.<base64url(JSON payload)>.<base64url(Ed25519 signature of the first two parts)>",
     }
 
 

@@ -56,11 +56,8 @@ class PaymentProvider(Protocol):
         """Whether `payment_method` can be saved for later charges (None: it can)."""
         ...
 
-    async def charge(
-        self, *, payment_method: str, amount: int, currency: str, idempotency_key: str
-    ) -> ChargeResult:
+    async def charge(self, *, payment_method: str, amount: int, currency: str, idempotency_key: str) -> ChargeResult:
         """Charge `amount` minor units; the same `idempotency_key` never charges twice."""
         ...
 
-    async def refund(self, *, charge_ref: str, amount: int, currency: str, idempotency_key: str) -> RefundResult:
-        ...
+    async def refund(self, *, charge_ref: str, amount: int, currency: str, idempotency_key: str) -> RefundResult: ...

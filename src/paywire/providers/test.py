@@ -39,9 +39,7 @@ class TestProvider:
     async def check(self, payment_method: str) -> PaymentError | None:
         return self._card(payment_method)[0]
 
-    async def charge(
-        self, *, payment_method: str, amount: int, currency: str, idempotency_key: str
-    ) -> ChargeResult:
+    async def charge(self, *, payment_method: str, amount: int, currency: str, idempotency_key: str) -> ChargeResult:
         error = self._card(payment_method)[1]
         if error is not None:
             return ChargeResult(False, error=error)

@@ -170,15 +170,13 @@ async def record(tx: Tx, outcomes: Sequence[Outcome], *, owner: str, now: float,
             ),
             retry_rows,
         )
-    for event_id, n in finished.items():
+    if finished:
+        floor = sa.func.max if conn.dialect.name == "sqlite" else sa.func.greatest
         await conn.execute(
             events.update()
-            .where(events.c.id == event_id)
-            .values(
-                pending_webhooks=sa.func.max(events.c.pending_webhooks - n, 0)
-                if conn.dialect.name == "sqlite"
-                else sa.func.greatest(events.c.pending_webhooks - n, 0)
-            )
+            .where(events.c.id == sa.bindparam("k_id"))
+            .values(pending_webhooks=floor(events.c.pending_webhooks - sa.bindparam("k_n"), 0)),
+            [{"k_id": event_id, "k_n": n} for event_id, n in finished.items()],
         )
     await _endpoint_health(tx, succeeded, failing, gone, now=now, policy=policy)
 

@@ -9,8 +9,9 @@ SQLite claims inside a `BEGIN IMMEDIATE` write transaction, where there is one w
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -23,6 +24,8 @@ from paywire.webhooks.endpoints import valid_secrets
 
 d = webhook_deliveries
 e = webhook_endpoints
+
+MAX_ENDPOINTS_PER_CLAIM = 100  # more endpoints with due work are served by the next claims
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,7 @@ class Job:
     secrets: tuple[str, ...]
     body: bytes
     attempts: int  # attempts made before this one
+    lease_until: float  # the claim is ours until then; never start a request that could outlast it
 
 
 def _due(now: float) -> sa.ColumnElement[bool]:
@@ -45,6 +49,10 @@ def _due(now: float) -> sa.ColumnElement[bool]:
         d.c.next_attempt <= now,
         sa.or_(d.c.lease_until.is_(None), d.c.lease_until < now),
     )
+
+
+async def enabled_endpoints(tx: Tx) -> list[str]:
+    return list((await tx.conn.execute(sa.select(e.c.id).where(e.c.status == "enabled").order_by(e.c.seq))).scalars())
 
 
 async def claim(
@@ -57,43 +65,56 @@ async def claim(
     quotas: Mapping[str, int],
     default_quota: int,
     exclude: Collection[str],
+    start: int = 0,
+    endpoints: Sequence[str] | None = None,
 ) -> list[Job]:
     """Lease up to `limit` due deliveries of enabled endpoints, at most a quota per endpoint.
 
-    The per-endpoint quota keeps one endpoint's backlog from filling the batch (fair claiming);
-    `exclude` names endpoints this dispatcher is not taking right now (full or backed off).
+    Each endpoint's due rows are read through its own index range, so one endpoint's backlog
+    can neither fill the batch (fair claiming) nor make the claim slow when it is excluded
+    (`exclude`: endpoints this dispatcher is not taking now, being full or backed off).
+    `start` rotates which endpoints are asked first when there are more than fit in one claim.
+    `endpoints` is a recent list of enabled endpoints (read here if not given); the claim itself
+    re-checks that each endpoint is still enabled.
     """
     if limit <= 0:
         return []
     conn = tx.conn
-    candidates = (
-        sa.select(d.c.seq, d.c.endpoint_id)
-        .join(e, e.c.id == d.c.endpoint_id)
-        .where(_due(now), e.c.status == "enabled")
-        .order_by(d.c.next_attempt)
-        .limit(limit * 4)
-    )
-    if exclude:
-        candidates = candidates.where(d.c.endpoint_id.not_in(list(exclude)))
-    taken: dict[str, int] = {}
-    picked: list[int] = []
-    for seq, endpoint_id in (await conn.execute(candidates)).all():
-        count = taken.get(endpoint_id, 0)
-        if count < quotas.get(endpoint_id, default_quota):
-            taken[endpoint_id] = count + 1
-            picked.append(seq)
-            if len(picked) >= limit:
-                break
-    if not picked:
+    enabled = list(endpoints) if endpoints is not None else await enabled_endpoints(tx)
+    if enabled:
+        first = start % len(enabled)
+        enabled = enabled[first:] + enabled[:first]
+    skip = set(exclude)
+    ordered = [i for i in enabled if i not in skip]
+    per_endpoint: list[sa.Select[Any]] = []
+    postgres = conn.dialect.name == "postgresql"
+    for endpoint_id in ordered[:MAX_ENDPOINTS_PER_CLAIM]:
+        quota = min(quotas.get(endpoint_id, default_quota), limit)
+        if quota <= 0:
+            continue
+        still_enabled = sa.exists().where(e.c.id == endpoint_id, e.c.status == "enabled")
+        query = (
+            sa.select(d.c.seq)
+            .where(d.c.endpoint_id == endpoint_id, _due(now), still_enabled)
+            .order_by(d.c.next_attempt)
+            .limit(quota)
+        )
+        # PostgreSQL: rows another worker is claiming right now are skipped, not waited for,
+        # and the next ones in the range are taken instead.
+        per_endpoint.append(query.with_for_update(skip_locked=True) if postgres else query)
+    if not per_endpoint:
         return []
-    lockable = sa.select(d.c.seq).where(d.c.seq.in_(picked), _due(now))
-    if conn.dialect.name == "postgresql":
-        lockable = lockable.with_for_update(skip_locked=True)
+    # Materialized: evaluated once. PostgreSQL may otherwise re-run a LIMIT … SKIP LOCKED
+    # subquery inside IN for every row, and take (and skip) far more rows than asked.
+    union = sa.union_all(*(sa.select(q.subquery().c.seq) for q in per_endpoint)).subquery()
+    due_rows = sa.select(union.c.seq).limit(limit).cte("due").prefix_with("MATERIALIZED")
     claimed = (
         (
             await conn.execute(
                 d.update()
-                .where(d.c.seq.in_(lockable.scalar_subquery()))
+                # UPDATE … FROM, joined on the key alone: driven by the few picked rows (other
+                # shapes let PostgreSQL, before ANALYZE has run, scan every due row first).
+                .where(d.c.seq == due_rows.c.seq)
                 .values(lease_owner=owner, lease_until=now + lease)
                 .returning(d.c.seq)
             )
@@ -135,6 +156,7 @@ async def claim(
                 secrets=tuple(valid_secrets(m, now)),
                 body=body,
                 attempts=m["attempts"],
+                lease_until=now + lease,
             )
         )
     return jobs
@@ -166,24 +188,27 @@ async def _count_pending(tx: Tx, event_counts: Mapping[str, int]) -> None:
 
 
 async def enqueue(tx: Tx, event_id: str, endpoint_ids: Collection[str], *, livemode: bool, now: float) -> None:
-    """Queue `event_id` to each endpoint now: a pending delivery is made due at once, else a new one."""
+    """Queue `event_id` to each endpoint now: a waiting delivery is made due at once, else a new one.
+
+    A delivery being sent right now (leased) does not count as waiting: its outcome may already
+    be on the wire, so the resend gets a row of its own.
+    """
     if not endpoint_ids:
         return
     await _wake_workers(tx)
+    waiting = sa.and_(
+        d.c.event_id == event_id,
+        d.c.status == "pending",
+        sa.or_(d.c.lease_until.is_(None), d.c.lease_until < now),
+    )
     pending = set(
         (
-            await tx.conn.execute(
-                sa.select(d.c.endpoint_id).where(
-                    d.c.event_id == event_id, d.c.endpoint_id.in_(list(endpoint_ids)), d.c.status == "pending"
-                )
-            )
+            await tx.conn.execute(sa.select(d.c.endpoint_id).where(waiting, d.c.endpoint_id.in_(list(endpoint_ids))))
         ).scalars()
     )
     if pending:
         await tx.conn.execute(
-            d.update()
-            .where(d.c.event_id == event_id, d.c.endpoint_id.in_(list(pending)), d.c.status == "pending")
-            .values(next_attempt=now, updated=int(now))
+            d.update().where(waiting, d.c.endpoint_id.in_(list(pending))).values(next_attempt=now, updated=int(now))
         )
     new = [i for i in endpoint_ids if i not in pending]
     if new:

@@ -17,6 +17,7 @@ import contextlib
 import logging
 import os
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -29,6 +30,8 @@ from paywire.webhooks.retry import JITTER, RETRY_SCHEDULE
 from paywire.webhooks.sender import Outcome, send
 
 log = logging.getLogger("paywire.webhooks")
+
+ENDPOINTS_REFRESH = 1.0  # seconds a claim may rely on the list of enabled endpoints it read
 
 
 def _env_float(name: str, default: float) -> float:
@@ -47,9 +50,10 @@ class DeliveryConfig:
     batch_size: int = 200
     poll_interval: float = 1.0
     failures_before_backoff: int = 3  # consecutive failures that make an endpoint "failing"
-    max_backoff: float = 30.0
+    max_backoff: float = 10.0
     auto_disable_after: float = attempts.AUTO_DISABLE_AFTER
     shutdown_grace: float = 5.0
+    record_linger: float = 0.02  # seconds the attempts writer waits to fill a batch
     allow_private_networks: bool = field(default_factory=netpolicy.private_networks_allowed)
 
     @property
@@ -75,13 +79,23 @@ class DeliveryConfig:
 
 @dataclass
 class _EndpointState:
+    queue: deque[Job] = field(default_factory=deque)  # claimed, waiting for a free slot
     in_flight: int = 0
-    failures: int = 0  # consecutive
+    failures: int = 0  # consecutive failures without an HTTP response (timeouts, refusals)
+    more: bool = True  # the last claim took all it asked for: more may be due in the database
     paused_until: float = 0.0
 
 
 class Dispatcher:
-    """A `Service` of `PaywireApp`; also run alone by `paywire worker`."""
+    """A `Service` of `PaywireApp`; also run alone by `paywire worker`.
+
+    Claims run ahead of sending: each healthy endpoint keeps up to `prefetch` times its cap claimed
+    in memory, so a finished request is followed at once by the next one, without a database
+    round trip per delivery. A request is only started while its claim has time left to cover
+    it; a claim that ran short is given back.
+    """
+
+    prefetch = 20
 
     def __init__(self, db: Database, config: DeliveryConfig | None = None) -> None:
         self.db = db
@@ -89,7 +103,13 @@ class Dispatcher:
         self.owner = new_id("wkr")
         self.policy = attempts.RetryPolicy(self.config.schedule, self.config.jitter, self.config.auto_disable_after)
         self._endpoints: dict[str, _EndpointState] = {}
-        self._in_flight: dict[int, asyncio.Task[None]] = {}
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._queued = 0
+        self._claims = 0
+        self._enabled: list[str] = []
+        self._endpoints_read = 0.0
+        self._starved = False
+        self._expired: list[int] = []  # claims that ran short before being sent: give back
         self._outcomes: asyncio.Queue[Outcome] = asyncio.Queue()
         self._kick = asyncio.Event()
         self._stopping = False
@@ -97,6 +117,8 @@ class Dispatcher:
         self._writer_task: asyncio.Task[None] | None = None
         self._sessions: dict[bool, aiohttp.ClientSession] = {}
         self.sent = 0  # attempts made by this dispatcher (for benchmarks and logs)
+        # A request starts only with this much of its claim left (a full timeout, when it can).
+        self._lease_margin = min(self.config.timeout + 5, self.config.lease_seconds / 2)
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -130,10 +152,15 @@ class Dispatcher:
             self._loop_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop_task
-        if self._in_flight:
-            await asyncio.wait(list(self._in_flight.values()), timeout=self.config.shutdown_grace)
-        unsent = list(self._in_flight)
-        for task in list(self._in_flight.values()):
+        unsent = list(self._expired)
+        for state in self._endpoints.values():
+            unsent += [job.seq for job in state.queue]
+            state.queue.clear()
+        self._queued = 0
+        if self._tasks:
+            await asyncio.wait(list(self._tasks.values()), timeout=self.config.shutdown_grace)
+        unsent += list(self._tasks)
+        for task in list(self._tasks.values()):
             task.cancel()
         if self._writer_task:
             self._outcomes.put_nowait(_STOP)
@@ -155,39 +182,53 @@ class Dispatcher:
             state = self._endpoints[endpoint_id] = _EndpointState()
         return state
 
+    def _failing(self, state: _EndpointState) -> bool:
+        return state.failures >= self.config.failures_before_backoff
+
     def _cap(self, state: _EndpointState) -> int:
-        return 1 if state.failures >= self.config.failures_before_backoff else self.config.per_endpoint
+        return 1 if self._failing(state) else self.config.per_endpoint
+
+    def _want(self, state: _EndpointState) -> int:
+        """How many more deliveries to claim for this endpoint (a failing one: no read-ahead)."""
+        ahead = 1 if self._failing(state) else self.prefetch
+        return self._cap(state) * ahead - state.in_flight - len(state.queue)
 
     def _quotas(self, now: float) -> tuple[dict[str, int], list[str]]:
         quotas: dict[str, int] = {}
         exclude: list[str] = []
+        full = self.config.per_endpoint * self.prefetch
         for endpoint_id, state in self._endpoints.items():
-            room = self._cap(state) - state.in_flight
-            if room <= 0 or state.paused_until > now:
+            want = self._want(state)
+            if want <= 0 or state.paused_until > now:
                 exclude.append(endpoint_id)
-            elif room < self.config.per_endpoint:
-                quotas[endpoint_id] = room
+            elif want < full:
+                quotas[endpoint_id] = want
         return quotas, exclude
+
+    def _room(self) -> int:
+        """Claims this dispatcher can still hold: read-ahead for its whole concurrency."""
+        return self.config.concurrency * 2 - len(self._tasks) - self._queued
 
     async def _claim_loop(self) -> None:
         signal = self.db.signal
         while not self._stopping:
             snapshot = signal.snapshot()
             self._kick.clear()
-            free = self.config.concurrency - len(self._in_flight)
+            limit = min(self._room(), self.config.batch_size)
             claimed: list[Job] = []
-            if free > 0:
+            self._starved = limit <= 0
+            if limit > 0 or self._expired:
                 try:
-                    claimed = await self._claim(min(free, self.config.batch_size))
+                    claimed = await self._claim(max(limit, 0))
                 except Exception as exc:
                     log.warning("claiming deliveries failed (%s); retrying", exc, exc_info=not is_unavailable(exc))
                     await asyncio.sleep(min(self.config.poll_interval, 1.0))
                     continue
-                for job in claimed:
-                    self._start(job)
-            if claimed and len(claimed) >= min(free, self.config.batch_size):
+            self._pump_all()  # also restarts endpoints whose pause has ended
+            if limit > 0 and len(claimed) >= limit:
+                self._starved = True
                 continue  # more may be due right now
-            # Sleep until a commit (signal), a finished request (kick) or the poll interval.
+            # Sleep until a commit (signal), a queue running low (kick) or the poll interval.
             waits = [asyncio.ensure_future(snapshot.wait()), asyncio.ensure_future(self._kick.wait())]
             try:
                 await asyncio.wait(waits, timeout=self._poll_timeout(), return_when=asyncio.FIRST_COMPLETED)
@@ -204,38 +245,103 @@ class Dispatcher:
     async def _claim(self, limit: int) -> list[Job]:
         now = time.time()
         quotas, exclude = self._quotas(now)
+        expired, self._expired = self._expired, []
+        self._claims += 1
         async with self.db.transaction() as tx:
-            return await delivery.claim(
+            await delivery.release(tx, self.owner, expired)
+            if now - self._endpoints_read > ENDPOINTS_REFRESH:
+                self._enabled = await delivery.enabled_endpoints(tx)
+                self._endpoints_read = now
+                self._drop_disabled()
+            claimed = await delivery.claim(
                 tx,
                 owner=self.owner,
                 now=now,
                 lease=self.config.lease_seconds,
                 limit=limit,
                 quotas=quotas,
-                default_quota=self.config.per_endpoint,
+                default_quota=self.config.per_endpoint * self.prefetch,
                 exclude=exclude,
+                start=self._claims,
+                endpoints=self._enabled,
             )
+        counts: dict[str, int] = {}
+        for job in claimed:
+            self._state(job.endpoint_id).queue.append(job)
+            counts[job.endpoint_id] = counts.get(job.endpoint_id, 0) + 1
+        self._queued += len(claimed)
+        full = self.config.per_endpoint * self.prefetch
+        skipped = set(exclude)
+        for endpoint_id, state in self._endpoints.items():
+            if endpoint_id not in skipped:
+                state.more = counts.get(endpoint_id, 0) >= quotas.get(endpoint_id, full)
+        return claimed
+
+    def _drop_disabled(self) -> None:
+        """Endpoints disabled or deleted since their deliveries were claimed: send no more."""
+        enabled = set(self._enabled)
+        for endpoint_id, state in list(self._endpoints.items()):
+            if endpoint_id not in enabled:
+                self._give_back(state)
+                if not state.in_flight:
+                    del self._endpoints[endpoint_id]
+
+    def _give_back(self, state: _EndpointState) -> None:
+        self._expired += [job.seq for job in state.queue]
+        self._queued -= len(state.queue)
+        state.queue.clear()
 
     # --- sending ------------------------------------------------------------------------
 
-    def _start(self, job: Job) -> None:
-        self._state(job.endpoint_id).in_flight += 1
-        self._in_flight[job.seq] = asyncio.create_task(self._deliver(job))
+    def _pump_all(self) -> None:
+        for endpoint_id, state in self._endpoints.items():
+            if state.queue:
+                self._pump(endpoint_id, state)
 
-    async def _deliver(self, job: Job) -> None:
+    def _pump(self, endpoint_id: str, state: _EndpointState) -> None:
+        """Start queued deliveries while the endpoint and the dispatcher have free slots."""
+        now = time.time()
+        while state.queue and state.in_flight < self._cap(state) and len(self._tasks) < self.config.concurrency:
+            if state.paused_until > now:
+                break
+            job = state.queue.popleft()
+            self._queued -= 1
+            if job.lease_until - now < self._lease_margin:
+                self._expired.append(job.seq)  # could outlast its claim: another worker may take it
+                continue
+            state.in_flight += 1
+            self._tasks[job.seq] = asyncio.create_task(self._deliver(job, state))
+        if state.more and len(state.queue) <= self._cap(state) * self.prefetch // 2:
+            state.more = False
+            self._kick.set()  # half empty and more waiting: claim more, in one batch
+
+    async def _deliver(self, job: Job, state: _EndpointState) -> None:
         try:
             outcome = await send(self._session(job.livemode), job, timeout=self.config.timeout)
         finally:
-            self._in_flight.pop(job.seq, None)
-            self._state(job.endpoint_id).in_flight -= 1
+            self._tasks.pop(job.seq, None)
+            state.in_flight -= 1
         self.sent += 1
-        self._health(job.endpoint_id, outcome)
+        self._health(state, outcome)
         self._outcomes.put_nowait(outcome)
-        self._kick.set()
+        if not self._stopping:
+            self._pump(job.endpoint_id, state)
+            if len(self._tasks) == self.config.concurrency - 1:
+                self._pump_all()  # a global slot opened: others may be waiting for it
+            if self._starved:
+                self._starved = False
+                self._kick.set()  # the last claim was cut short by our own limit
 
-    def _health(self, endpoint_id: str, outcome: Outcome) -> None:
-        state = self._state(endpoint_id)
-        if outcome.ok:
+    def _health(self, state: _EndpointState, outcome: Outcome) -> None:
+        """Back off endpoints that cannot be reached or time out (they hold connections for long).
+
+        An endpoint that answers, even with an error status, frees its slot at once and costs the
+        others nothing: its deliveries just follow the retry schedule.
+        """
+        if outcome.status == 410:
+            self._give_back(state)  # the endpoint is being disabled: the rest stay pending
+            self._endpoints_read = 0.0  # re-read the enabled endpoints at the next claim
+        if outcome.status is not None:
             state.failures, state.paused_until = 0, 0.0
             return
         state.failures += 1
@@ -249,7 +355,11 @@ class Dispatcher:
         stopping = False
         while not stopping:
             batch = [await self._outcomes.get()]
-            while not self._outcomes.empty() and len(batch) < 1000:
+            # Linger a moment so one transaction records many attempts (the receiver already has
+            # them; recording later only holds the lease a little longer).
+            if batch[0] is not _STOP and not self._stopping:
+                await asyncio.sleep(self.config.record_linger)
+            while not self._outcomes.empty() and len(batch) < 2000:
                 batch.append(self._outcomes.get_nowait())
             if any(o is _STOP for o in batch):
                 stopping = True

@@ -81,7 +81,12 @@ async def send(session: aiohttp.ClientSession, job: Job, *, timeout: float) -> O
             retry_after = response.headers.get("retry-after")
             # Read one byte past the excerpt: a body that ends within it leaves the connection
             # reusable; a longer one is cut off (aiohttp then closes that connection).
-            raw = await response.content.read(BODY_EXCERPT_BYTES + 1)
+            raw = b""
+            while len(raw) <= BODY_EXCERPT_BYTES:
+                chunk = await response.content.read(BODY_EXCERPT_BYTES + 1 - len(raw))
+                if not chunk:
+                    break
+                raw += chunk
             excerpt = raw[:BODY_EXCERPT_BYTES].decode("utf-8", errors="replace")
     except Exception as exc:  # every network failure is an attempt outcome, not a crash
         error_type, error = _classify(exc, timeout)

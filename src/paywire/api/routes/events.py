@@ -191,8 +191,10 @@ async def set_consumer(name: str, body: ConsumerPosition, ctx: Ctx = Depends(con
     """Record that the consumer has handled everything up to `last_event_id` (never moves back)."""
     if len(name) > 200:
         raise InvalidRequest("consumer name is longer than 200 characters", param="name")
-    async with ctx.db.read() as conn:
-        seq = await event_log.seq_of(conn, body.last_event_id, ctx.livemode)
+    seq: int | None = 0
+    if body.last_event_id is not None:
+        async with ctx.db.read() as conn:
+            seq = await event_log.seq_of(conn, body.last_event_id, ctx.livemode)
     if seq is None:
         raise NotFound(f"no such event: {body.last_event_id!r}", param="last_event_id")
     await store_position(ctx.db, name, ctx.livemode, seq, body.last_event_id, ctx.now())

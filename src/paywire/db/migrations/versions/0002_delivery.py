@@ -22,7 +22,9 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("failing_since", sa.Float(), nullable=True))
     with op.batch_alter_table("webhook_deliveries", schema=None) as batch_op:
         batch_op.create_index(
-            batch_op.f("ix_webhook_deliveries_endpoint_id_status"), ["endpoint_id", "status"], unique=False
+            batch_op.f("ix_webhook_deliveries_endpoint_id_status_next_attempt"),
+            ["endpoint_id", "status", "next_attempt"],
+            unique=False,
         )
     with op.batch_alter_table("webhook_attempts", schema=None) as batch_op:
         batch_op.add_column(sa.Column("error_type", sa.String(length=32), nullable=True))
@@ -34,6 +36,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_webhook_attempts_livemode_seq"))
         batch_op.drop_column("error_type")
     with op.batch_alter_table("webhook_deliveries", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_webhook_deliveries_endpoint_id_status"))
+        batch_op.drop_index(batch_op.f("ix_webhook_deliveries_endpoint_id_status_next_attempt"))
     with op.batch_alter_table("webhook_endpoints", schema=None) as batch_op:
         batch_op.drop_column("failing_since")

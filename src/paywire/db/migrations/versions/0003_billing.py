@@ -151,6 +151,7 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=32), nullable=False),
         sa.Column("payment_method", sa.String(length=80), nullable=True),
         sa.Column("charge_ref", sa.String(length=80), nullable=True),
+        sa.Column("charge_attempts", sa.Integer(), nullable=False),
         sa.Column("last_payment_error", sa.JSON(), nullable=True),
         sa.Column("description", sa.Text(), nullable=True),
         sa.Column("test_clock_id", sa.String(length=40), nullable=True),

@@ -1,0 +1,185 @@
+"""Subscription changes driven by time — trial notices, trial end, renewals, dunning retries,
+scheduled cancels, expiry of incomplete subscriptions — and paying an invoice late.
+
+The scheduler (wall clock) and test clocks call the `on_*` handlers, each inside the job's
+transaction. A handler first re-checks that its job still applies (the subscription may have
+changed since it was scheduled), so a stale job does nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from paywire import objects
+from paywire.billing import clocks, invoices, jobs, payments
+from paywire.billing.collection import collect_again, open_and_collect
+from paywire.billing.declines import Declined, Outcome, check_payment_method
+from paywire.billing.runtime import Call
+from paywire.billing.subscription_state import (
+    DUNNING_DAYS,
+    ENDED,
+    TRIAL_NOTICE,
+    emit,
+    end_subscription,
+    event,
+    lines_for_period,
+    load,
+    new_invoice,
+    period_after,
+    reschedule,
+    save,
+    schedule_retry,
+    updated_events,
+)
+from paywire.db.engine import Tx
+from paywire.db.schema import invoices as invoices_table
+from paywire.errors import StateError
+from paywire.events.log import NewEvent
+
+
+async def settle_paid_invoice(tx: Tx, call: Call, invoice: dict[str, Any], now: float) -> list[NewEvent]:
+    """A late payment of a subscription's invoice (retry, `/pay`): the "card pays" events.
+
+    `started` for the first paid period, `renewed` for a renewal, then `.updated` (status back to
+    active). The invoice's own payment events come first, from the caller.
+    """
+    if invoice["subscription_id"] is None:
+        return []
+    before = await load(tx, invoice["subscription_id"])
+    if before["status"] in ENDED:
+        return []
+    after = dict(before)
+    if before["status"] in ("past_due", "incomplete") and before["latest_invoice_id"] == invoice["id"]:
+        after["status"] = "active"
+    await save(tx, before, after, now)
+    await jobs.cancel(tx, before["id"], (jobs.DUNNING_RETRY,), now=now)
+    if after["status"] != before["status"]:
+        await reschedule(tx, after, now)
+    specific = {"subscription_create": "started", "subscription_cycle": "renewed"}.get(invoice["billing_reason"])
+    return [*([event(specific, after)] if specific else []), *updated_events(before, after)]
+
+
+async def on_trial_will_end(tx: Tx, call: Call, job: Any, now: float) -> None:
+    sub = await load(tx, job["object_id"])
+    if sub["status"] != "trialing" or sub["trial_end"] is None:
+        return
+    if job["due"] == max(sub["trial_start"], sub["trial_end"] - TRIAL_NOTICE):  # still this trial's notice
+        await emit(tx, call, [event("trial_will_end", sub)], now)
+
+
+async def _charge_period(
+    tx: Tx, call: Call, before: dict[str, Any], start: int, reason: str, now: float, first: tuple[str, ...]
+) -> None:
+    """Start the period at `start` and charge it: trial end and renewal share this."""
+    after = {**before, "current_period_start": start}
+    after["current_period_end"] = period_after(after, start)
+    period = (start, after["current_period_end"])
+    invoice = new_invoice(after, reason, lines_for_period(after, *period), period, now)
+    collected = await open_and_collect(tx, call, invoice, after["default_payment_method"], now, with_pending=True)
+    after.update(latest_invoice_id=invoice["id"], status="active" if collected.paid else "past_due")
+    await save(tx, before, after, now)
+    if not collected.paid:
+        await schedule_retry(tx, after, collected, 1, int(now))
+    specific = {"subscription_create": "started", "subscription_cycle": "renewed"}[reason]
+    paid = [event(specific, after)] if collected.paid else []
+    opening = [event(kind, after) for kind in first]
+    events = [*opening, *collected.created, *collected.outcome, *paid, *updated_events(before, after)]
+    await emit(tx, call, events, now)
+    await reschedule(tx, after, now)
+
+
+async def on_trial_end(tx: Tx, call: Call, job: Any, now: float) -> None:
+    sub = await load(tx, job["object_id"])
+    if sub["status"] != "trialing" or sub["trial_end"] != job["due"] or sub["cancel_at_period_end"]:
+        return
+    await _charge_period(tx, call, sub, sub["trial_end"], "subscription_create", now, ("trial_end",))
+
+
+async def on_renewal(tx: Tx, call: Call, job: Any, now: float) -> None:
+    sub = await load(tx, job["object_id"])
+    if sub["status"] not in ("active", "past_due") or sub["current_period_end"] != job["due"]:
+        return
+    if sub["cancel_at_period_end"]:
+        return
+    await _charge_period(tx, call, sub, sub["current_period_end"], "subscription_cycle", now, ())
+
+
+async def on_cancel(tx: Tx, call: Call, job: Any, now: float) -> None:
+    sub = await load(tx, job["object_id"])
+    if sub["status"] in ENDED or not sub["cancel_at_period_end"] or sub["current_period_end"] != job["due"]:
+        return
+    after = await end_subscription(tx, sub, now, canceled_at=None)
+    await emit(tx, call, [event("deleted", after)], now)
+
+
+async def on_incomplete_expire(tx: Tx, call: Call, job: Any, now: float) -> None:
+    sub = await load(tx, job["object_id"])
+    if sub["status"] != "incomplete":
+        return
+    events = []
+    if sub["latest_invoice_id"]:
+        row = (
+            (await tx.conn.execute(sa.select(invoices_table).where(invoices_table.c.id == sub["latest_invoice_id"])))
+            .mappings()
+            .first()
+        )
+        if row is not None and row["status"] == "open":
+            await tx.conn.execute(
+                invoices_table.update().where(invoices_table.c.id == row["id"]).values(status="void", updated=int(now))
+            )
+            events.append(NewEvent("invoice.voided", invoices.render({**row, "status": "void"})))
+    after = await end_subscription(tx, sub, now, canceled_at=None, status="incomplete_expired")
+    await emit(tx, call, [*events, event("deleted", after)], now)
+
+
+async def on_dunning_retry(tx: Tx, call: Call, job: Any, now: float) -> None:
+    """Retry a failed invoice (after 1, 3 and 5 days); the last failure cancels the subscription."""
+    sub = await load(tx, job["object_id"])
+    invoice_id = job["payload"]["invoice_id"]
+    row = (await tx.conn.execute(sa.select(invoices_table).where(invoices_table.c.id == invoice_id))).mappings().first()
+    if row is None or row["status"] != "open" or sub["status"] in ENDED or sub["status"] == "paused":
+        return
+    collected = await collect_again(tx, call, row, sub["default_payment_method"], now)
+    if collected.paid:
+        await emit(tx, call, [*collected.outcome, *await settle_paid_invoice(tx, call, collected.invoice, now)], now)
+        return
+    attempt, first = int(job["payload"]["attempt"]), int(job["payload"]["first_failed_at"])
+    if attempt < len(DUNNING_DAYS):
+        await schedule_retry(tx, sub, collected, attempt + 1, first)
+        await emit(tx, call, collected.outcome, now)
+        return
+    invoice = {**collected.invoice, "status": "uncollectible", "next_payment_attempt": None}
+    await tx.conn.execute(
+        invoices_table.update()
+        .where(invoices_table.c.id == invoice_id)
+        .values(status="uncollectible", next_payment_attempt=None)
+    )
+    after = await end_subscription(tx, sub, now, canceled_at=int(now))
+    uncollectible = NewEvent("invoice.marked_uncollectible", invoices.render(invoice))
+    await emit(tx, call, [*collected.outcome, uncollectible, event("deleted", after)], now)
+
+
+async def pay_invoice(tx: Tx, call: Call, invoice_id: str, payment_method: str | None) -> Outcome[dict[str, Any]]:
+    """`POST /api/invoices/{id}/pay`: charge an open invoice now (with this card, or the
+    subscription's default); success has the same effects as a successful dunning retry."""
+    found = await objects.fetch(tx.conn, invoices_table, invoice_id, call.livemode)
+    # Lock the subscription before the invoice: the order every scheduled job takes them in.
+    sub = await load(tx, found["subscription_id"]) if found["subscription_id"] else None
+    row = await objects.fetch(tx.conn, invoices_table, invoice_id, call.livemode, lock=True)
+    if row["status"] != "open":
+        raise StateError(f"invoice {invoice_id!r} is {row['status']}; only an open invoice can be paid")
+    if payment_method is not None:
+        await check_payment_method(call, payment_method, "payment_method", saving=False)
+    now = await clocks.now_for(tx.conn, call, row["test_clock_id"])
+    if payment_method is None and sub is not None:
+        payment_method = sub["default_payment_method"]
+    collected = await collect_again(tx, call, row, payment_method, now)
+    settled = await settle_paid_invoice(tx, call, collected.invoice, now) if collected.paid else []
+    await emit(tx, call, [*collected.outcome, *settled], now)
+    invoice = invoices.render(collected.invoice)
+    intent = collected.intent
+    if collected.paid or intent is None or intent["last_payment_error"] is None:
+        return Outcome(invoice)
+    return Outcome(invoice, Declined(intent["last_payment_error"], payments.render(intent)))

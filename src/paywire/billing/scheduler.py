@@ -1,0 +1,138 @@
+"""The scheduler: runs due billing jobs. A `Service` of `PaywireApp` (in `serve` and `worker`).
+
+Each job runs in one transaction that claims it, applies the transition (rows and events) and
+marks it done, so a job runs to completion exactly once however many schedulers share the
+database: on PostgreSQL they claim with `FOR UPDATE SKIP LOCKED`; on SQLite write transactions
+are exclusive (`BEGIN IMMEDIATE`). A job that raises is rolled back and retried with back-off;
+after `MAX_ATTEMPTS` it is marked failed and logged.
+
+The scheduler runs wall-clock jobs only; a test clock's jobs run when the clock advances
+(`test_clocks.advance`), with the clock's time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import sqlalchemy as sa
+
+from paywire.billing import checkout, jobs, renewals
+from paywire.billing.runtime import Billing, Call
+from paywire.db.engine import Database, Tx, is_unavailable
+from paywire.db.schema import test_clocks
+
+log = logging.getLogger("paywire.scheduler")
+
+Handler = Callable[[Tx, Call, Any, float], Awaitable[None]]
+HANDLERS: dict[str, Handler] = {
+    jobs.TRIAL_WILL_END: renewals.on_trial_will_end,
+    jobs.TRIAL_END: renewals.on_trial_end,
+    jobs.RENEWAL: renewals.on_renewal,
+    jobs.DUNNING_RETRY: renewals.on_dunning_retry,
+    jobs.CANCEL: renewals.on_cancel,
+    jobs.INCOMPLETE_EXPIRE: renewals.on_incomplete_expire,
+    jobs.CHECKOUT_EXPIRE: checkout.on_expire,
+    jobs.NFT_MINT: checkout.on_mint,
+}
+MAX_ATTEMPTS = 5
+
+
+async def run_one(
+    db: Database, billing: Billing, *, clock_id: str | None, until: float, object_id: str | None = None
+) -> bool:
+    """Claim and run the earliest due job; False when nothing is due."""
+    job: Any = None
+    try:
+        async with db.transaction() as tx:
+            job = await jobs.claim_next(tx.conn, clock_id=clock_id, until=until, object_id=object_id)
+            if job is None:
+                return False
+            if clock_id is None:
+                now = billing.clock.now()
+            else:  # the clock shows the job's time while it runs
+                now = float(job["due"])
+                await tx.conn.execute(
+                    test_clocks.update()
+                    .where(test_clocks.c.id == clock_id, test_clocks.c.frozen_time < job["due"])
+                    .values(frozen_time=job["due"])
+                )
+            await HANDLERS[job["kind"]](tx, billing.call(job["livemode"]), job, now)
+            await jobs.finish(tx, job["seq"], now=now)
+            return True
+    except Exception as exc:
+        # The database going away is not the job's fault: no attempt is spent, the loop waits.
+        if job is None or is_unavailable(exc):
+            raise
+        log.exception("billing job %s for %s failed", job["kind"], job["object_id"])
+        await _record_failure(db, billing, job, clock_id, exc)
+        return True
+
+
+async def _record_failure(db: Database, billing: Billing, job: Any, clock_id: str | None, exc: Exception) -> None:
+    now = billing.clock.now()
+    error = f"{type(exc).__name__}: {exc}"
+    async with db.transaction() as tx:
+        # A test clock cannot wait for a retry (its time only moves on advance): fail at once.
+        if clock_id is not None or job["attempts"] + 1 >= MAX_ATTEMPTS:
+            await jobs.finish(tx, job["seq"], now=now, status="failed", error=error)
+        else:
+            await jobs.retry_later(tx, job["seq"], due=int(now) + 30 * 2 ** job["attempts"], now=now, error=error)
+
+
+async def run_due(db: Database, billing: Billing, *, object_id: str | None = None) -> int:
+    """Run every wall-clock job due now (of one object, if given); returns how many ran."""
+    count = 0
+    while await run_one(db, billing, clock_id=None, until=billing.clock.now(), object_id=object_id):
+        count += 1
+    return count
+
+
+class Scheduler:
+    def __init__(self, db: Database, billing: Billing, *, poll_interval: float = 1.0) -> None:
+        self.db = db
+        self.billing = billing
+        self.poll_interval = poll_interval
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._loop(), name="paywire-scheduler")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def tick(self) -> float:
+        """Run what is due; return how long to sleep. Reads first, so an idle scheduler never
+        takes SQLite's write lock."""
+        async with self.db.read() as conn:
+            due = await jobs.next_due(conn, None)
+        if due is not None and due <= self.billing.clock.now():
+            await run_due(self.db, self.billing)
+            return 0.05  # look again soon: another process may hold a job it is running
+        if due is None:
+            return self.poll_interval
+        return max(0.05, min(self.poll_interval, due - self.billing.clock.now()))
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                delay = await self.tick()
+            except Exception as exc:  # the database restarting: keep going
+                if not isinstance(exc, (sa.exc.SQLAlchemyError, OSError)):
+                    log.exception("scheduler loop error")
+                delay = self.poll_interval
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), delay)

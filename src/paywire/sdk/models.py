@@ -1,0 +1,137 @@
+"""Result types: the server's own response models (`paywire.schemas`), lists that page, and a
+generic object for calls whose model is not written yet."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, PrivateAttr
+
+from paywire import schemas
+from paywire.schemas import ListResponse
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class PaywireObject(BaseModel):
+    """Any API object: attribute access over its JSON (`obj.status`), `obj["status"]` too."""
+
+    model_config = ConfigDict(extra="allow")
+
+    if TYPE_CHECKING:  # pydantic serves extra fields as attributes; tell the type checker so
+
+        def __getattr__(self, name: str) -> Any: ...
+
+    def __getitem__(self, name: str) -> Any:
+        try:
+            return getattr(self, name)
+        except AttributeError:
+            raise KeyError(name) from None
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump()
+
+
+class DeletedObject(PaywireObject):
+    id: str
+    object: str
+    deleted: bool
+
+
+# The response model of each billing object, by name in `paywire.schemas` or
+# `paywire.billing.schemas`. A model not (yet) there falls back to PaywireObject.
+BILLING_MODELS = {
+    "checkout_session": "CheckoutSession",
+    "subscription": "Subscription",
+    "invoice": "Invoice",
+    "payment_intent": "PaymentIntent",
+    "refund": "Refund",
+    "test_clock": "TestClock",
+}
+
+
+def _find_model(name: str) -> type[PaywireObject]:
+    """The named server model, made a PaywireObject too: typed fields checked, extras readable."""
+    modules: list[Any] = [schemas]
+    try:
+        from paywire.billing import schemas as billing_schemas
+
+        modules.append(billing_schemas)
+    except ImportError:
+        pass
+    for module in modules:
+        found = getattr(module, name, None)
+        if isinstance(found, type) and issubclass(found, BaseModel):
+            model: type[PaywireObject] = type(name, (found, PaywireObject), {"__module__": __name__})
+            return model
+    return PaywireObject
+
+
+MODELS: dict[str, type[PaywireObject]] = {key: _find_model(name) for key, name in BILLING_MODELS.items()}
+
+
+class ListResult(ListResponse[M], Generic[M]):
+    """One page: `.list`, `.count`, `.paging`; `auto_paging_iter()` walks this page and the next."""
+
+    _fetch: Callable[[int], ListResult[M]] | None = PrivateAttr(default=None)
+
+    @property
+    def has_more(self) -> bool:
+        return self.paging.page * self.paging.size < self.count
+
+    def next_page(self) -> ListResult[M] | None:
+        if not self.has_more or self._fetch is None:
+            return None
+        return self._fetch(self.paging.page + 1)
+
+    def auto_paging_iter(self) -> Iterator[M]:
+        """Every item from this page on. Pages are newest first, so an object created meanwhile
+        pushes older ones to the next page: items already seen are skipped, not repeated."""
+        seen: set[str] = set()
+        page: ListResult[M] | None = self
+        while page is not None:
+            yield from _unseen(page.list, seen)
+            page = page.next_page()
+
+
+class AsyncListResult(ListResponse[M], Generic[M]):
+    """The async client's page: `await next_page()`, `async for x in page.auto_paging_iter()`."""
+
+    _fetch: Callable[[int], Awaitable[AsyncListResult[M]]] | None = PrivateAttr(default=None)
+
+    @property
+    def has_more(self) -> bool:
+        return self.paging.page * self.paging.size < self.count
+
+    async def next_page(self) -> AsyncListResult[M] | None:
+        if not self.has_more or self._fetch is None:
+            return None
+        return await self._fetch(self.paging.page + 1)
+
+    async def auto_paging_iter(self) -> AsyncIterator[M]:
+        seen: set[str] = set()
+        page: AsyncListResult[M] | None = self
+        while page is not None:
+            for item in _unseen(page.list, seen):
+                yield item
+            page = await page.next_page()
+
+
+def list_of(model: type[M]) -> type[ListResult[M]]:
+    """`ListResult[model]`, parametrized at run time so that pydantic checks every item."""
+    return ListResult[model]  # type: ignore[valid-type]
+
+
+def async_list_of(model: type[M]) -> type[AsyncListResult[M]]:
+    return AsyncListResult[model]  # type: ignore[valid-type]
+
+
+def _unseen(items: list[M], seen: set[str]) -> Iterator[M]:
+    for item in items:
+        key = getattr(item, "id", None)
+        if isinstance(key, str):
+            if key in seen:
+                continue
+            seen.add(key)
+        yield item
