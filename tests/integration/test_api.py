@@ -241,3 +241,35 @@ async def test_openapi_document_is_served(server: Server) -> None:
         document = (await client.get("/openapi.json")).json()
     for path in ("/api/webhook-endpoints", "/api/events", "/api/events/stream", "/api/customers", "/api/prices"):
         assert path in document["paths"]
+
+
+async def test_a_write_whose_response_was_lost_is_never_run_twice(
+    server: Server, api: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The process dies after the write commits but before the response is stored."""
+    import sqlalchemy as sa
+
+    from paywire.api.middleware import ABANDONED_AFTER, PaywireMiddleware
+    from paywire.db.schema import idempotency_keys
+
+    async def crash(*_args: object) -> None:
+        raise RuntimeError("killed before the response was stored")
+
+    monkeypatch.setattr(PaywireMiddleware, "_finish", crash)
+    headers = {"Idempotency-Key": "lost-response"}
+    await api.post("/api/customers", json={"name": "once"}, headers=headers)
+    await api.post("/api/customers", json={"name": 5}, headers={"Idempotency-Key": "no-write"})
+    monkeypatch.undo()
+
+    async with server.app.db.transaction() as tx:  # time passes: both keys look abandoned
+        rows = dict((await tx.conn.execute(sa.select(idempotency_keys.c.key, idempotency_keys.c.state))).all())
+        await tx.conn.execute(idempotency_keys.update().values(created=idempotency_keys.c.created - ABANDONED_AFTER))
+    assert rows == {"lost-response": "committed", "no-write": "started"}
+
+    retried = await api.post("/api/customers", json={"name": "once"}, headers=headers)
+    assert retried.status_code == 409 and retried.json()["error"]["code"] == "idempotency_key_response_lost"
+    assert (await api.get("/api/customers")).json()["count"] == 1
+    # Nothing was written the first time, so that key's retry runs for real.
+    assert (
+        await api.post("/api/customers", json={"name": 5}, headers={"Idempotency-Key": "no-write"})
+    ).status_code == 400

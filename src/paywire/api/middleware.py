@@ -1,10 +1,12 @@
 """ASGI middleware: request ids, the body size limit, and `Idempotency-Key` on POST.
 
-Idempotency follows Stripe: the first response to a key (any status below 500) is stored and
-returned again for the same key and request; the same key with another request is a 409, and
-so is a retry while the first is still running. A 5xx or a crash forgets the key, so the
-client's retry runs for real. A key left "started" by a crashed process is taken over after
-`ABANDONED_AFTER` seconds.
+Idempotency follows Stripe: the first response to a key is stored and returned again for the
+same key and request; the same key with another request is a 409, and so is a retry while the
+first is still running. The key is marked "committed" inside the request's own write
+transaction, so whether the write happened is never in doubt: a request that wrote nothing and
+failed (5xx, crash) forgets the key and its retry runs for real; one that wrote and then lost
+its response answers 409 `idempotency_key_response_lost` rather than writing twice. A key left
+"started" by a crashed process is taken over after `ABANDONED_AFTER` seconds.
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ import json
 import time
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from paywire import keys
 from paywire.app import PaywireApp
+from paywire.db.engine import before_commit
 from paywire.db.schema import idempotency_keys
 from paywire.errors import IdempotencyConflict, InvalidRequest, PayloadTooLarge, PaywireError
 from paywire.ids import new_id
@@ -109,9 +113,7 @@ class PaywireMiddleware:
             await self.app(scope, receive, send)
             return
         digest = hashlib.sha256(
-            b"\n".join(
-                [scope["method"].encode(), scope["path"].encode(), scope.get("query_string", b""), body]
-            )
+            b"\n".join([scope["method"].encode(), scope["path"].encode(), scope.get("query_string", b""), body])
         ).hexdigest()
         stored = await self._claim(found.livemode, key, digest)
         if isinstance(stored, PaywireError):
@@ -133,9 +135,20 @@ class PaywireMiddleware:
                 chunks.append(message.get("body", b""))
             await send(message)
 
+        where = sa.and_(idempotency_keys.c.livemode == found.livemode, idempotency_keys.c.key == key)
+
+        async def mark_committed(conn: AsyncConnection) -> None:
+            # Inside the request's own write transaction: the key is "committed" if and only if
+            # the write is, so a crash before `_finish` can never lead to the write running twice.
+            await conn.execute(
+                idempotency_keys.update().where(where, idempotency_keys.c.state == "started").values(state="committed")
+            )
+
+        token = before_commit.set(mark_committed)
         try:
             await self.app(scope, receive, capture)
         finally:
+            before_commit.reset(token)
             await self._finish(found.livemode, key, status_code, b"".join(chunks))
 
     async def _claim(self, livemode: bool, key: str, digest: str) -> tuple[int, bytes] | PaywireError | None:
@@ -146,9 +159,7 @@ class PaywireMiddleware:
             async with self.paywire.db.transaction() as tx:
                 row = (
                     await tx.conn.execute(
-                        sa.select(table)
-                        .where(table.c.livemode == livemode, table.c.key == key)
-                        .with_for_update()
+                        sa.select(table).where(table.c.livemode == livemode, table.c.key == key).with_for_update()
                     )
                 ).first()
                 if row is None:
@@ -164,6 +175,13 @@ class PaywireMiddleware:
                     )
                 if row.state == "done":
                     return int(row.response_status), (row.response_body or "").encode()
+                if row.state == "committed" and now - row.created >= ABANDONED_AFTER:
+                    return IdempotencyConflict(
+                        "the first request with this Idempotency-Key was carried out, but its response was "
+                        "lost; look up the result instead of retrying",
+                        param="Idempotency-Key",
+                        code="idempotency_key_response_lost",
+                    )
                 if now - row.created < ABANDONED_AFTER:
                     return IdempotencyConflict(
                         "a request with this Idempotency-Key is still in progress; retry later",
@@ -184,14 +202,18 @@ class PaywireMiddleware:
         where = sa.and_(table.c.livemode == livemode, table.c.key == key)
         async with self.paywire.db.transaction() as tx:
             if status >= 500:
-                await tx.conn.execute(table.delete().where(where))
+                # Forget the key only if nothing was written, so the client's retry runs for real.
+                await tx.conn.execute(table.delete().where(where, table.c.state == "started"))
+                await tx.conn.execute(
+                    table.update()
+                    .where(where, table.c.state == "committed")
+                    .values(state="done", response_status=status, response_body=body.decode("utf-8", "replace"))
+                )
             else:
                 await tx.conn.execute(
                     table.update()
                     .where(where)
-                    .values(
-                        state="done", response_status=status, response_body=body.decode("utf-8", "replace")
-                    )
+                    .values(state="done", response_status=status, response_body=body.decode("utf-8", "replace"))
                 )
 
 
@@ -208,9 +230,7 @@ def _bearer(scope: Scope) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-async def _send_json(
-    send: Send, status: int, payload: bytes, extra: list[tuple[bytes, bytes]] | None = None
-) -> None:
+async def _send_json(send: Send, status: int, payload: bytes, extra: list[tuple[bytes, bytes]] | None = None) -> None:
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers + (extra or [])})
     await send({"type": "http.response.body", "body": payload})

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +55,23 @@ def _sqlite_begin(conn: sa.Connection) -> None:
     conn.exec_driver_sql(f"BEGIN {mode}")
 
 
+def _quiet_driver_log(name: str) -> None:
+    """A driver that logs every statement with its parameters at DEBUG would write endpoint
+    secrets to the log of an operator who turned DEBUG on globally: keep it at INFO unless
+    the operator configured that logger by name. (SQL errors and SQLAlchemy's own logs never
+    show parameters either: `hide_parameters=True`.)"""
+    logger = logging.getLogger(name)
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.INFO)
+
+
+# Work to do inside every write transaction of the current context, just before it commits.
+# The API uses it to mark a request's Idempotency-Key as committed atomically with its writes.
+before_commit: ContextVar[Callable[[AsyncConnection], Awaitable[None]] | None] = ContextVar(
+    "paywire_before_commit", default=None
+)
+
+
 @dataclass
 class Tx:
     """An open write transaction: the connection, and what to do once it commits."""
@@ -71,11 +90,16 @@ class Database:
             database = sa_url.database or ""
             if database and database != ":memory:":
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
-            self.engine: AsyncEngine = create_async_engine(sa_url, pool_size=pool_size, max_overflow=0)
+            _quiet_driver_log("aiosqlite")
+            self.engine: AsyncEngine = create_async_engine(
+                sa_url, pool_size=pool_size, max_overflow=0, hide_parameters=True
+            )
             sa_event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
             sa_event.listen(self.engine.sync_engine, "begin", _sqlite_begin)
         else:
-            self.engine = create_async_engine(sa_url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+            self.engine = create_async_engine(
+                sa_url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, hide_parameters=True
+            )
         self._write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
         self.signal = Signal()
         self._listener: PostgresListener | None = None
@@ -99,6 +123,9 @@ class Database:
             tx = Tx(conn)
             async with conn.begin():
                 yield tx
+                hook = before_commit.get()
+                if hook is not None:
+                    await hook(conn)
         if tx.events_appended:
             self.signal.notify()
         for callback in tx.after_commit:
