@@ -130,7 +130,9 @@ class Scheduler:
             try:
                 delay = await self.tick()
             except Exception as exc:  # the database restarting: keep going
-                if not isinstance(exc, (sa.exc.SQLAlchemyError, OSError)):
+                if isinstance(exc, (sa.exc.SQLAlchemyError, OSError)):
+                    log.warning("scheduler: database unavailable (%s); retrying", type(exc).__name__)
+                else:
                     log.exception("scheduler loop error")
                 delay = self.poll_interval
             self._wake.clear()
