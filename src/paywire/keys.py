@@ -55,8 +55,11 @@ async def authenticate(conn: AsyncConnection, key: str) -> ApiKey | None:
 
 
 async def revoke_key(conn: AsyncConnection, key: str, *, now: float) -> bool:
+    """Revoke a live key; False if it is unknown or already revoked (its revocation time stays)."""
     result = await conn.execute(
-        api_keys.update().where(api_keys.c.key_hash == _hash(key)).values(revoked=int(now))
+        api_keys.update()
+        .where(api_keys.c.key_hash == _hash(key), api_keys.c.revoked.is_(None))
+        .values(revoked=int(now))
     )
     return bool(result.rowcount)
 

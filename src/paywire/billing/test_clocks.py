@@ -22,6 +22,7 @@ from paywire.db.schema import test_clocks
 from paywire.errors import Conflict, InvalidRequest
 from paywire.ids import new_id
 
+MAX_ADVANCE = 2 * 366 * 86_400  # two years (and a day for leap years)
 STALE_ADVANCE = 300  # an `advancing` clock untouched this long was left by a crashed process
 
 
@@ -60,6 +61,12 @@ async def advance(db: Database, billing: Billing, call: Call, clock_id: str, fro
         if frozen_time < row["frozen_time"]:
             raise InvalidRequest(
                 f"frozen_time must not be before the clock's time ({row['frozen_time']})", param="frozen_time"
+            )
+        if frozen_time - row["frozen_time"] > MAX_ADVANCE:
+            # One request runs every transition in between: bound its work (Stripe bounds it too).
+            raise InvalidRequest(
+                f"a test clock advances at most {MAX_ADVANCE // 86_400} days at a time; advance in steps",
+                param="frozen_time",
             )
         if row["status"] == "advancing" and wall - row["updated"] < STALE_ADVANCE:
             raise Conflict(f"test clock {clock_id!r} is already advancing", code="test_clock_advancing")

@@ -32,6 +32,7 @@ from paywire.webhooks.sender import Outcome, send
 log = logging.getLogger("paywire.webhooks")
 
 ENDPOINTS_REFRESH = 1.0  # seconds a claim may rely on the list of enabled endpoints it read
+GONE_PAUSE = 5.0  # seconds nothing more is sent to an endpoint that answered 410 (it is being disabled)
 
 
 def _env_float(name: str, default: float) -> float:
@@ -84,6 +85,7 @@ class _EndpointState:
     failures: int = 0  # consecutive failures without an HTTP response (timeouts, refusals)
     more: bool = True  # the last claim took all it asked for: more may be due in the database
     paused_until: float = 0.0
+    gone_until: float = 0.0  # answered 410: send nothing until its disabling is recorded and re-read
 
 
 class Dispatcher:
@@ -199,7 +201,7 @@ class Dispatcher:
         full = self.config.per_endpoint * self.prefetch
         for endpoint_id, state in self._endpoints.items():
             want = self._want(state)
-            if want <= 0 or state.paused_until > now:
+            if want <= 0 or state.paused_until > now or state.gone_until > now:
                 exclude.append(endpoint_id)
             elif want < full:
                 quotas[endpoint_id] = want
@@ -302,7 +304,7 @@ class Dispatcher:
         """Start queued deliveries while the endpoint and the dispatcher have free slots."""
         now = time.time()
         while state.queue and state.in_flight < self._cap(state) and len(self._tasks) < self.config.concurrency:
-            if state.paused_until > now:
+            if state.paused_until > now or state.gone_until > now:
                 break
             job = state.queue.popleft()
             self._queued -= 1
@@ -341,6 +343,9 @@ class Dispatcher:
         if outcome.status == 410:
             self._give_back(state)  # the endpoint is being disabled: the rest stay pending
             self._endpoints_read = 0.0  # re-read the enabled endpoints at the next claim
+            # Until the disabling commits, the endpoint still reads as enabled: claim and send
+            # nothing more to it meanwhile (each further 410 would fail its delivery for good).
+            state.gone_until = time.time() + GONE_PAUSE
         if outcome.status is not None:
             state.failures, state.paused_until = 0, 0.0
             return
