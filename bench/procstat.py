@@ -15,3 +15,11 @@ def memory_mb(pid: int) -> tuple[float, float]:
     except (FileNotFoundError, ProcessLookupError):
         pass
     return values["VmRSS"], values["VmHWM"]
+
+
+def die_with_parent() -> None:
+    """`preexec_fn` for benchmark subprocesses: SIGTERM them when the benchmark dies (Linux)."""
+    import ctypes
+    import signal
+
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG

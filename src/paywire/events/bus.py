@@ -81,6 +81,7 @@ class EventBus:
         self._saved: Any = None
         self._feeder: asyncio.Task[None] | None = None
         self._stopped = asyncio.Event()
+        self._stop_lock = asyncio.Lock()
 
     @classmethod
     def connect(
@@ -144,15 +145,20 @@ class EventBus:
             self._tasks.append(asyncio.create_task(self._save_loop(), name="eventbus-save"))
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
-        if self.name:
-            await self._save_now()
-        self._stopped.set()
+        """Stop handling and save the position. Safe to call twice, or while `run_async` ends."""
+        async with self._stop_lock:
+            tasks, self._tasks = self._tasks, []
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            if self.name:
+                try:
+                    await self._save_now()
+                except Exception:  # the store is down: the next run replays from the last saved position
+                    log.warning("could not save the position of %r on stop", self.name, exc_info=True)
+            self._stopped.set()
 
     async def run_async(self) -> None:
         """Run until `stop()` is called (or the task is cancelled)."""
@@ -168,8 +174,7 @@ class EventBus:
             if feeder is not None and feeder.done() and not feeder.cancelled() and feeder.exception():
                 raise feeder.exception()  # type: ignore[misc]  # e.g. the server refused the key
         finally:
-            if self._tasks:
-                await self.stop()
+            await self.stop()  # waits for a stop() already under way, so the position is saved first
             await self.source.close()
 
     def run(self) -> None:

@@ -21,6 +21,7 @@ from paywire.db.schema import events, webhook_attempts, webhook_deliveries, webh
 from paywire.events.log import NewEvent, append
 from paywire.ids import new_id
 from paywire.webhooks import endpoints
+from paywire.webhooks.delivery import still_leased
 from paywire.webhooks.retry import next_retry as schedule_next
 from paywire.webhooks.retry import parse_retry_after
 from paywire.webhooks.sender import Outcome
@@ -140,7 +141,7 @@ async def record(tx: Tx, outcomes: Sequence[Outcome], *, owner: str, now: float,
     if done:
         rows = await conn.execute(
             d.update()
-            .where(d.c.seq.in_(done), mine)
+            .where(still_leased(conn, owner, done))
             .values(status="succeeded", attempts=d.c.attempts + 1, lease_until=None, last_error=None, updated=int(now))
             .returning(d.c.event_id)
         )

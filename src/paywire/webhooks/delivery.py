@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import operators
+from sqlalchemy.sql.expression import UnaryExpression
 
 from paywire.db.engine import Tx
 from paywire.db.schema import events, webhook_deliveries, webhook_endpoints
@@ -49,6 +52,20 @@ def _due(now: float) -> sa.ColumnElement[bool]:
         d.c.next_attempt <= now,
         sa.or_(d.c.lease_until.is_(None), d.c.lease_until < now),
     )
+
+
+def still_leased(conn: AsyncConnection, owner: str, seqs: Collection[int]) -> sa.ColumnElement[bool]:
+    """Deliveries `seqs` that are still pending and leased to `owner`, found by their key.
+
+    SQLite, without table statistics, would rather read the (status, next_attempt) index for
+    `status = 'pending'` than look up the listed keys: with a backlog, every recorded batch then
+    scanned all pending deliveries. `+status` keeps that term out of index selection (SQLite's
+    documented idiom); PostgreSQL plans by statistics and needs no hint.
+    """
+    status: sa.ColumnElement[str] = d.c.status
+    if conn.dialect.name == "sqlite":
+        status = UnaryExpression(d.c.status, operator=operators.custom_op("+"), type_=d.c.status.type)
+    return sa.and_(d.c.seq.in_(list(seqs)), d.c.lease_owner == owner, status == "pending")
 
 
 async def enabled_endpoints(tx: Tx) -> list[str]:
@@ -166,9 +183,7 @@ async def release(tx: Tx, owner: str, seqs: Collection[int]) -> None:
     """Give back leased rows that were never sent (a clean shutdown), so others take them at once."""
     if seqs:
         await tx.conn.execute(
-            d.update()
-            .where(d.c.seq.in_(list(seqs)), d.c.lease_owner == owner, d.c.status == "pending")
-            .values(lease_until=None, lease_owner=None)
+            d.update().where(still_leased(tx.conn, owner, seqs)).values(lease_until=None, lease_owner=None)
         )
 
 
