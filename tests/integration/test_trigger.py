@@ -111,7 +111,7 @@ def test_trigger_command_errors_need_no_server() -> None:
     env = {"PAYWIRE_URL": "http://127.0.0.1:9", "PAYWIRE_API_KEY": "sk_test_unused", "COLUMNS": "200"}
     result = runner.invoke(app, ["trigger", "customer.subscription.nope"], env=env)
     assert result.exit_code == 2 and "unknown event type" in result.stderr and "paywire trigger --list" in result.stderr
-    result = runner.invoke(app, ["trigger", "invoice.finalized"], env=env)
+    result = runner.invoke(app, ["trigger", "checkout.session.nft_mint_failed"], env=env)
     assert result.exit_code == 1 and "cannot be triggered" in result.stderr
     result = runner.invoke(app, ["trigger", "customer.created"], env={**env, "PAYWIRE_API_KEY": "sk_live_x"})
     assert result.exit_code == 2 and "test key" in result.stderr

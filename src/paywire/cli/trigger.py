@@ -326,7 +326,6 @@ SCENARIOS: dict[str, Scenario] = {
 
 # Types in the catalogue that no API call can cause; `trigger` says so instead of pretending.
 NOT_TRIGGERABLE: dict[str, str] = {
-    "invoice.finalized": "the engine creates invoices already open (finalized) and never emits it",
     "checkout.session.nft_mint_failed": (
         "emitted only when the server's configured minter fails; the built-in signed-receipt "
         "minter does not, and no API call can make it"

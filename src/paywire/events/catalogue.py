@@ -54,7 +54,6 @@ _CATALOGUE: tuple[EventType, ...] = (
         "checkout.session.nft_mint_failed", "checkout_session", "NFT minting failed; see nft_mint_details."
     ),
     EventType("invoice.created", "invoice", "Invoice created."),
-    EventType("invoice.finalized", "invoice", "Invoice finalized: open for payment."),
     EventType("invoice.payment_failed", "invoice", "An attempt to pay the invoice failed."),
     EventType("invoice.voided", "invoice", "Invoice voided."),
     EventType("invoice.marked_uncollectible", "invoice", "Invoice marked uncollectible."),
