@@ -22,7 +22,7 @@ from paywire.db.schema import test_clocks
 from paywire.errors import Conflict, InvalidRequest
 from paywire.ids import new_id
 
-MAX_ADVANCE = 2 * 366 * 86_400  # two years (and a day for leap years)
+MAX_ADVANCE = 3 * 366 * 86_400  # the longest billing interval (3 years), leap days included
 STALE_ADVANCE = 300  # an `advancing` clock untouched this long was left by a crashed process
 
 
