@@ -56,10 +56,26 @@ def changes(row: sa.RowMapping, values: dict[str, Any]) -> dict[str, Any]:
 def previous(rendered_before: dict[str, Any], rendered_after: dict[str, Any]) -> dict[str, Any]:
     """`previous_attributes`: the API fields whose value changed, as they were before."""
     return {
-        k: v
-        for k, v in rendered_before.items()
-        if rendered_after.get(k) != v and k not in ("updated", "updated_at")
+        k: v for k, v in rendered_before.items() if rendered_after.get(k) != v and k not in ("updated", "updated_at")
     }
+
+
+async def create_object(
+    tx: Tx,
+    table: sa.Table,
+    row: dict[str, Any],
+    *,
+    render: Callable[[Any], dict[str, Any]],
+    event_type: str,
+    livemode: bool,
+    now: float,
+    request: RequestInfo | None,
+) -> dict[str, Any]:
+    """Insert `row` and emit `event_type` with the object as the API shows it."""
+    await tx.conn.execute(table.insert(), row)
+    created = render(row)
+    await append(tx, [NewEvent(event_type, created)], livemode=livemode, now=now, request=request)
+    return created
 
 
 async def update_object(

@@ -10,7 +10,7 @@ from paywire import objects
 from paywire.billing.clocks import check_clock
 from paywire.db.engine import Tx
 from paywire.db.schema import customers, test_clocks
-from paywire.events.log import NewEvent, RequestInfo, append
+from paywire.events.log import RequestInfo
 from paywire.ids import new_id
 from paywire.schemas import CustomerCreate, CustomerUpdate
 
@@ -46,10 +46,9 @@ async def create(
         "created": int(now),
         "updated": int(now),
     }
-    await tx.conn.execute(customers.insert(), row)
-    customer = render(row)
-    await append(tx, [NewEvent("customer.created", customer)], livemode=livemode, now=now, request=request)
-    return customer
+    return await objects.create_object(
+        tx, customers, row, render=render, event_type="customer.created", livemode=livemode, now=now, request=request
+    )
 
 
 async def update(

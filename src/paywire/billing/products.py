@@ -12,7 +12,7 @@ from paywire.billing import money, periods
 from paywire.db.engine import Tx
 from paywire.db.schema import prices, products
 from paywire.errors import InvalidRequest
-from paywire.events.log import NewEvent, RequestInfo, append
+from paywire.events.log import RequestInfo
 from paywire.ids import new_id
 from paywire.schemas import PriceCreate, PriceUpdate, ProductCreate, ProductUpdate
 
@@ -58,10 +58,16 @@ async def create_product(
         "created": int(now),
         "updated": int(now),
     }
-    await tx.conn.execute(products.insert(), row)
-    product = render_product(row)
-    await append(tx, [NewEvent("product.created", product)], livemode=livemode, now=now, request=request)
-    return product
+    return await objects.create_object(
+        tx,
+        products,
+        row,
+        render=render_product,
+        event_type="product.created",
+        livemode=livemode,
+        now=now,
+        request=request,
+    )
 
 
 async def update_product(
@@ -134,10 +140,9 @@ async def create_price(
         "created": int(now),
         "updated": int(now),
     }
-    await tx.conn.execute(prices.insert(), row)
-    price = render_price(row)
-    await append(tx, [NewEvent("price.created", price)], livemode=livemode, now=now, request=request)
-    return price
+    return await objects.create_object(
+        tx, prices, row, render=render_price, event_type="price.created", livemode=livemode, now=now, request=request
+    )
 
 
 async def update_price(
