@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -37,6 +39,10 @@ def async_url(url: str) -> str:
     if backend == "sqlite":
         return parsed.set(drivername="sqlite+aiosqlite").render_as_string(hide_password=False)
     raise ValueError(f"unsupported database URL {parsed.drivername!r}: use sqlite:///path or postgresql://…")
+
+
+# JSON columns are stored compact: smaller rows, and the text the webhook bodies splice in.
+_json_serializer = functools.partial(json.dumps, separators=(",", ":"))
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -92,13 +98,18 @@ class Database:
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
             _quiet_driver_log("aiosqlite")
             self.engine: AsyncEngine = create_async_engine(
-                sa_url, pool_size=pool_size, max_overflow=0, hide_parameters=True
+                sa_url, pool_size=pool_size, max_overflow=0, hide_parameters=True, json_serializer=_json_serializer
             )
             sa_event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
             sa_event.listen(self.engine.sync_engine, "begin", _sqlite_begin)
         else:
             self.engine = create_async_engine(
-                sa_url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, hide_parameters=True
+                sa_url,
+                pool_size=pool_size,
+                max_overflow=pool_size,
+                pool_pre_ping=True,
+                hide_parameters=True,
+                json_serializer=_json_serializer,
             )
         self._write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
         self.signal = Signal()

@@ -8,7 +8,6 @@ SQLite claims inside a `BEGIN IMMEDIATE` write transaction, where there is one w
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -126,57 +125,50 @@ async def claim(
     union = sa.union_all(*(sa.select(q.subquery().c.seq) for q in per_endpoint)).subquery()
     due_rows = sa.select(union.c.seq).limit(limit).cte("due").prefix_with("MATERIALIZED")
     claimed = (
-        (
-            await conn.execute(
-                d.update()
-                # UPDATE … FROM, joined on the key alone: driven by the few picked rows (other
-                # shapes let PostgreSQL, before ANALYZE has run, scan every due row first).
-                .where(d.c.seq == due_rows.c.seq)
-                .values(lease_owner=owner, lease_until=now + lease)
-                .returning(d.c.seq)
-            )
-        )
-        .scalars()
-        .all()
-    )
-    if not claimed:
-        return []
-    rows = (
         await conn.execute(
-            sa.select(
-                d.c.seq.label("delivery_seq"),
-                d.c.attempts,
-                d.c.endpoint_id,
-                e.c.url,
-                e.c.secret,
-                e.c.previous_secrets,
-                *(c for c in events.c if c.name != "seq"),
-            )
-            .select_from(d.join(e, e.c.id == d.c.endpoint_id).join(events, events.c.id == d.c.event_id))
-            .where(d.c.seq.in_(list(claimed)))
+            d.update()
+            # UPDATE … FROM, joined on the key alone: driven by the few picked rows (other
+            # shapes let PostgreSQL, before ANALYZE has run, scan every due row first).
+            .where(d.c.seq == due_rows.c.seq)
+            .values(lease_owner=owner, lease_until=now + lease)
+            .returning(d.c.seq, d.c.event_id, d.c.endpoint_id, d.c.livemode, d.c.attempts)
         )
     ).all()
-    bodies: dict[str, bytes] = {}
-    jobs = []
-    for row in rows:
-        m = row._mapping
-        body = bodies.get(m["id"])
-        if body is None:
-            body = bodies[m["id"]] = json.dumps(event_log.render(m), separators=(",", ":")).encode()
-        jobs.append(
-            Job(
-                seq=m["delivery_seq"],
-                event_id=m["id"],
-                endpoint_id=m["endpoint_id"],
-                livemode=m["livemode"],
-                url=m["url"],
-                secrets=tuple(valid_secrets(m, now)),
-                body=body,
-                attempts=m["attempts"],
-                lease_until=now + lease,
+    if not claimed:
+        return []
+    # Each endpoint and each event is read once, however many of the claimed rows share it.
+    targets = {
+        row.id: (row.url, tuple(valid_secrets(row._mapping, now)))
+        for row in await conn.execute(
+            sa.select(e.c.id, e.c.url, e.c.secret, e.c.previous_secrets).where(
+                e.c.id.in_({r.endpoint_id for r in claimed})
             )
         )
-    return jobs
+    }
+    bodies = {
+        row.id: event_log.render_json(row._mapping, data_json=row.data_json, metadata_json=row.metadata_json)
+        for row in await conn.execute(
+            sa.select(
+                *(c for c in events.c if c.name not in ("seq", "data", "metadata")),
+                sa.cast(events.c.data, sa.Text).label("data_json"),
+                sa.cast(events.c.metadata, sa.Text).label("metadata_json"),
+            ).where(events.c.id.in_({r.event_id for r in claimed}))
+        )
+    }
+    return [
+        Job(
+            seq=r.seq,
+            event_id=r.event_id,
+            endpoint_id=r.endpoint_id,
+            livemode=r.livemode,
+            url=targets[r.endpoint_id][0],
+            secrets=targets[r.endpoint_id][1],
+            body=bodies[r.event_id],
+            attempts=r.attempts,
+            lease_until=now + lease,
+        )
+        for r in sorted(claimed)  # by seq: roughly the order the events were written
+    ]
 
 
 async def release(tx: Tx, owner: str, seqs: Collection[int]) -> None:

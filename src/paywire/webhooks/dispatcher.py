@@ -1,8 +1,9 @@
 """The webhook dispatcher: claim due deliveries, POST them concurrently, record every attempt.
 
 One loop claims batches (woken within milliseconds by `db.signal` after a commit, polling as the
-fallback); each claimed delivery becomes a task that POSTs through a pooled keep-alive aiohttp
-connector; a writer task records finished attempts in batches, one transaction per batch.
+fallback) into per-endpoint queues; "lanes", one per request in flight, POST them one after
+another through a pooled keep-alive aiohttp connector; a writer task records finished attempts
+in batches, one transaction per batch.
 
 Isolation: each endpoint has its own concurrency cap, enforced at claim time, so a slow or dead
 endpoint never occupies more than its share of the global concurrency. An endpoint that keeps
@@ -48,13 +49,13 @@ class DeliveryConfig:
     schedule: tuple[float, ...] = RETRY_SCHEDULE
     jitter: float = JITTER
     lease: float | None = None  # seconds a claim is held; default: timeout + 30
-    batch_size: int = 200
+    batch_size: int = 500
     poll_interval: float = 1.0
     failures_before_backoff: int = 3  # consecutive failures that make an endpoint "failing"
     max_backoff: float = 10.0
     auto_disable_after: float = attempts.AUTO_DISABLE_AFTER
     shutdown_grace: float = 5.0
-    record_linger: float = 0.02  # seconds the attempts writer waits to fill a batch
+    record_linger: float = 0.05  # seconds the attempts writer waits to fill a batch
     allow_private_networks: bool = field(default_factory=netpolicy.private_networks_allowed)
 
     @property
@@ -81,7 +82,8 @@ class DeliveryConfig:
 @dataclass
 class _EndpointState:
     queue: deque[Job] = field(default_factory=deque)  # claimed, waiting for a free slot
-    in_flight: int = 0
+    lanes: int = 0  # tasks sending this endpoint's queue, one request each at a time
+    starting: int = 0  # of those, lanes created that have not taken a delivery yet
     failures: int = 0  # consecutive failures without an HTTP response (timeouts, refusals)
     more: bool = True  # the last claim took all it asked for: more may be due in the database
     paused_until: float = 0.0
@@ -97,7 +99,7 @@ class Dispatcher:
     it; a claim that ran short is given back.
     """
 
-    prefetch = 20
+    prefetch = 50
 
     def __init__(self, db: Database, config: DeliveryConfig | None = None) -> None:
         self.db = db
@@ -105,7 +107,10 @@ class Dispatcher:
         self.owner = new_id("wkr")
         self.policy = attempts.RetryPolicy(self.config.schedule, self.config.jitter, self.config.auto_disable_after)
         self._endpoints: dict[str, _EndpointState] = {}
-        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._lanes: set[asyncio.Task[None]] = set()
+        self._running = 0  # lanes not yet finished: the global concurrency in use
+        self._in_flight: set[int] = set()  # deliveries (seq) being sent right now
+        self._slot_wanted = False  # an endpoint has work but every global slot is taken
         self._queued = 0
         self._claims = 0
         self._enabled: list[str] = []
@@ -159,10 +164,10 @@ class Dispatcher:
             unsent += [job.seq for job in state.queue]
             state.queue.clear()
         self._queued = 0
-        if self._tasks:
-            await asyncio.wait(list(self._tasks.values()), timeout=self.config.shutdown_grace)
-        unsent += list(self._tasks)
-        for task in list(self._tasks.values()):
+        if self._lanes:
+            await asyncio.wait(list(self._lanes), timeout=self.config.shutdown_grace)
+        unsent += list(self._in_flight)  # still unanswered: their outcome is unknown, others may retry
+        for task in list(self._lanes):
             task.cancel()
         if self._writer_task:
             self._outcomes.put_nowait(_STOP)
@@ -193,7 +198,7 @@ class Dispatcher:
     def _want(self, state: _EndpointState) -> int:
         """How many more deliveries to claim for this endpoint (a failing one: no read-ahead)."""
         ahead = 1 if self._failing(state) else self.prefetch
-        return self._cap(state) * ahead - state.in_flight - len(state.queue)
+        return self._cap(state) * ahead - state.lanes - len(state.queue)
 
     def _quotas(self, now: float) -> tuple[dict[str, int], list[str]]:
         quotas: dict[str, int] = {}
@@ -209,7 +214,7 @@ class Dispatcher:
 
     def _room(self) -> int:
         """Claims this dispatcher can still hold: read-ahead for its whole concurrency."""
-        return self.config.concurrency * 2 - len(self._tasks) - self._queued
+        return self.config.concurrency * 4 - len(self._in_flight) - self._queued
 
     async def _claim_loop(self) -> None:
         signal = self.db.signal
@@ -285,7 +290,7 @@ class Dispatcher:
         for endpoint_id, state in list(self._endpoints.items()):
             if endpoint_id not in enabled:
                 self._give_back(state)
-                if not state.in_flight:
+                if not state.lanes:
                     del self._endpoints[endpoint_id]
 
     def _give_back(self, state: _EndpointState) -> None:
@@ -295,44 +300,72 @@ class Dispatcher:
 
     # --- sending ------------------------------------------------------------------------
 
-    def _pump_all(self) -> None:
-        for endpoint_id, state in self._endpoints.items():
-            if state.queue:
-                self._pump(endpoint_id, state)
+    def _pump_all(self, last: _EndpointState | None = None) -> None:
+        """Open lanes wherever there is queued work; `last` (which just gave up a slot) goes last."""
+        for state in self._endpoints.values():
+            if state.queue and state is not last:
+                self._pump(state)
+        if last is not None and last.queue:
+            self._pump(last)
 
-    def _pump(self, endpoint_id: str, state: _EndpointState) -> None:
-        """Start queued deliveries while the endpoint and the dispatcher have free slots."""
+    def _pump(self, state: _EndpointState) -> None:
+        """Open lanes for queued deliveries while the endpoint and the dispatcher have free slots."""
         now = time.time()
-        while state.queue and state.in_flight < self._cap(state) and len(self._tasks) < self.config.concurrency:
-            if state.paused_until > now or state.gone_until > now:
+        if state.paused_until > now or state.gone_until > now:
+            return
+        while len(state.queue) > state.starting and state.lanes < self._cap(state):
+            if self._running >= self.config.concurrency:
+                self._slot_wanted = True
                 break
+            state.lanes += 1
+            state.starting += 1
+            self._running += 1
+            lane = asyncio.create_task(self._lane(state))
+            self._lanes.add(lane)
+            lane.add_done_callback(self._lanes.discard)
+
+    def _next(self, state: _EndpointState) -> Job | None:
+        """The endpoint's next delivery to send now, if this lane should go on sending."""
+        now = time.time()
+        while state.queue and state.lanes <= self._cap(state) and not self._stopping:
+            if state.paused_until > now or state.gone_until > now:
+                return None
             job = state.queue.popleft()
             self._queued -= 1
-            if job.lease_until - now < self._lease_margin:
-                self._expired.append(job.seq)  # could outlast its claim: another worker may take it
-                continue
-            state.in_flight += 1
-            self._tasks[job.seq] = asyncio.create_task(self._deliver(job, state))
-        if state.more and len(state.queue) <= self._cap(state) * self.prefetch // 2:
-            state.more = False
-            self._kick.set()  # half empty and more waiting: claim more, in one batch
+            if job.lease_until - now >= self._lease_margin:
+                return job
+            self._expired.append(job.seq)  # could outlast its claim: another worker may take it
+        return None
 
-    async def _deliver(self, job: Job, state: _EndpointState) -> None:
+    async def _lane(self, state: _EndpointState) -> None:
+        """Send an endpoint's queued deliveries one after another: one of its `_cap` slots.
+
+        A lane per request in flight, rather than a task per delivery, keeps the event loop's
+        work per delivery to the request itself.
+        """
+        state.starting -= 1
         try:
-            outcome = await send(self._session(job.livemode), job, timeout=self.config.timeout)
+            while (job := self._next(state)) is not None:
+                self._in_flight.add(job.seq)
+                outcome = await send(self._session(job.livemode), job, timeout=self.config.timeout)
+                self._in_flight.discard(job.seq)
+                self.sent += 1
+                self._health(state, outcome)
+                self._outcomes.put_nowait(outcome)
+                if state.more and len(state.queue) <= self._cap(state) * self.prefetch // 2:
+                    state.more = False
+                    self._kick.set()  # half empty and more waiting: claim more, in one batch
+                if self._starved:
+                    self._starved = False
+                    self._kick.set()  # the last claim was cut short by our own limit
+                if self._slot_wanted:
+                    break  # hand this global slot to an endpoint that is waiting for one
         finally:
-            self._tasks.pop(job.seq, None)
-            state.in_flight -= 1
-        self.sent += 1
-        self._health(state, outcome)
-        self._outcomes.put_nowait(outcome)
-        if not self._stopping:
-            self._pump(job.endpoint_id, state)
-            if len(self._tasks) == self.config.concurrency - 1:
-                self._pump_all()  # a global slot opened: others may be waiting for it
-            if self._starved:
-                self._starved = False
-                self._kick.set()  # the last claim was cut short by our own limit
+            state.lanes -= 1
+            self._running -= 1
+        if self._slot_wanted and not self._stopping:
+            self._slot_wanted = False
+            self._pump_all(last=state)
 
     def _health(self, state: _EndpointState, outcome: Outcome) -> None:
         """Back off endpoints that cannot be reached or time out (they hold connections for long).

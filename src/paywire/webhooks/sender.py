@@ -6,6 +6,7 @@ import asyncio
 import errno
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 
 import aiohttp
 
@@ -56,6 +57,11 @@ def _classify(exc: BaseException, timeout: float) -> tuple[str, str]:
     return "connection_error", f"{type(exc).__name__}: {text}"
 
 
+@lru_cache(maxsize=8)
+def _timeout(seconds: float) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=seconds)
+
+
 async def send(session: aiohttp.ClientSession, job: Job, *, timeout: float) -> Outcome:
     """POST the signed event; 2xx is success, anything else (redirects included) a failure."""
     headers = {
@@ -75,14 +81,14 @@ async def send(session: aiohttp.ClientSession, job: Job, *, timeout: float) -> O
             data=job.body,
             headers=headers,
             allow_redirects=False,
-            timeout=aiohttp.ClientTimeout(total=timeout),
+            timeout=_timeout(timeout),
         ) as response:
             status = response.status
             retry_after = response.headers.get("retry-after")
             # Read one byte past the excerpt: a body that ends within it leaves the connection
             # reusable; a longer one is cut off (aiohttp then closes that connection).
             raw = b""
-            while len(raw) <= BODY_EXCERPT_BYTES:
+            while len(raw) <= BODY_EXCERPT_BYTES and not response.content.at_eof():
                 chunk = await response.content.read(BODY_EXCERPT_BYTES + 1 - len(raw))
                 if not chunk:
                     break
