@@ -25,6 +25,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from paywire.config import default_database_url
+from paywire.db import sqlite
 from paywire.db.signal import PostgresListener, Signal
 
 __all__ = ["Database", "Tx", "async_url", "default_database_url", "is_unavailable"]
@@ -100,6 +101,7 @@ class Database:
             self.engine: AsyncEngine = create_async_engine(
                 sa_url, pool_size=pool_size, max_overflow=0, hide_parameters=True, json_serializer=_json_serializer
             )
+            sa_event.listen(self.engine.sync_engine, "do_connect", sqlite.use_buffered_cursors)
             sa_event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
             sa_event.listen(self.engine.sync_engine, "begin", _sqlite_begin)
         else:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -139,17 +139,21 @@ def render(row: Any) -> dict[str, Any]:
     }
 
 
-def render_json(m: Mapping[str, Any], *, data_json: str, metadata_json: str) -> bytes:
-    """`render(m)` as compact JSON bytes, with `data` and `metadata` given as their stored JSON text.
+_compact_json = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def render_json(m: Any) -> bytes:
+    """`render(m)` as compact JSON bytes, from a row whose `data` and `metadata` are None and whose
+    `data_json` and `metadata_json` hold those columns' stored JSON text (see `delivery.claim`).
 
     The dispatcher renders every event it claims: splicing in the stored JSON saves decoding it
     only to encode it again. The splice points are unambiguous: JSON escapes every quote inside
     a string, so `"data":null,"request":` and the closing `"metadata":null}` only occur as keys.
     """
-    text = json.dumps(render({**m, "data": None, "metadata": None}), separators=(",", ":"))
+    text = _compact_json(render(m))
     head, _, tail = text.partition('"data":null,"request":')
     tail = tail.removesuffix('"metadata":null}')
-    return f'{head}"data":{data_json},"request":{tail}"metadata":{metadata_json}}}'.encode()
+    return f'{head}"data":{m["data_json"]},"request":{tail}"metadata":{m["metadata_json"]}}}'.encode()
 
 
 def filtered(livemode: bool, *, type: str | None = None, object_id: str | None = None) -> sa.Select[Any]:

@@ -146,10 +146,12 @@ async def claim(
         )
     }
     bodies = {
-        row.id: event_log.render_json(row._mapping, data_json=row.data_json, metadata_json=row.metadata_json)
+        row.id: event_log.render_json(row._mapping)
         for row in await conn.execute(
             sa.select(
                 *(c for c in events.c if c.name not in ("seq", "data", "metadata")),
+                sa.null().label("data"),
+                sa.null().label("metadata"),
                 sa.cast(events.c.data, sa.Text).label("data_json"),
                 sa.cast(events.c.metadata, sa.Text).label("metadata_json"),
             ).where(events.c.id.in_({r.event_id for r in claimed}))
@@ -167,7 +169,7 @@ async def claim(
             attempts=r.attempts,
             lease_until=now + lease,
         )
-        for r in sorted(claimed)  # by seq: roughly the order the events were written
+        for r in sorted(claimed, key=lambda r: r.seq)  # roughly the order the events were written
     ]
 
 

@@ -34,6 +34,8 @@ log = logging.getLogger("paywire.webhooks")
 
 ENDPOINTS_REFRESH = 1.0  # seconds a claim may rely on the list of enabled endpoints it read
 GONE_PAUSE = 5.0  # seconds nothing more is sent to an endpoint that answered 410 (it is being disabled)
+READ_AHEAD = 0.25  # seconds of an endpoint's measured sending rate kept claimed ahead of its lanes
+MAX_HELD = 4000  # claimed deliveries one dispatcher holds in memory, all endpoints together
 
 
 def _env_float(name: str, default: float) -> float:
@@ -86,6 +88,11 @@ class _EndpointState:
     starting: int = 0  # of those, lanes created that have not taken a delivery yet
     failures: int = 0  # consecutive failures without an HTTP response (timeouts, refusals)
     more: bool = True  # the last claim took all it asked for: more may be due in the database
+    ahead: int = 0  # deliveries to keep claimed for it (from its measured rate)
+    sent: int = 0  # attempts finished, and the rate they finish at (per second, smoothed)
+    rate: float = 0.0
+    rate_at: float = 0.0
+    rate_sent: int = 0
     paused_until: float = 0.0
     gone_until: float = 0.0  # answered 410: send nothing until its disabling is recorded and re-read
 
@@ -93,13 +100,16 @@ class _EndpointState:
 class Dispatcher:
     """A `Service` of `PaywireApp`; also run alone by `paywire worker`.
 
-    Claims run ahead of sending: each healthy endpoint keeps up to `prefetch` times its cap claimed
-    in memory, so a finished request is followed at once by the next one, without a database
-    round trip per delivery. A request is only started while its claim has time left to cover
-    it; a claim that ran short is given back.
+    Claims run ahead of sending: each healthy endpoint keeps about `READ_AHEAD` seconds of its
+    measured sending rate claimed in memory (at least 2, at most `prefetch`, per slot), so a
+    finished request is followed at once by the next one, and a batch is claimed well before the
+    queue runs dry. A slow endpoint gets little read-ahead, so its claims do not lapse unsent.
+    A request is only started while its claim has time left to cover it; a claim that ran short
+    is given back.
     """
 
-    prefetch = 50
+    prefetch = 100  # most deliveries claimed ahead per slot of an endpoint
+    first_claim = 20  # per slot, for an endpoint whose rate is not known yet
 
     def __init__(self, db: Database, config: DeliveryConfig | None = None) -> None:
         self.db = db
@@ -117,11 +127,13 @@ class Dispatcher:
         self._endpoints_read = 0.0
         self._starved = False
         self._expired: list[int] = []  # claims that ran short before being sent: give back
-        self._outcomes: asyncio.Queue[Outcome] = asyncio.Queue()
+        self._finished: list[Outcome] = []  # attempts made, not yet recorded
+        self._finished_since = 0.0  # monotonic time the oldest of them finished
+        self._recordable = asyncio.Event()  # `_finished` became non-empty
         self._kick = asyncio.Event()
-        self._stopping = False
+        self._stopping = False  # no more claims or requests
+        self._closing = False  # lanes are done: one last turn, then the loop ends
         self._loop_task: asyncio.Task[None] | None = None
-        self._writer_task: asyncio.Task[None] | None = None
         self._sessions: dict[bool, aiohttp.ClientSession] = {}
         self.sent = 0  # attempts made by this dispatcher (for benchmarks and logs)
         # A request starts only with this much of its claim left (a full timeout, when it can).
@@ -147,36 +159,25 @@ class Dispatcher:
         return session
 
     async def start(self) -> None:
-        self._stopping = False
-        self._loop_task = asyncio.create_task(self._claim_loop(), name="paywire-dispatch")
-        self._writer_task = asyncio.create_task(self._write_loop(), name="paywire-attempts")
+        self._stopping = self._closing = False
+        self._loop_task = asyncio.create_task(self._database_loop(), name="paywire-dispatch")
 
     async def stop(self) -> None:
         """Stop claiming, let in-flight requests finish (briefly), record them, give back the rest."""
         self._stopping = True
-        self._kick.set()
-        if self._loop_task:
-            self._loop_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop_task
-        unsent = list(self._expired)
         for state in self._endpoints.values():
-            unsent += [job.seq for job in state.queue]
-            state.queue.clear()
-        self._queued = 0
+            self._give_back(state)
         if self._lanes:
             await asyncio.wait(list(self._lanes), timeout=self.config.shutdown_grace)
-        unsent += list(self._in_flight)  # still unanswered: their outcome is unknown, others may retry
         for task in list(self._lanes):
             task.cancel()
-        if self._writer_task:
-            self._outcomes.put_nowait(_STOP)
+        self._expired += self._in_flight  # still unanswered: their outcome is unknown, others may retry
+        self._in_flight = set()
+        self._closing = True
+        self._kick.set()
+        if self._loop_task:
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._writer_task
-        if unsent:
-            with contextlib.suppress(Exception):
-                async with self.db.transaction() as tx:
-                    await delivery.release(tx, self.owner, unsent)
+                await self._loop_task
         for session in self._sessions.values():
             await session.close()
         self._sessions.clear()
@@ -186,7 +187,8 @@ class Dispatcher:
     def _state(self, endpoint_id: str) -> _EndpointState:
         state = self._endpoints.get(endpoint_id)
         if state is None:
-            state = self._endpoints[endpoint_id] = _EndpointState()
+            ahead = self.config.per_endpoint * self.first_claim
+            state = self._endpoints[endpoint_id] = _EndpointState(ahead=ahead, rate_at=time.time())
         return state
 
     def _failing(self, state: _EndpointState) -> bool:
@@ -195,53 +197,91 @@ class Dispatcher:
     def _cap(self, state: _EndpointState) -> int:
         return 1 if self._failing(state) else self.config.per_endpoint
 
-    def _want(self, state: _EndpointState) -> int:
-        """How many more deliveries to claim for this endpoint (a failing one: no read-ahead)."""
-        ahead = 1 if self._failing(state) else self.prefetch
-        return self._cap(state) * ahead - state.lanes - len(state.queue)
+    def _read_ahead(self, state: _EndpointState, now: float) -> int:
+        """How many deliveries to keep claimed for this endpoint (a failing one: no read-ahead)."""
+        elapsed = now - state.rate_at
+        if elapsed >= 0.05:
+            current = (state.sent - state.rate_sent) / elapsed
+            # Follow a rising rate at once (or the queue runs dry), a falling one gradually.
+            state.rate = current if current > state.rate else 0.7 * state.rate + 0.3 * current
+            state.rate_at, state.rate_sent = now, state.sent
+        cap = self._cap(state)
+        if self._failing(state):
+            return cap
+        return max(cap * 2, min(cap * self.prefetch, int(state.rate * READ_AHEAD)))
 
     def _quotas(self, now: float) -> tuple[dict[str, int], list[str]]:
+        """Per endpoint this dispatcher knows: how many to claim, or that it takes none now."""
         quotas: dict[str, int] = {}
         exclude: list[str] = []
-        full = self.config.per_endpoint * self.prefetch
         for endpoint_id, state in self._endpoints.items():
-            want = self._want(state)
+            state.ahead = self._read_ahead(state, now)
+            want = state.ahead - state.lanes - len(state.queue)
             if want <= 0 or state.paused_until > now or state.gone_until > now:
                 exclude.append(endpoint_id)
-            elif want < full:
+            else:
                 quotas[endpoint_id] = want
         return quotas, exclude
 
     def _room(self) -> int:
-        """Claims this dispatcher can still hold: read-ahead for its whole concurrency."""
-        return self.config.concurrency * 4 - len(self._in_flight) - self._queued
+        """Claims this dispatcher can still hold."""
+        return MAX_HELD - len(self._in_flight) - self._queued
 
-    async def _claim_loop(self) -> None:
+    async def _database_loop(self) -> None:
+        """Turn after turn, one transaction each: record finished attempts, give back, claim more.
+
+        Recording and claiming share their transaction: apart, on SQLite, each would wait for
+        the one write lock while the other holds it, and the send queues would run dry.
+        """
         signal = self.db.signal
-        while not self._stopping:
+        delay = 0.1
+        while True:
             snapshot = signal.snapshot()
             self._kick.clear()
-            limit = min(self._room(), self.config.batch_size)
-            claimed: list[Job] = []
-            self._starved = limit <= 0
-            if limit > 0 or self._expired:
-                try:
-                    claimed = await self._claim(max(limit, 0))
-                except Exception as exc:
-                    log.warning("claiming deliveries failed (%s); retrying", exc, exc_info=not is_unavailable(exc))
-                    await asyncio.sleep(min(self.config.poll_interval, 1.0))
-                    continue
+            closing = self._closing
+            limit = 0 if self._stopping else min(self._room(), self.config.batch_size)
+            self._starved = limit <= 0 and not self._stopping
+            try:
+                claimed = await self._turn(limit)
+                delay = 0.1
+            except Exception as exc:
+                log.warning("dispatcher transaction failed (%s); retrying", exc, exc_info=not is_unavailable(exc))
+                self._drop_lapsed()
+                if closing and delay > 2:
+                    unrecorded = len(self._finished)
+                    log.error("stopping with %d attempts unrecorded; those deliveries will be re-sent", unrecorded)
+                    return
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            if closing:
+                return
             self._pump_all()  # also restarts endpoints whose pause has ended
             if limit > 0 and len(claimed) >= limit:
                 self._starved = True
                 continue  # more may be due right now
-            # Sleep until a commit (signal), a queue running low (kick) or the poll interval.
+            await self._wait(snapshot)
+
+    async def _wait(self, snapshot: asyncio.Event) -> None:
+        """Sleep until a commit (signal), a queue running low (kick), the poll interval, or the
+        moment finished attempts have waited `record_linger` (so one turn records many)."""
+        while True:
+            timeout = self._poll_timeout()
+            if self._finished:
+                timeout = min(timeout, self._finished_since + self.config.record_linger - time.monotonic())
+                if timeout <= 0:
+                    return
+            self._recordable.clear()
             waits = [asyncio.ensure_future(snapshot.wait()), asyncio.ensure_future(self._kick.wait())]
+            if not self._finished:
+                waits.append(asyncio.ensure_future(self._recordable.wait()))
             try:
-                await asyncio.wait(waits, timeout=self._poll_timeout(), return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
             finally:
                 for w in waits:
                     w.cancel()
+            if not done or not self._recordable.is_set() or self._kick.is_set() or snapshot.is_set():
+                return  # woken by a commit, a kick or the clock (not only by a first finished attempt)
 
     def _poll_timeout(self) -> float:
         # Wake early when a backed-off endpoint's pause ends.
@@ -249,40 +289,64 @@ class Dispatcher:
         pauses = [s.paused_until - now for s in self._endpoints.values() if s.paused_until > now]
         return max(0.001, min([self.config.poll_interval, *pauses]))
 
-    async def _claim(self, limit: int) -> list[Job]:
+    async def _turn(self, limit: int) -> list[Job]:
         now = time.time()
-        quotas, exclude = self._quotas(now)
+        finished, self._finished, since = self._finished, [], self._finished_since
         expired, self._expired = self._expired, []
-        self._claims += 1
-        async with self.db.transaction() as tx:
-            await delivery.release(tx, self.owner, expired)
-            if now - self._endpoints_read > ENDPOINTS_REFRESH:
-                self._enabled = await delivery.enabled_endpoints(tx)
-                self._endpoints_read = now
-                self._drop_disabled()
-            claimed = await delivery.claim(
-                tx,
-                owner=self.owner,
-                now=now,
-                lease=self.config.lease_seconds,
-                limit=limit,
-                quotas=quotas,
-                default_quota=self.config.per_endpoint * self.prefetch,
-                exclude=exclude,
-                start=self._claims,
-                endpoints=self._enabled,
-            )
+        quotas, exclude = self._quotas(now)
+        claimed: list[Job] = []
+        try:
+            async with self.db.transaction() as tx:
+                await attempts.record(tx, finished, owner=self.owner, now=now, policy=self.policy)
+                await delivery.release(tx, self.owner, expired)
+                if limit > 0:
+                    self._claims += 1
+                    if now - self._endpoints_read > ENDPOINTS_REFRESH:
+                        self._enabled = await delivery.enabled_endpoints(tx)
+                        self._endpoints_read = now
+                        self._drop_disabled()
+                    claimed = await delivery.claim(
+                        tx,
+                        owner=self.owner,
+                        now=now,
+                        lease=self.config.lease_seconds,
+                        limit=limit,
+                        quotas=quotas,
+                        default_quota=self.config.per_endpoint * self.first_claim,
+                        exclude=exclude,
+                        start=self._claims,
+                        endpoints=self._enabled,
+                    )
+        except BaseException:
+            # Nothing of the turn was written: keep its work for the next one.
+            if finished:
+                self._finished[:0] = finished
+                self._finished_since = since
+            self._expired += expired
+            raise
+        if self._stopping:
+            self._expired += [job.seq for job in claimed]  # stop() came meanwhile: give them back
+            return claimed
         counts: dict[str, int] = {}
         for job in claimed:
             self._state(job.endpoint_id).queue.append(job)
             counts[job.endpoint_id] = counts.get(job.endpoint_id, 0) + 1
         self._queued += len(claimed)
-        full = self.config.per_endpoint * self.prefetch
+        first = self.config.per_endpoint * self.first_claim
         skipped = set(exclude)
         for endpoint_id, state in self._endpoints.items():
             if endpoint_id not in skipped:
-                state.more = counts.get(endpoint_id, 0) >= quotas.get(endpoint_id, full)
+                state.more = counts.get(endpoint_id, 0) >= quotas.get(endpoint_id, first)
         return claimed
+
+    def _drop_lapsed(self) -> None:
+        """Attempts that could not be recorded before their claim lapsed: another dispatcher may
+        have claimed those deliveries again, and its outcome decides. Logged, then let go."""
+        now = time.time()
+        lapsed = [o for o in self._finished if o.job.lease_until <= now]
+        if lapsed:
+            log.error("dropping %d attempt records; those deliveries will be re-sent", len(lapsed))
+            self._finished = [o for o in self._finished if o.job.lease_until > now]
 
     def _drop_disabled(self) -> None:
         """Endpoints disabled or deleted since their deliveries were claimed: send no more."""
@@ -350,9 +414,13 @@ class Dispatcher:
                 outcome = await send(self._session(job.livemode), job, timeout=self.config.timeout)
                 self._in_flight.discard(job.seq)
                 self.sent += 1
+                state.sent += 1
                 self._health(state, outcome)
-                self._outcomes.put_nowait(outcome)
-                if state.more and len(state.queue) <= self._cap(state) * self.prefetch // 2:
+                if not self._finished:
+                    self._finished_since = time.monotonic()
+                    self._recordable.set()
+                self._finished.append(outcome)
+                if state.more and len(state.queue) <= state.ahead // 2:
                     state.more = False
                     self._kick.set()  # half empty and more waiting: claim more, in one batch
                 if self._starved:
@@ -386,41 +454,3 @@ class Dispatcher:
         over = state.failures - self.config.failures_before_backoff
         if over >= 0:
             state.paused_until = time.time() + min(self.config.max_backoff, 0.5 * 2 ** min(over, 10))
-
-    # --- recording ----------------------------------------------------------------------
-
-    async def _write_loop(self) -> None:
-        stopping = False
-        while not stopping:
-            batch = [await self._outcomes.get()]
-            # Linger a moment so one transaction records many attempts (the receiver already has
-            # them; recording later only holds the lease a little longer).
-            if batch[0] is not _STOP and not self._stopping:
-                await asyncio.sleep(self.config.record_linger)
-            while not self._outcomes.empty() and len(batch) < 2000:
-                batch.append(self._outcomes.get_nowait())
-            if any(o is _STOP for o in batch):
-                stopping = True
-                batch = [o for o in batch if o is not _STOP]
-            await self._write(batch)
-
-    async def _write(self, batch: list[Outcome]) -> None:
-        delay = 0.1
-        deadline = time.monotonic() + self.config.lease_seconds
-        while batch:
-            try:
-                async with self.db.transaction() as tx:
-                    await attempts.record(tx, batch, owner=self.owner, now=time.time(), policy=self.policy)
-                return
-            except Exception as exc:
-                # The rows stay leased to us; if we never manage to write, the lease expires and
-                # another attempt is made (at least once). Keep trying while the lease holds.
-                log.warning("recording %d attempts failed (%s); retrying", len(batch), exc)
-                if (self._stopping and delay > 2) or time.monotonic() > deadline:
-                    log.error("dropping %d attempt records; those deliveries will be re-sent", len(batch))
-                    return
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-
-
-_STOP: Outcome = Outcome.__new__(Outcome)
