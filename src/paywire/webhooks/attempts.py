@@ -17,11 +17,11 @@ import sqlalchemy as sa
 from paywire import objects
 from paywire.clock import iso
 from paywire.db.engine import Tx
-from paywire.db.schema import events, webhook_attempts, webhook_deliveries, webhook_endpoints
+from paywire.db.schema import webhook_attempts, webhook_deliveries, webhook_endpoints
 from paywire.events.log import NewEvent, append
 from paywire.ids import new_id
 from paywire.webhooks import endpoints
-from paywire.webhooks.delivery import still_leased
+from paywire.webhooks.delivery import count_pending, still_leased
 from paywire.webhooks.retry import next_retry as schedule_next
 from paywire.webhooks.retry import parse_retry_after
 from paywire.webhooks.sender import Outcome
@@ -141,7 +141,7 @@ async def record(tx: Tx, outcomes: Sequence[Outcome], *, owner: str, now: float,
     if done:
         rows = await conn.execute(
             d.update()
-            .where(still_leased(conn, owner, done))
+            .where(still_leased(done, owner))
             .values(status="succeeded", attempts=d.c.attempts + 1, lease_until=None, last_error=None, updated=int(now))
             .returning(d.c.event_id)
         )
@@ -171,14 +171,7 @@ async def record(tx: Tx, outcomes: Sequence[Outcome], *, owner: str, now: float,
             ),
             retry_rows,
         )
-    if finished:
-        floor = sa.func.max if conn.dialect.name == "sqlite" else sa.func.greatest
-        await conn.execute(
-            events.update()
-            .where(events.c.id == sa.bindparam("k_id"))
-            .values(pending_webhooks=floor(events.c.pending_webhooks - sa.bindparam("k_n"), 0)),
-            [{"k_id": event_id, "k_n": n} for event_id, n in finished.items()],
-        )
+    await count_pending(tx, {event_id: -n for event_id, n in finished.items()})
     await _endpoint_health(tx, succeeded, failing, gone, now=now, policy=policy)
 
 

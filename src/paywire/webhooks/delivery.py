@@ -13,9 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql import operators
-from sqlalchemy.sql.expression import UnaryExpression
 
 from paywire.db.engine import Tx
 from paywire.db.schema import events, webhook_deliveries, webhook_endpoints
@@ -53,18 +50,9 @@ def _due(now: float) -> sa.ColumnElement[bool]:
     )
 
 
-def still_leased(conn: AsyncConnection, owner: str, seqs: Collection[int]) -> sa.ColumnElement[bool]:
-    """Deliveries `seqs` that are still pending and leased to `owner`, found by their key.
-
-    SQLite, without table statistics, would rather read the (status, next_attempt) index for
-    `status = 'pending'` than look up the listed keys: with a backlog, every recorded batch then
-    scanned all pending deliveries. `+status` keeps that term out of index selection (SQLite's
-    documented idiom); PostgreSQL plans by statistics and needs no hint.
-    """
-    status: sa.ColumnElement[str] = d.c.status
-    if conn.dialect.name == "sqlite":
-        status = UnaryExpression(d.c.status, operator=operators.custom_op("+"), type_=d.c.status.type)
-    return sa.and_(d.c.seq.in_(list(seqs)), d.c.lease_owner == owner, status == "pending")
+def still_leased(seqs: Collection[int], owner: str) -> sa.ColumnElement[bool]:
+    """Deliveries `seqs` that are still pending and leased to `owner`, found by their key."""
+    return sa.and_(d.c.seq.in_(list(seqs)), d.c.lease_owner == owner, d.c.status == "pending")
 
 
 async def enabled_endpoints(tx: Tx) -> list[str]:
@@ -177,7 +165,7 @@ async def release(tx: Tx, owner: str, seqs: Collection[int]) -> None:
     """Give back leased rows that were never sent (a clean shutdown), so others take them at once."""
     if seqs:
         await tx.conn.execute(
-            d.update().where(still_leased(tx.conn, owner, seqs)).values(lease_until=None, lease_owner=None)
+            d.update().where(still_leased(seqs, owner)).values(lease_until=None, lease_owner=None)
         )
 
 
@@ -187,13 +175,22 @@ async def _wake_workers(tx: Tx) -> None:
         await tx.conn.execute(sa.text("SELECT pg_notify(:c, '')"), {"c": CHANNEL})
 
 
-async def _count_pending(tx: Tx, event_counts: Mapping[str, int]) -> None:
-    """`events.pending_webhooks += n` for every event given (n may be negative)."""
+async def count_pending(tx: Tx, event_counts: Mapping[str, int]) -> None:
+    """`events.pending_webhooks += n` for every event given (n may be negative; never below 0).
+
+    One statement per distinct n: a recorded batch finishes hundreds of events, nearly all by one.
+    """
+    by_change: dict[int, list[str]] = {}
     for event_id, n in event_counts.items():
         if n:
-            await tx.conn.execute(
-                events.update().where(events.c.id == event_id).values(pending_webhooks=events.c.pending_webhooks + n)
-            )
+            by_change.setdefault(n, []).append(event_id)
+    floor = sa.func.max if tx.conn.dialect.name == "sqlite" else sa.func.greatest
+    for n, event_ids in by_change.items():
+        await tx.conn.execute(
+            events.update()
+            .where(events.c.id.in_(event_ids))
+            .values(pending_webhooks=floor(events.c.pending_webhooks + n, 0))
+        )
 
 
 async def enqueue(tx: Tx, event_id: str, endpoint_ids: Collection[str], *, livemode: bool, now: float) -> None:
@@ -237,7 +234,7 @@ async def enqueue(tx: Tx, event_id: str, endpoint_ids: Collection[str], *, livem
                 for endpoint_id in new
             ],
         )
-        await _count_pending(tx, {event_id: len(new)})
+        await count_pending(tx, {event_id: len(new)})
 
 
 async def matching_endpoints(tx: Tx, event_type: str, *, livemode: bool) -> list[str]:
@@ -271,7 +268,7 @@ async def recover(tx: Tx, endpoint_id: str, *, since: float, now: float) -> int:
     counts: dict[str, int] = {}
     for event_id in rows:
         counts[event_id] = counts.get(event_id, 0) + 1
-    await _count_pending(tx, counts)
+    await count_pending(tx, counts)
     if rows:
         await _wake_workers(tx)
     return len(rows)
@@ -304,4 +301,4 @@ async def cancel_pending(tx: Tx, endpoint_id: str, *, now: float, reason: str) -
     counts: dict[str, int] = {}
     for event_id in rows:
         counts[event_id] = counts.get(event_id, 0) - 1
-    await _count_pending(tx, counts)
+    await count_pending(tx, counts)

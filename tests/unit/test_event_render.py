@@ -1,0 +1,54 @@
+"""The dispatcher's body renderer splices stored JSON into the event: it must equal `render`."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from paywire.events.log import API_VERSION, render, render_json
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=10,
+)
+
+
+def _row(data: dict[str, Any], metadata: dict[str, Any], request_id: str | None) -> dict[str, Any]:
+    return {
+        "id": "evt_1",
+        "type": "customer.created",
+        "api_version": API_VERSION,
+        "livemode": False,
+        "created": 1_790_000_000,
+        "object_type": "customer",
+        "object_id": "cus_1",
+        "data": data,
+        "request_id": request_id,
+        "idempotency_key": None,
+        "pending_webhooks": 2,
+        "metadata": metadata,
+    }
+
+
+@given(
+    data=st.dictionaries(st.text(), json_values, max_size=4),
+    metadata=st.dictionaries(st.text(), st.text(), max_size=3),
+    request_id=st.none() | st.text(),
+)
+def test_render_json_equals_render(data: dict[str, Any], metadata: dict[str, Any], request_id: str | None) -> None:
+    row = _row(data, metadata, request_id)
+    stored = {**row, "data": None, "metadata": None}
+    stored.update(data_json=json.dumps(data), metadata_json=json.dumps(metadata))
+    assert json.loads(render_json(stored)) == render(row)
+
+
+def test_render_json_with_splice_lookalikes() -> None:
+    """Strings that look like the splice points, inside the data and the request."""
+    tricky = '"data":null,"request":{"metadata":null}'
+    row = _row({"object": {"id": tricky}}, {"note": tricky}, tricky)
+    stored = {**row, "data": None, "metadata": None, "data_json": json.dumps(row["data"]), "metadata_json": "{}"}
+    assert json.loads(render_json(stored)) == render({**row, "metadata": {}})
