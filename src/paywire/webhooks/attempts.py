@@ -141,7 +141,7 @@ async def record(tx: Tx, outcomes: Sequence[Outcome], *, owner: str, now: float,
     if done:
         rows = await conn.execute(
             d.update()
-            .where(still_leased(done, owner))
+            .where(still_leased(conn, done, owner))
             .values(status="succeeded", attempts=d.c.attempts + 1, lease_until=None, last_error=None, updated=int(now))
             .returning(d.c.event_id)
         )

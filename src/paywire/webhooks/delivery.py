@@ -8,11 +8,13 @@ SQLite claims inside a `BEGIN IMMEDIATE` write transaction, where there is one w
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paywire.db.engine import Tx
 from paywire.db.schema import events, webhook_deliveries, webhook_endpoints
@@ -50,9 +52,17 @@ def _due(now: float) -> sa.ColumnElement[bool]:
     )
 
 
-def still_leased(seqs: Collection[int], owner: str) -> sa.ColumnElement[bool]:
+def any_of(conn: AsyncConnection, column: sa.ColumnElement[Any], values: Iterable[Any]) -> sa.ColumnElement[bool]:
+    """`column IN (values)`; on PostgreSQL `column = ANY(array)`, one prepared statement whatever
+    the count (an IN list is a new statement, prepared and planned again, for every batch size)."""
+    if conn.dialect.name == "postgresql":
+        return column == sa.any_(sa.literal(list(values), type_=postgresql.ARRAY(column.type)))
+    return column.in_(list(values))
+
+
+def still_leased(conn: AsyncConnection, seqs: Collection[int], owner: str) -> sa.ColumnElement[bool]:
     """Deliveries `seqs` that are still pending and leased to `owner`, found by their key."""
-    return sa.and_(d.c.seq.in_(list(seqs)), d.c.lease_owner == owner, d.c.status == "pending")
+    return sa.and_(any_of(conn, d.c.seq, seqs), d.c.lease_owner == owner, d.c.status == "pending")
 
 
 async def enabled_endpoints(tx: Tx) -> list[str]:
@@ -129,7 +139,7 @@ async def claim(
         row.id: (row.url, tuple(valid_secrets(row._mapping, now)))
         for row in await conn.execute(
             sa.select(e.c.id, e.c.url, e.c.secret, e.c.previous_secrets).where(
-                e.c.id.in_({r.endpoint_id for r in claimed})
+                any_of(conn, e.c.id, {r.endpoint_id for r in claimed})
             )
         )
     }
@@ -142,7 +152,7 @@ async def claim(
                 sa.null().label("metadata"),
                 sa.cast(events.c.data, sa.Text).label("data_json"),
                 sa.cast(events.c.metadata, sa.Text).label("metadata_json"),
-            ).where(events.c.id.in_({r.event_id for r in claimed}))
+            ).where(any_of(conn, events.c.id, {r.event_id for r in claimed}))
         )
     }
     return [
@@ -165,7 +175,7 @@ async def release(tx: Tx, owner: str, seqs: Collection[int]) -> None:
     """Give back leased rows that were never sent (a clean shutdown), so others take them at once."""
     if seqs:
         await tx.conn.execute(
-            d.update().where(still_leased(seqs, owner)).values(lease_until=None, lease_owner=None)
+            d.update().where(still_leased(tx.conn, seqs, owner)).values(lease_until=None, lease_owner=None)
         )
 
 
@@ -188,7 +198,7 @@ async def count_pending(tx: Tx, event_counts: Mapping[str, int]) -> None:
     for n, event_ids in by_change.items():
         await tx.conn.execute(
             events.update()
-            .where(events.c.id.in_(event_ids))
+            .where(any_of(tx.conn, events.c.id, event_ids))
             .values(pending_webhooks=floor(events.c.pending_webhooks + n, 0))
         )
 
