@@ -29,7 +29,7 @@ e = webhook_endpoints
 MAX_ENDPOINTS_PER_CLAIM = 100  # more endpoints with due work are served by the next claims
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Job:
     """One claimed delivery, with everything needed to send it."""
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import aiohttp
+from yarl import URL
 
 from paywire import __version__
 from paywire.webhooks.delivery import Job
@@ -19,7 +20,7 @@ BODY_EXCERPT_BYTES = 4096
 USER_AGENT = f"Paywire/{__version__}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Outcome:
     """The result of one attempt, as the attempts log stores it."""
 
@@ -57,6 +58,12 @@ def _classify(exc: BaseException, timeout: float) -> tuple[str, str]:
     return "connection_error", f"{type(exc).__name__}: {text}"
 
 
+@lru_cache(maxsize=1024)
+def _parsed(url: str) -> URL:
+    """Endpoint URLs parsed once, not per request."""
+    return URL(url)
+
+
 @lru_cache(maxsize=8)
 def _timeout(seconds: float) -> aiohttp.ClientTimeout:
     return aiohttp.ClientTimeout(total=seconds)
@@ -77,7 +84,7 @@ async def send(session: aiohttp.ClientSession, job: Job, *, timeout: float) -> O
     error: str | None = None
     try:
         async with session.post(
-            job.url,
+            _parsed(job.url),
             data=job.body,
             headers=headers,
             allow_redirects=False,
