@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Protocol
 
 
@@ -21,4 +22,9 @@ SYSTEM_CLOCK = SystemClock()
 
 def iso(ts: float) -> str:
     """Unix seconds as ISO 8601 UTC (`2026-11-26T12:26:40Z`)."""
-    return datetime.fromtimestamp(int(ts), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _iso(int(ts))
+
+
+@lru_cache(maxsize=4096)  # rendering a batch of events repeats the same few seconds
+def _iso(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
