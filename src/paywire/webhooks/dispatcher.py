@@ -36,6 +36,10 @@ ENDPOINTS_REFRESH = 1.0  # seconds a claim may rely on the list of enabled endpo
 GONE_PAUSE = 5.0  # seconds nothing more is sent to an endpoint that answered 410 (it is being disabled)
 READ_AHEAD = 0.25  # seconds of an endpoint's measured sending rate kept claimed ahead of its lanes
 MAX_HELD = 4000  # claimed deliveries one dispatcher holds in memory, all endpoints together
+# Turns woken by commits start at least this far apart: under a steady trickle of events, every
+# worker would otherwise run a transaction per commit (measured at 500 events/s with two
+# workers: 0.9 of 2 cores, and a p99 latency swinging from 25 to 75 ms on the saturated machine).
+MIN_TURN_GAP = 0.005
 
 
 def _env_float(name: str, default: float) -> float:
@@ -109,7 +113,7 @@ class Dispatcher:
     """
 
     prefetch = 100  # most deliveries claimed ahead per slot of an endpoint
-    first_claim = 20  # per slot, for an endpoint whose rate is not known yet
+    first_claim = 50  # per slot, for an endpoint whose rate is not known yet
 
     def __init__(self, db: Database, config: DeliveryConfig | None = None) -> None:
         self.db = db
@@ -235,7 +239,9 @@ class Dispatcher:
         """
         signal = self.db.signal
         delay = 0.1
+        started = 0.0
         while True:
+            started = time.monotonic()
             snapshot = signal.snapshot()
             self._kick.clear()
             closing = self._closing
@@ -261,6 +267,9 @@ class Dispatcher:
                 self._starved = True
                 continue  # more may be due right now
             await self._wait(snapshot)
+            gap = started + MIN_TURN_GAP - time.monotonic()
+            if gap > 0 and not self._stopping:
+                await asyncio.sleep(gap)
 
     async def _wait(self, snapshot: asyncio.Event) -> None:
         """Sleep until a commit (signal), a queue running low (kick), the poll interval, or the
@@ -289,9 +298,20 @@ class Dispatcher:
         pauses = [s.paused_until - now for s in self._endpoints.values() if s.paused_until > now]
         return max(0.001, min([self.config.poll_interval, *pauses]))
 
+    def _record_now(self) -> bool:
+        """Record in this turn? Once attempts have lingered (or are many): a turn woken by each
+        commit of a steady trickle would otherwise also record two or three attempts each time."""
+        if not self._finished:
+            return False
+        lingered = time.monotonic() - self._finished_since >= self.config.record_linger
+        return lingered or self._stopping or len(self._finished) >= self.config.batch_size
+
     async def _turn(self, limit: int) -> list[Job]:
         now = time.time()
-        finished, self._finished, since = self._finished, [], self._finished_since
+        since = self._finished_since
+        finished: list[Outcome] = []
+        if self._record_now():
+            finished, self._finished = self._finished, []
         expired, self._expired = self._expired, []
         quotas, exclude = self._quotas(now)
         claimed: list[Job] = []
