@@ -1,9 +1,10 @@
 """The webhook dispatcher: claim due deliveries, POST them concurrently, record every attempt.
 
-One loop claims batches (woken within milliseconds by `db.signal` after a commit, polling as the
-fallback) into per-endpoint queues; "lanes", one per request in flight, POST them one after
-another through a pooled keep-alive aiohttp connector; a writer task records finished attempts
-in batches, one transaction per batch.
+One loop runs "turns": each is one transaction that records the attempts finished since the
+last one and claims a batch of due deliveries into per-endpoint queues. It is woken within
+milliseconds by `db.signal` after a commit, by a queue running low, or by polling as the
+fallback. "Lanes", one per request in flight, POST the queued deliveries one after another
+through a pooled keep-alive aiohttp connector.
 
 Isolation: each endpoint has its own concurrency cap, enforced at claim time, so a slow or dead
 endpoint never occupies more than its share of the global concurrency. An endpoint that keeps
