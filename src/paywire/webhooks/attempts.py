@@ -186,7 +186,16 @@ async def _endpoint_health(
 ) -> None:
     conn = tx.conn
     for endpoint_id, at in succeeded.items():
-        await conn.execute(e.update().where(e.c.id == endpoint_id).values(last_success=at, failing_since=None))
+        # At most once a second while healthy: every worker's every batch would otherwise rewrite
+        # the endpoint's row, and on PostgreSQL the workers' batches would queue on its row lock.
+        await conn.execute(
+            e.update()
+            .where(
+                e.c.id == endpoint_id,
+                sa.or_(e.c.failing_since.is_not(None), e.c.last_success.is_(None), e.c.last_success < at - 1),
+            )
+            .values(last_success=at, failing_since=None)
+        )
     still_failing = [i for i in failing if i not in succeeded]
     for endpoint_id in still_failing:
         await conn.execute(
