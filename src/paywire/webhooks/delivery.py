@@ -168,6 +168,9 @@ async def claim(
             lease_until=now + lease,
         )
         for r in sorted(claimed, key=lambda r: r.seq)  # roughly the order the events were written
+        # (An endpoint deleted meanwhile cannot be missing: deleting it waits on these rows'
+        # locks to cancel them. Were one missing, its rows would just wait out their lease.)
+        if r.endpoint_id in targets and r.event_id in bodies
     ]
 
 

@@ -62,7 +62,7 @@ class DeliveryConfig:
     max_backoff: float = 10.0
     auto_disable_after: float = attempts.AUTO_DISABLE_AFTER
     shutdown_grace: float = 5.0
-    record_linger: float = 0.05  # seconds the attempts writer waits to fill a batch
+    record_linger: float = 0.05  # seconds finished attempts wait, to be recorded together
     allow_private_networks: bool = field(default_factory=netpolicy.private_networks_allowed)
 
     @property
@@ -240,7 +240,6 @@ class Dispatcher:
         """
         signal = self.db.signal
         delay = 0.1
-        started = 0.0
         while True:
             started = time.monotonic()
             snapshot = signal.snapshot()
