@@ -277,7 +277,7 @@ class Dispatcher:
         while True:
             timeout = self._poll_timeout()
             if self._finished:
-                timeout = min(timeout, self._finished_since + self.config.record_linger - time.monotonic())
+                timeout = min(timeout, self._linger_left())
                 if timeout <= 0:
                     return
             self._recordable.clear()
@@ -298,13 +298,16 @@ class Dispatcher:
         pauses = [s.paused_until - now for s in self._endpoints.values() if s.paused_until > now]
         return max(0.001, min([self.config.poll_interval, *pauses]))
 
+    def _linger_left(self) -> float:
+        """Seconds until the unrecorded attempts have waited `record_linger` (0 or less: now)."""
+        return self._finished_since + self.config.record_linger - time.monotonic()
+
     def _record_now(self) -> bool:
         """Record in this turn? Once attempts have lingered (or are many): a turn woken by each
         commit of a steady trickle would otherwise also record two or three attempts each time."""
         if not self._finished:
             return False
-        lingered = time.monotonic() - self._finished_since >= self.config.record_linger
-        return lingered or self._stopping or len(self._finished) >= self.config.batch_size
+        return self._linger_left() <= 0 or self._stopping or len(self._finished) >= self.config.batch_size
 
     async def _turn(self, limit: int) -> list[Job]:
         now = time.time()
