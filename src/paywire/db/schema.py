@@ -104,7 +104,6 @@ events = sa.Table(
     sa.Column("data", Json, nullable=False),
     sa.Column("request_id", sa.String(40), nullable=True),
     sa.Column("idempotency_key", sa.String(255), nullable=True),
-    sa.Column("pending_webhooks", sa.Integer, nullable=False),
     sa.Column("metadata", Json, nullable=False),
     sa.Column("created", sa.BigInteger, nullable=False),
     sa.Index(None, "livemode", "seq"),

@@ -1,8 +1,8 @@
 """The attempts log: recording a batch of outcomes in one transaction, and listing attempts.
 
 Recording is where a delivery's fate is decided: done (2xx), failed for good (410, or the
-retry schedule spent), or due again later. Finished deliveries count down `pending_webhooks`;
-a 410 or 5 days without success disables the endpoint and emits `webhook_endpoint.disabled`.
+retry schedule spent), or due again later. A 410 or 5 days without success disables the endpoint
+and emits `webhook_endpoint.disabled`.
 """
 
 from __future__ import annotations
@@ -16,12 +16,13 @@ import sqlalchemy as sa
 
 from paywire import objects
 from paywire.clock import iso
+from paywire.db.bulk import insert_rows
 from paywire.db.engine import Tx
 from paywire.db.schema import webhook_attempts, webhook_deliveries, webhook_endpoints
 from paywire.events.log import NewEvent, append
 from paywire.ids import new_id
 from paywire.webhooks import endpoints
-from paywire.webhooks.delivery import count_pending, still_leased
+from paywire.webhooks.delivery import still_leased
 from paywire.webhooks.retry import next_retry as schedule_next
 from paywire.webhooks.retry import parse_retry_after
 from paywire.webhooks.sender import Outcome
@@ -133,29 +134,21 @@ async def record(tx: Tx, outcomes: Sequence[Outcome], *, owner: str, now: float,
             }
         )
     conn = tx.conn
-    await conn.execute(a.insert(), attempt_rows)
-    finished: dict[str, int] = {}
+    await insert_rows(conn, a, attempt_rows)
     # Only rows still leased to us: if our lease lapsed and another worker took the row, its
     # outcome decides (our attempt is still logged; the receiver de-duplicates on webhook-id).
-    mine = sa.and_(d.c.lease_owner == owner, d.c.status == "pending")
     if done:
-        rows = await conn.execute(
+        await conn.execute(
             d.update()
             .where(still_leased(conn, done, owner))
             .values(status="succeeded", attempts=d.c.attempts + 1, lease_until=None, last_error=None, updated=int(now))
-            .returning(d.c.event_id)
         )
-        for event_id in rows.scalars():
-            finished[event_id] = finished.get(event_id, 0) + 1
     for seq, error in gave_up:
-        event_id = await conn.scalar(
+        await conn.execute(
             d.update()
-            .where(d.c.seq == seq, mine)
+            .where(still_leased(conn, [seq], owner))
             .values(status="failed", attempts=d.c.attempts + 1, lease_until=None, last_error=error, updated=int(now))
-            .returning(d.c.event_id)
         )
-        if event_id is not None:
-            finished[event_id] = finished.get(event_id, 0) + 1
     if retry_rows:
         await conn.execute(
             d.update()
@@ -171,7 +164,6 @@ async def record(tx: Tx, outcomes: Sequence[Outcome], *, owner: str, now: float,
             ),
             retry_rows,
         )
-    await count_pending(tx, {event_id: -n for event_id, n in finished.items()})
     await _endpoint_health(tx, succeeded, failing, gone, now=now, policy=policy)
 
 

@@ -146,13 +146,7 @@ async def claim(
     bodies = {
         row.id: event_log.render_json(row._mapping)
         for row in await conn.execute(
-            sa.select(
-                *(c for c in events.c if c.name not in ("seq", "data", "metadata")),
-                sa.null().label("data"),
-                sa.null().label("metadata"),
-                sa.cast(events.c.data, sa.Text).label("data_json"),
-                sa.cast(events.c.metadata, sa.Text).label("metadata_json"),
-            ).where(any_of(conn, events.c.id, {r.event_id for r in claimed}))
+            event_log.select_events_json().where(any_of(conn, events.c.id, {r.event_id for r in claimed}))
         )
     }
     return [
@@ -186,24 +180,6 @@ async def _wake_workers(tx: Tx) -> None:
     """Deliveries became due: wake dispatchers once this commits (other processes via NOTIFY)."""
     if tx.conn.dialect.name == "postgresql":
         await tx.conn.execute(sa.text("SELECT pg_notify(:c, '')"), {"c": CHANNEL})
-
-
-async def count_pending(tx: Tx, event_counts: Mapping[str, int]) -> None:
-    """`events.pending_webhooks += n` for every event given (n may be negative; never below 0).
-
-    One statement per distinct n: a recorded batch finishes hundreds of events, nearly all by one.
-    """
-    by_change: dict[int, list[str]] = {}
-    for event_id, n in event_counts.items():
-        if n:
-            by_change.setdefault(n, []).append(event_id)
-    floor = sa.func.max if tx.conn.dialect.name == "sqlite" else sa.func.greatest
-    for n, event_ids in by_change.items():
-        await tx.conn.execute(
-            events.update()
-            .where(any_of(tx.conn, events.c.id, event_ids))
-            .values(pending_webhooks=floor(events.c.pending_webhooks + n, 0))
-        )
 
 
 async def enqueue(tx: Tx, event_id: str, endpoint_ids: Collection[str], *, livemode: bool, now: float) -> None:
@@ -247,7 +223,6 @@ async def enqueue(tx: Tx, event_id: str, endpoint_ids: Collection[str], *, livem
                 for endpoint_id in new
             ],
         )
-        await count_pending(tx, {event_id: len(new)})
 
 
 async def matching_endpoints(tx: Tx, event_type: str, *, livemode: bool) -> list[str]:
@@ -259,32 +234,14 @@ async def matching_endpoints(tx: Tx, event_type: str, *, livemode: bool) -> list
 
 async def recover(tx: Tx, endpoint_id: str, *, since: float, now: float) -> int:
     """Re-queue every delivery to the endpoint that failed for good, created at or after `since`."""
-    rows = (
-        (
-            await tx.conn.execute(
-                d.update()
-                .where(d.c.endpoint_id == endpoint_id, d.c.status == "failed", d.c.created >= since)
-                .values(
-                    status="pending",
-                    attempts=0,
-                    next_attempt=now,
-                    lease_until=None,
-                    lease_owner=None,
-                    updated=int(now),
-                )
-                .returning(d.c.event_id)
-            )
-        )
-        .scalars()
-        .all()
+    result = await tx.conn.execute(
+        d.update()
+        .where(d.c.endpoint_id == endpoint_id, d.c.status == "failed", d.c.created >= since)
+        .values(status="pending", attempts=0, next_attempt=now, lease_until=None, lease_owner=None, updated=int(now))
     )
-    counts: dict[str, int] = {}
-    for event_id in rows:
-        counts[event_id] = counts.get(event_id, 0) + 1
-    await count_pending(tx, counts)
-    if rows:
+    if result.rowcount:
         await _wake_workers(tx)
-    return len(rows)
+    return int(result.rowcount)
 
 
 async def resume(tx: Tx, endpoint_id: str, *, now: float) -> None:
@@ -298,20 +255,9 @@ async def resume(tx: Tx, endpoint_id: str, *, now: float) -> None:
 
 
 async def cancel_pending(tx: Tx, endpoint_id: str, *, now: float, reason: str) -> None:
-    """A deleted endpoint: its pending deliveries are canceled and no longer count as pending."""
-    rows = (
-        (
-            await tx.conn.execute(
-                d.update()
-                .where(d.c.endpoint_id == endpoint_id, d.c.status == "pending")
-                .values(status="canceled", updated=int(now), last_error=reason)
-                .returning(d.c.event_id)
-            )
-        )
-        .scalars()
-        .all()
+    """A deleted endpoint: its pending deliveries are canceled (they no longer count in `pending_webhooks`)."""
+    await tx.conn.execute(
+        d.update()
+        .where(d.c.endpoint_id == endpoint_id, d.c.status == "pending")
+        .values(status="canceled", updated=int(now), last_error=reason)
     )
-    counts: dict[str, int] = {}
-    for event_id in rows:
-        counts[event_id] = counts.get(event_id, 0) - 1
-    await count_pending(tx, counts)

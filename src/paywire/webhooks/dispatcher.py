@@ -62,7 +62,7 @@ class DeliveryConfig:
     max_backoff: float = 10.0
     auto_disable_after: float = attempts.AUTO_DISABLE_AFTER
     shutdown_grace: float = 5.0
-    record_linger: float = 0.05  # seconds finished attempts wait, to be recorded together
+    record_linger: float = 0.1  # seconds finished attempts wait, to be recorded together
     allow_private_networks: bool = field(default_factory=netpolicy.private_networks_allowed)
 
     @property
@@ -222,7 +222,9 @@ class Dispatcher:
         for endpoint_id, state in self._endpoints.items():
             state.ahead = self._read_ahead(state, now)
             want = state.ahead - state.lanes - len(state.queue)
-            if want <= 0 or state.paused_until > now or state.gone_until > now:
+            # Refill once half is used, not after every few sends: claims come in large batches.
+            full_enough = len(state.queue) > state.ahead // 2
+            if want <= 0 or full_enough or state.paused_until > now or state.gone_until > now:
                 exclude.append(endpoint_id)
             else:
                 quotas[endpoint_id] = want
