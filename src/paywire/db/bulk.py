@@ -1,7 +1,13 @@
-"""Inserting many rows in one statement."""
+"""Statements over many rows at once, built once and reused.
+
+The dispatcher runs the same few statements in every turn. Building a SQLAlchemy statement and
+its cache key costs 0.1 to 0.4 ms each (measured), more than executing it from the compiled cache, so the
+hot ones are built once per backend with bind parameters, then only executed.
+"""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -10,19 +16,42 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 
+def is_postgres(conn: AsyncConnection) -> bool:
+    return conn.dialect.name == "postgresql"
+
+
+def in_param(column: sa.ColumnElement[Any], name: str, postgres: bool) -> sa.ColumnElement[bool]:
+    """`column IN (:name…)` for a list given at execution; on PostgreSQL `column = ANY(:name)`,
+    one prepared statement whatever the count (an IN list is prepared and planned again for every
+    list length)."""
+    if postgres:
+        return column == sa.any_(sa.bindparam(name, type_=postgresql.ARRAY(column.type)))
+    return column.in_(sa.bindparam(name, expanding=True))
+
+
+@functools.cache
+def _insert_statement(table: sa.Table, names: tuple[str, ...], postgres: bool) -> sa.Insert:
+    if not postgres:
+        return table.insert()
+    columns = [table.c[name] for name in names]
+    arrays = [sa.bindparam(f"{c.name}__values", type_=postgresql.ARRAY(c.type)) for c in columns]
+    source = sa.func.unnest(*arrays).table_valued(*names).render_derived()
+    return table.insert().from_select(columns, sa.select(*source.c))
+
+
 async def insert_rows(conn: AsyncConnection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
     """INSERT `rows` (all with the same keys) into `table`.
 
     PostgreSQL: one `INSERT … SELECT FROM unnest(array, …)` with one array per column, a single
     statement whatever the count (executemany runs the insert once per row: measured at ~13 µs of
-    server time per row, against ~4 with unnest). SQLite: executemany, which loops in C anyway.
+    server time per row, against ~7 with unnest). SQLite: executemany, which loops in C anyway.
     """
     if not rows:
         return
-    if conn.dialect.name != "postgresql":
-        await conn.execute(table.insert(), list(rows))
-        return
-    columns = [table.c[name] for name in rows[0]]
-    arrays = [sa.literal([row[c.name] for row in rows], type_=postgresql.ARRAY(c.type)) for c in columns]
-    source = sa.func.unnest(*arrays).table_valued(*(c.name for c in columns)).render_derived()
-    await conn.execute(table.insert().from_select(columns, sa.select(*source.c)))
+    names = tuple(rows[0])
+    postgres = is_postgres(conn)
+    statement = _insert_statement(table, names, postgres)
+    if postgres:
+        await conn.execute(statement, {f"{name}__values": [row[name] for row in rows] for name in names})
+    else:
+        await conn.execute(statement, list(rows))

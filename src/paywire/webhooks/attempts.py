@@ -7,6 +7,7 @@ and emits `webhook_endpoint.disabled`.
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ import sqlalchemy as sa
 
 from paywire import objects
 from paywire.clock import iso
-from paywire.db.bulk import insert_rows
+from paywire.db.bulk import insert_rows, is_postgres
 from paywire.db.engine import Tx
 from paywire.db.schema import webhook_attempts, webhook_deliveries, webhook_endpoints
 from paywire.events.log import NewEvent, append
@@ -134,37 +135,71 @@ async def record(tx: Tx, outcomes: Sequence[Outcome], *, owner: str, now: float,
             }
         )
     conn = tx.conn
+    postgres = is_postgres(conn)
     await insert_rows(conn, a, attempt_rows)
     # Only rows still leased to us: if our lease lapsed and another worker took the row, its
     # outcome decides (our attempt is still logged; the receiver de-duplicates on webhook-id).
     if done:
-        await conn.execute(
-            d.update()
-            .where(still_leased(conn, done, owner))
-            .values(status="succeeded", attempts=d.c.attempts + 1, lease_until=None, last_error=None, updated=int(now))
-        )
+        await conn.execute(_succeeded_statement(postgres), {"seqs": done, "owner": owner, "now": int(now)})
     for seq, error in gave_up:
-        await conn.execute(
-            d.update()
-            .where(still_leased(conn, [seq], owner))
-            .values(status="failed", attempts=d.c.attempts + 1, lease_until=None, last_error=error, updated=int(now))
-        )
+        await conn.execute(_failed_statement(postgres), {"seqs": [seq], "owner": owner, "now": int(now), "err": error})
     if retry_rows:
-        await conn.execute(
-            d.update()
-            .where(
-                d.c.seq == sa.bindparam("k_seq"), d.c.lease_owner == sa.bindparam("k_owner"), d.c.status == "pending"
-            )
-            .values(
-                attempts=sa.bindparam("n"),
-                next_attempt=sa.bindparam("at"),
-                last_error=sa.bindparam("err"),
-                lease_until=None,
-                updated=int(now),
-            ),
-            retry_rows,
-        )
+        await conn.execute(_RETRY, [{**row, "now": int(now)} for row in retry_rows])
     await _endpoint_health(tx, succeeded, failing, gone, now=now, policy=policy)
+
+
+@functools.cache
+def _succeeded_statement(postgres: bool) -> sa.Update:
+    return (
+        d.update()
+        .where(still_leased(postgres))
+        .values(
+            status="succeeded",
+            attempts=d.c.attempts + 1,
+            lease_until=None,
+            last_error=None,
+            updated=sa.bindparam("now"),
+        )
+    )
+
+
+@functools.cache
+def _failed_statement(postgres: bool) -> sa.Update:
+    return (
+        d.update()
+        .where(still_leased(postgres))
+        .values(
+            status="failed",
+            attempts=d.c.attempts + 1,
+            lease_until=None,
+            last_error=sa.bindparam("err"),
+            updated=sa.bindparam("now"),
+        )
+    )
+
+
+_RETRY = (
+    d.update()
+    .where(d.c.seq == sa.bindparam("k_seq"), d.c.lease_owner == sa.bindparam("k_owner"), d.c.status == "pending")
+    .values(
+        attempts=sa.bindparam("n"),
+        next_attempt=sa.bindparam("at"),
+        last_error=sa.bindparam("err"),
+        lease_until=None,
+        updated=sa.bindparam("now"),
+    )
+)
+# At most once a second while healthy: every worker's every batch would otherwise rewrite the
+# endpoint's row, and on PostgreSQL the workers' batches would queue on its row lock.
+_succeeded_at = sa.bindparam("at", type_=sa.Float)
+_HEALTHY = (
+    e.update()
+    .where(
+        e.c.id == sa.bindparam("endpoint_id"),
+        sa.or_(e.c.failing_since.is_not(None), e.c.last_success.is_(None), e.c.last_success < _succeeded_at - 1),
+    )
+    .values(last_success=_succeeded_at, failing_since=None)
+)
 
 
 async def _endpoint_health(
@@ -178,16 +213,7 @@ async def _endpoint_health(
 ) -> None:
     conn = tx.conn
     for endpoint_id, at in succeeded.items():
-        # At most once a second while healthy: every worker's every batch would otherwise rewrite
-        # the endpoint's row, and on PostgreSQL the workers' batches would queue on its row lock.
-        await conn.execute(
-            e.update()
-            .where(
-                e.c.id == endpoint_id,
-                sa.or_(e.c.failing_since.is_not(None), e.c.last_success.is_(None), e.c.last_success < at - 1),
-            )
-            .values(last_success=at, failing_since=None)
-        )
+        await conn.execute(_HEALTHY, {"endpoint_id": endpoint_id, "at": at})
     still_failing = [i for i in failing if i not in succeeded]
     for endpoint_id in still_failing:
         await conn.execute(

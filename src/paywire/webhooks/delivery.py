@@ -8,14 +8,14 @@ SQLite claims inside a `BEGIN IMMEDIATE` write transaction, where there is one w
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+import functools
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from paywire.db.bulk import in_param, is_postgres
 from paywire.db.engine import Tx
 from paywire.db.schema import events, webhook_deliveries, webhook_endpoints
 from paywire.db.signal import CHANNEL
@@ -29,9 +29,9 @@ e = webhook_endpoints
 MAX_ENDPOINTS_PER_CLAIM = 100  # more endpoints with due work are served by the next claims
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass takes three times as long to create
 class Job:
-    """One claimed delivery, with everything needed to send it."""
+    """One claimed delivery, with everything needed to send it (never changed once made)."""
 
     seq: int
     event_id: str
@@ -44,7 +44,7 @@ class Job:
     lease_until: float  # the claim is ours until then; never start a request that could outlast it
 
 
-def _due(now: float) -> sa.ColumnElement[bool]:
+def _due(now: sa.ColumnElement[float]) -> sa.ColumnElement[bool]:
     return sa.and_(
         d.c.status == "pending",
         d.c.next_attempt <= now,
@@ -52,17 +52,62 @@ def _due(now: float) -> sa.ColumnElement[bool]:
     )
 
 
-def any_of(conn: AsyncConnection, column: sa.ColumnElement[Any], values: Iterable[Any]) -> sa.ColumnElement[bool]:
-    """`column IN (values)`; on PostgreSQL `column = ANY(array)`, one prepared statement whatever
-    the count (an IN list is a new statement, prepared and planned again, for every batch size)."""
-    if conn.dialect.name == "postgresql":
-        return column == sa.any_(sa.literal(list(values), type_=postgresql.ARRAY(column.type)))
-    return column.in_(list(values))
+def still_leased(postgres: bool) -> sa.ColumnElement[bool]:
+    """Deliveries `:seqs` that are still pending and leased to `:owner`, found by their key."""
+    mine = sa.and_(d.c.lease_owner == sa.bindparam("owner"), d.c.status == "pending")
+    return sa.and_(in_param(d.c.seq, "seqs", postgres), mine)
 
 
-def still_leased(conn: AsyncConnection, seqs: Collection[int], owner: str) -> sa.ColumnElement[bool]:
-    """Deliveries `seqs` that are still pending and leased to `owner`, found by their key."""
-    return sa.and_(any_of(conn, d.c.seq, seqs), d.c.lease_owner == owner, d.c.status == "pending")
+@functools.cache
+def _claim_statement(postgres: bool, endpoints: int) -> sa.Update:
+    """Lease due deliveries of `endpoints` endpoints, each up to its quota, `:limit` in all.
+
+    Parameters: now, owner, until (the lease's end), limit, and per endpoint n: endpoint_n, quota_n.
+    """
+    now = sa.bindparam("now", type_=sa.Float)
+    per_endpoint: list[sa.Select[Any]] = []
+    for n in range(endpoints):
+        endpoint_id = sa.bindparam(f"endpoint_{n}", type_=sa.String)
+        still_enabled = sa.exists().where(e.c.id == endpoint_id, e.c.status == "enabled")
+        query = (
+            sa.select(d.c.seq)
+            .where(d.c.endpoint_id == endpoint_id, _due(now), still_enabled)
+            .order_by(d.c.next_attempt)
+            .limit(sa.bindparam(f"quota_{n}", type_=sa.Integer))
+        )
+        # PostgreSQL: rows another worker is claiming right now are skipped, not waited for,
+        # and the next ones in the range are taken instead.
+        per_endpoint.append(query.with_for_update(skip_locked=True) if postgres else query)
+    # Materialized: evaluated once. PostgreSQL may otherwise re-run a LIMIT … SKIP LOCKED
+    # subquery inside IN for every row, and take (and skip) far more rows than asked.
+    union = sa.union_all(*(sa.select(q.subquery().c.seq) for q in per_endpoint)).subquery()
+    limit = sa.bindparam("limit", type_=sa.Integer)
+    due_rows = sa.select(union.c.seq).limit(limit).cte("due").prefix_with("MATERIALIZED")
+    return (
+        d.update()
+        # UPDATE … FROM, joined on the key alone: driven by the few picked rows (other
+        # shapes let PostgreSQL, before ANALYZE has run, scan every due row first).
+        .where(d.c.seq == due_rows.c.seq)
+        .values(lease_owner=sa.bindparam("owner"), lease_until=sa.bindparam("until"))
+        .returning(d.c.seq, d.c.event_id, d.c.endpoint_id, d.c.livemode, d.c.attempts)
+    )
+
+
+@functools.cache
+def _targets_statement(postgres: bool) -> sa.Select[Any]:
+    """URL and secrets of the endpoints `:ids`."""
+    return sa.select(e.c.id, e.c.url, e.c.secret, e.c.previous_secrets).where(in_param(e.c.id, "ids", postgres))
+
+
+@functools.cache
+def _events_statement(postgres: bool) -> sa.Select[Any]:
+    """The events `:ids`, ready for `render_json`."""
+    return event_log.select_events_json().where(in_param(events.c.id, "ids", postgres))
+
+
+@functools.cache
+def _release_statement(postgres: bool) -> sa.Update:
+    return d.update().where(still_leased(postgres)).values(lease_until=None, lease_owner=None)
 
 
 async def enabled_endpoints(tx: Tx) -> list[str]:
@@ -94,86 +139,53 @@ async def claim(
     if limit <= 0:
         return []
     conn = tx.conn
+    postgres = is_postgres(conn)
     enabled = list(endpoints) if endpoints is not None else await enabled_endpoints(tx)
     if enabled:
         first = start % len(enabled)
         enabled = enabled[first:] + enabled[:first]
     skip = set(exclude)
-    ordered = [i for i in enabled if i not in skip]
-    per_endpoint: list[sa.Select[Any]] = []
-    postgres = conn.dialect.name == "postgresql"
-    for endpoint_id in ordered[:MAX_ENDPOINTS_PER_CLAIM]:
+    params: dict[str, Any] = {"now": now, "owner": owner, "until": now + lease, "limit": limit}
+    asked = 0
+    for endpoint_id in [i for i in enabled if i not in skip][:MAX_ENDPOINTS_PER_CLAIM]:
         quota = min(quotas.get(endpoint_id, default_quota), limit)
-        if quota <= 0:
-            continue
-        still_enabled = sa.exists().where(e.c.id == endpoint_id, e.c.status == "enabled")
-        query = (
-            sa.select(d.c.seq)
-            .where(d.c.endpoint_id == endpoint_id, _due(now), still_enabled)
-            .order_by(d.c.next_attempt)
-            .limit(quota)
-        )
-        # PostgreSQL: rows another worker is claiming right now are skipped, not waited for,
-        # and the next ones in the range are taken instead.
-        per_endpoint.append(query.with_for_update(skip_locked=True) if postgres else query)
-    if not per_endpoint:
+        if quota > 0:
+            params[f"endpoint_{asked}"], params[f"quota_{asked}"] = endpoint_id, quota
+            asked += 1
+    if not asked:
         return []
-    # Materialized: evaluated once. PostgreSQL may otherwise re-run a LIMIT … SKIP LOCKED
-    # subquery inside IN for every row, and take (and skip) far more rows than asked.
-    union = sa.union_all(*(sa.select(q.subquery().c.seq) for q in per_endpoint)).subquery()
-    due_rows = sa.select(union.c.seq).limit(limit).cte("due").prefix_with("MATERIALIZED")
-    claimed = (
-        await conn.execute(
-            d.update()
-            # UPDATE … FROM, joined on the key alone: driven by the few picked rows (other
-            # shapes let PostgreSQL, before ANALYZE has run, scan every due row first).
-            .where(d.c.seq == due_rows.c.seq)
-            .values(lease_owner=owner, lease_until=now + lease)
-            .returning(d.c.seq, d.c.event_id, d.c.endpoint_id, d.c.livemode, d.c.attempts)
-        )
-    ).all()
+    claimed = sorted(  # by seq: roughly the order the events were written
+        # Plain tuples: a Row's attribute access costs more than the rest of building a Job.
+        tuple(row)
+        for row in await conn.execute(_claim_statement(postgres, asked), params)
+    )
     if not claimed:
         return []
     # Each endpoint and each event is read once, however many of the claimed rows share it.
+    endpoint_ids = list({endpoint_id for _, _, endpoint_id, _, _ in claimed})
     targets = {
         row.id: (row.url, tuple(valid_secrets(row._mapping, now)))
-        for row in await conn.execute(
-            sa.select(e.c.id, e.c.url, e.c.secret, e.c.previous_secrets).where(
-                any_of(conn, e.c.id, {r.endpoint_id for r in claimed})
-            )
-        )
+        for row in await conn.execute(_targets_statement(postgres), {"ids": endpoint_ids})
     }
+    event_ids = list({event_id for _, event_id, _, _, _ in claimed})
     bodies = {
         row.id: event_log.render_json(row._mapping)
-        for row in await conn.execute(
-            event_log.select_events_json().where(any_of(conn, events.c.id, {r.event_id for r in claimed}))
-        )
+        for row in await conn.execute(_events_statement(postgres), {"ids": event_ids})
     }
-    return [
-        Job(
-            seq=r.seq,
-            event_id=r.event_id,
-            endpoint_id=r.endpoint_id,
-            livemode=r.livemode,
-            url=targets[r.endpoint_id][0],
-            secrets=targets[r.endpoint_id][1],
-            body=bodies[r.event_id],
-            attempts=r.attempts,
-            lease_until=now + lease,
-        )
-        for r in sorted(claimed, key=lambda r: r.seq)  # roughly the order the events were written
+    jobs = []
+    for seq, event_id, endpoint_id, livemode, attempts in claimed:
+        target, body = targets.get(endpoint_id), bodies.get(event_id)
         # (An endpoint deleted meanwhile cannot be missing: deleting it waits on these rows'
         # locks to cancel them. Were one missing, its rows would just wait out their lease.)
-        if r.endpoint_id in targets and r.event_id in bodies
-    ]
+        if target is not None and body is not None:
+            jobs.append(Job(seq, event_id, endpoint_id, livemode, target[0], target[1], body, attempts, now + lease))
+    return jobs
 
 
 async def release(tx: Tx, owner: str, seqs: Collection[int]) -> None:
     """Give back leased rows that were never sent (a clean shutdown), so others take them at once."""
     if seqs:
-        await tx.conn.execute(
-            d.update().where(still_leased(tx.conn, seqs, owner)).values(lease_until=None, lease_owner=None)
-        )
+        await tx.conn.execute(_release_statement(is_postgres(tx.conn)), {"seqs": list(seqs), "owner": owner})
 
 
 async def _wake_workers(tx: Tx) -> None:

@@ -20,7 +20,7 @@ BODY_EXCERPT_BYTES = 4096
 USER_AGENT = f"Paywire/{__version__}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per attempt, and frozen ones are slow to create
 class Outcome:
     """The result of one attempt, as the attempts log stores it."""
 
