@@ -230,6 +230,14 @@ class Dispatcher:
                 quotas[endpoint_id] = want
         return quotas, exclude
 
+    def _may_claim(self, now: float, exclude: list[str]) -> bool:
+        """Could a claim take anything? Not when every enabled endpoint is excluded (full or
+        paused), unless the list of enabled endpoints is due to be read again."""
+        if now - self._endpoints_read > ENDPOINTS_REFRESH:
+            return True
+        skipped = set(exclude)
+        return any(endpoint_id not in skipped for endpoint_id in self._enabled)
+
     def _room(self) -> int:
         """Claims this dispatcher can still hold."""
         return MAX_HELD - len(self._in_flight) - self._queued
@@ -319,6 +327,10 @@ class Dispatcher:
             finished, self._finished = self._finished, []
         expired, self._expired = self._expired, []
         quotas, exclude = self._quotas(now)
+        if limit > 0 and not self._may_claim(now, exclude):
+            limit = 0
+        if not finished and not expired and limit <= 0:
+            return []  # nothing to write or to ask: no transaction
         claimed: list[Job] = []
         try:
             async with self.db.transaction() as tx:
@@ -357,11 +369,12 @@ class Dispatcher:
             self._state(job.endpoint_id).queue.append(job)
             counts[job.endpoint_id] = counts.get(job.endpoint_id, 0) + 1
         self._queued += len(claimed)
-        first = self.config.per_endpoint * self.first_claim
-        skipped = set(exclude)
-        for endpoint_id, state in self._endpoints.items():
-            if endpoint_id not in skipped:
-                state.more = counts.get(endpoint_id, 0) >= quotas.get(endpoint_id, first)
+        if limit > 0:
+            first = self.config.per_endpoint * self.first_claim
+            skipped = set(exclude)
+            for endpoint_id, state in self._endpoints.items():
+                if endpoint_id not in skipped:
+                    state.more = counts.get(endpoint_id, 0) >= quotas.get(endpoint_id, first)
         return claimed
 
     def _drop_lapsed(self) -> None:
