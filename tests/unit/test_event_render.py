@@ -1,4 +1,4 @@
-"""The dispatcher's body renderer splices stored JSON into the event: it must equal `render`."""
+"""The dispatcher's body renderer writes the event's JSON itself: it must equal `render`."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ json_values = st.recursive(
 )
 
 
-def _row(data: dict[str, Any], metadata: dict[str, Any], request_id: str | None) -> dict[str, Any]:
+def _row(data: dict[str, Any], metadata: dict[str, Any], request_id: str | None, **fields: Any) -> dict[str, Any]:
     return {
         "id": "evt_1",
         "type": "customer.created",
@@ -31,6 +31,7 @@ def _row(data: dict[str, Any], metadata: dict[str, Any], request_id: str | None)
         "idempotency_key": None,
         "pending_webhooks": 2,
         "metadata": metadata,
+        **fields,
     }
 
 
@@ -38,12 +39,37 @@ def _row(data: dict[str, Any], metadata: dict[str, Any], request_id: str | None)
     data=st.dictionaries(st.text(), json_values, max_size=4),
     metadata=st.dictionaries(st.text(), st.text(), max_size=3),
     request_id=st.none() | st.text(),
+    idempotency_key=st.none() | st.text(),
+    object_id=st.text(),
+    livemode=st.booleans(),
+    created=st.integers(min_value=0, max_value=4_000_000_000),
+    pending=st.integers(min_value=0, max_value=1000),
 )
-def test_render_json_equals_render(data: dict[str, Any], metadata: dict[str, Any], request_id: str | None) -> None:
-    row = _row(data, metadata, request_id)
+def test_render_json_equals_render(
+    data: dict[str, Any],
+    metadata: dict[str, Any],
+    request_id: str | None,
+    idempotency_key: str | None,
+    object_id: str,
+    livemode: bool,
+    created: int,
+    pending: int,
+) -> None:
+    row = _row(
+        data,
+        metadata,
+        request_id,
+        idempotency_key=idempotency_key,
+        object_id=object_id,
+        livemode=livemode,
+        created=created,
+        pending_webhooks=pending,
+    )
     stored = {**row, "data": None, "metadata": None}
     stored.update(data_json=json.dumps(data), metadata_json=json.dumps(metadata))
-    assert json.loads(render_json(stored)) == render(row)
+    rendered = json.loads(render_json(stored))
+    assert rendered == render(row)
+    assert list(rendered) == list(render(row))  # the same field order too
 
 
 def test_render_json_with_splice_lookalikes() -> None:

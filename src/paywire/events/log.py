@@ -169,17 +169,25 @@ def render(row: Any) -> dict[str, Any]:
 _compact_json = json.JSONEncoder(separators=(",", ":")).encode
 
 
+def _json_text(value: str | None) -> str:
+    return "null" if value is None else _compact_json(value)
+
+
 def render_json(m: Any) -> bytes:
     """`render(m)` as compact JSON bytes, from a row read with `select_events_json`.
 
-    The dispatcher renders every event it claims: splicing in the stored JSON saves decoding it
-    only to encode it again. The splice points are unambiguous: JSON escapes every quote inside
-    a string, so `"data":null,"request":` and the closing `"metadata":null}` only occur as keys.
+    The dispatcher renders every event it claims, so this writes the JSON directly (a third of
+    the time of encoding `render`'s dict) and splices in the stored `data` and `metadata` text
+    instead of decoding it only to encode it again. A property test checks it equals `render`.
     """
-    text = _compact_json(render(m))
-    head, _, tail = text.partition('"data":null,"request":')
-    tail = tail.removesuffix('"metadata":null}')
-    return f'{head}"data":{m["data_json"]},"request":{tail}"metadata":{m["metadata_json"]}}}'.encode()
+    s = _json_text
+    return (
+        f'{{"id":{s(m["id"])},"object":"event","type":{s(m["type"])},"api_version":{s(m["api_version"])},'
+        f'"livemode":{"true" if m["livemode"] else "false"},"created":{int(m["created"])},'
+        f'"created_at":{s(iso(m["created"]))},"object_type":{s(m["object_type"])},"object_id":{s(m["object_id"])},'
+        f'"data":{m["data_json"]},"request":{{"id":{s(m["request_id"])},"idempotency_key":{s(m["idempotency_key"])}}},'
+        f'"pending_webhooks":{int(m["pending_webhooks"])},"metadata":{m["metadata_json"]}}}'
+    ).encode()
 
 
 def filtered(livemode: bool, *, type: str | None = None, object_id: str | None = None) -> sa.Select[Any]:
