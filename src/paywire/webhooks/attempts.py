@@ -139,37 +139,25 @@ async def record(tx: Tx, outcomes: Sequence[Outcome], *, owner: str, now: float,
     await insert_rows(conn, a, attempt_rows)
     # Only rows still leased to us: if our lease lapsed and another worker took the row, its
     # outcome decides (our attempt is still logged; the receiver de-duplicates on webhook-id).
+    finished = _finished_statement(postgres)
+    mine = {"owner": owner, "now": int(now)}
     if done:
-        await conn.execute(_succeeded_statement(postgres), {"seqs": done, "owner": owner, "now": int(now)})
+        await conn.execute(finished, {**mine, "seqs": done, "outcome": "succeeded", "err": None})
     for seq, error in gave_up:
-        await conn.execute(_failed_statement(postgres), {"seqs": [seq], "owner": owner, "now": int(now), "err": error})
+        await conn.execute(finished, {**mine, "seqs": [seq], "outcome": "failed", "err": error})
     if retry_rows:
         await conn.execute(_RETRY, [{**row, "now": int(now)} for row in retry_rows])
     await _endpoint_health(tx, succeeded, failing, gone, now=now, policy=policy)
 
 
 @functools.cache
-def _succeeded_statement(postgres: bool) -> sa.Update:
+def _finished_statement(postgres: bool) -> sa.Update:
+    """A delivery done for good: `:outcome` is "succeeded" or "failed", `:err` the last error."""
     return (
         d.update()
         .where(still_leased(postgres))
         .values(
-            status="succeeded",
-            attempts=d.c.attempts + 1,
-            lease_until=None,
-            last_error=None,
-            updated=sa.bindparam("now"),
-        )
-    )
-
-
-@functools.cache
-def _failed_statement(postgres: bool) -> sa.Update:
-    return (
-        d.update()
-        .where(still_leased(postgres))
-        .values(
-            status="failed",
+            status=sa.bindparam("outcome"),
             attempts=d.c.attempts + 1,
             lease_until=None,
             last_error=sa.bindparam("err"),
