@@ -146,8 +146,7 @@ async def start_server(app: PaywireApp) -> tuple[uvicorn.Server, asyncio.Task[No
 
 
 async def stop_server(server: uvicorn.Server, task: asyncio.Task[None]) -> None:
-    app = server.config.app.state.paywire
-    app.drain()
+    server.config.app.state.services.drain()
     server.should_exit = True
     try:
         await asyncio.wait_for(task, 10)

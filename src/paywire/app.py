@@ -18,6 +18,8 @@ from paywire.db import migrate
 from paywire.db.engine import Database, default_database_url
 from paywire.events.bus import EventBus
 from paywire.events.local import LocalSource
+from paywire.services import Services
+from paywire.settings import Settings
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -42,31 +44,35 @@ class PaywireApp:
         run_worker: bool = True,
         delivery_concurrency: int | None = None,
         max_body_bytes: int = 1 << 20,
+        settings: Settings | None = None,
     ) -> None:
-        self.database_url = database_url or default_database_url()
+        self.settings = settings or Settings(database_url=database_url or default_database_url())
+        self.database_url = database_url or self.settings.database_url
         self.db = Database(self.database_url)
         self.clock = clock
         self.auto_migrate = auto_migrate
         self.run_worker = run_worker  # False: API only (`serve --no-worker`)
-        self.max_body_bytes = max_body_bytes
         self.bus = EventBus(LocalSource(self.db), name=bus_name)
-        self.services: list[Service] = []
+        self.background: list[Service] = []
         # The billing engine's outside world: this app's clock, the payment provider, the minter.
         self.billing = Billing(clock=clock)
+        # What the API and the pages are handed (they never see this object).
+        self.services = Services(self.db, self.billing, self.settings, max_body_bytes=max_body_bytes)
         if run_worker:  # the background half: billing scheduler and webhook dispatcher
             from paywire.billing.scheduler import Scheduler
             from paywire.webhooks.dispatcher import DeliveryConfig, Dispatcher
 
-            self.services.append(Scheduler(self.db, self.billing))
-            self.services.append(Dispatcher(self.db, DeliveryConfig.from_env(concurrency=delivery_concurrency)))
+            self.background.append(Scheduler(self.db, self.billing))
+            self.background.append(Dispatcher(self.db, DeliveryConfig.from_env(concurrency=delivery_concurrency)))
         self._api: FastAPI | None = None
         self.started = False
-        self.draining = False
+
+    @property
+    def draining(self) -> bool:
+        return self.services.lifecycle.draining
 
     def drain(self) -> None:
-        """The server is going down: end open event streams now (their clients reconnect)."""
-        self.draining = True
-        self.db.signal.notify()
+        self.services.drain()
 
     @property
     def api(self) -> FastAPI:
@@ -74,7 +80,7 @@ class PaywireApp:
         if self._api is None:
             from paywire.api.app import create_api
 
-            self._api = create_api(self)
+            self._api = create_api(self.services, self.running)
         return self._api
 
     def now(self) -> float:
@@ -83,12 +89,12 @@ class PaywireApp:
     async def start(self) -> None:
         if self.started:
             return
-        self.draining = False
+        self.services.lifecycle.draining = False
         if self.auto_migrate:
             await migrate.upgrade(self.db)
         await self.db.start_listening()
         await self.bus.start()
-        for service in self.services:
+        for service in self.background:
             await service.start()
         self.started = True
 
@@ -96,7 +102,7 @@ class PaywireApp:
         if not self.started:
             return
         self.started = False
-        for service in reversed(self.services):
+        for service in reversed(self.background):
             await service.stop()
         await self.bus.stop()
         await self.db.dispose()

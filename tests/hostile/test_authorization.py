@@ -141,7 +141,7 @@ async def _settled(client: httpx.AsyncClient) -> None:
 async def modes(database_url: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[TwoModes]:
     monkeypatch.setenv(netpolicy.ALLOW_ENV, "1")  # the live endpoint is the receiver on 127.0.0.1
     app = PaywireApp(database_url, run_worker=False)
-    app.services.append(Dispatcher(app.db, DELIVERY))
+    app.background.append(Dispatcher(app.db, DELIVERY))
     app.billing.live_provider = app.billing.provider  # live payments through the test card processor
     receiver = await Receiver().start()
     uv, task, url = await start_server(app)

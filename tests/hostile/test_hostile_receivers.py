@@ -63,7 +63,7 @@ class Setting:
 @pytest.fixture
 async def setting(database_url: str) -> AsyncIterator[Setting]:
     app = PaywireApp(database_url, run_worker=False)
-    app.services.append(Dispatcher(app.db, CONFIG))
+    app.background.append(Dispatcher(app.db, CONFIG))
     uv, task, url = await start_server(app)
     try:
         headers = {"Authorization": f"Bearer {await new_key(app)}"}

@@ -57,7 +57,7 @@ async def setting(
 ) -> AsyncIterator[tuple[PaywireApp, str, Receiver]]:
     monkeypatch.setenv(netpolicy.ALLOW_ENV, "1")
     app = PaywireApp(database_url, run_worker=False)
-    app.services.append(Dispatcher(app.db, DELIVERY))
+    app.background.append(Dispatcher(app.db, DELIVERY))
     receiver = await Receiver().start()
     uv, task, url = await start_server(app)
     try:

@@ -181,7 +181,7 @@ def test_public_addresses_pass_the_guard() -> None:
 async def live_hooks(database_url: str) -> AsyncIterator[tuple[httpx.AsyncClient, Receiver]]:
     """A live-mode API with a guarded dispatcher, and a receiver on 127.0.0.1."""
     app = PaywireApp(database_url, run_worker=False)
-    app.services.append(Dispatcher(app.db, LIVE))
+    app.background.append(Dispatcher(app.db, LIVE))
     receiver = await Receiver().start()
     uv, task, url = await start_server(app)
     try:

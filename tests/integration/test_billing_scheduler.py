@@ -101,7 +101,7 @@ async def test_scheduler_service_runs_wall_clock_jobs(database_url: str) -> None
     clock = ManualClock(time.time())
     app = PaywireApp(database_url, clock=clock)
     async with app.running():
-        scheduler = next(s for s in app.services if isinstance(s, Scheduler))
+        scheduler = next(s for s in app.background if isinstance(s, Scheduler))
         scheduler.poll_interval = 0.05
         from paywire.billing import checkout
         from paywire.billing.schemas import CheckoutSessionCreate, LineItem

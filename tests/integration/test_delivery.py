@@ -87,7 +87,7 @@ async def _sleep(seconds: float) -> None:
 @pytest.fixture
 async def hooks(database_url: str) -> AsyncIterator[Hooks]:
     app = PaywireApp(database_url, run_worker=False)
-    app.services.append(Dispatcher(app.db, FAST))
+    app.background.append(Dispatcher(app.db, FAST))
     receiver = await Receiver().start()
     uv, task, url = await start_server(app)
     try:

@@ -1,13 +1,14 @@
-"""The FastAPI application for one `PaywireApp`."""
+"""The FastAPI application, built from the services the composition root hands it."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
-from paywire import __version__
+from paywire import __version__, web
 from paywire.api import errors, openapi
 from paywire.api.middleware import PaywireMiddleware
 from paywire.api.routes import (
@@ -23,7 +24,7 @@ from paywire.api.routes import (
     subscriptions,
     test_clocks,
 )
-from paywire.app import PaywireApp
+from paywire.services import Services
 
 ROUTERS = [
     customers.router,
@@ -41,10 +42,12 @@ ROUTERS = [
 ]
 
 
-def create_api(paywire: PaywireApp) -> FastAPI:
+def create_api(services: Services, running: Callable[[], AbstractAsyncContextManager[Any]]) -> FastAPI:
+    """`running` starts and stops the engine around the server's lifespan."""
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        async with paywire.running():
+        async with running():
             yield
 
     api = FastAPI(
@@ -53,7 +56,7 @@ def create_api(paywire: PaywireApp) -> FastAPI:
         description="Self-hosted Payment Kit: billing whose every state change is a typed, persisted event.",
         lifespan=lifespan,
     )
-    api.state.paywire = paywire
+    api.state.services = services
     errors.install(api)
     for router in ROUTERS:
         api.include_router(router)
@@ -62,6 +65,7 @@ def create_api(paywire: PaywireApp) -> FastAPI:
     async def health() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
-    api.add_middleware(PaywireMiddleware, paywire=paywire)
+    web.mount(api, services)
+    api.add_middleware(PaywireMiddleware, services=services)
     openapi.install(api)
     return api

@@ -20,11 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from paywire import keys
-from paywire.app import PaywireApp
 from paywire.db.engine import before_commit
 from paywire.db.schema import idempotency_keys
 from paywire.errors import IdempotencyConflict, InvalidRequest, PayloadTooLarge, PaywireError
 from paywire.ids import new_id
+from paywire.services import Services
 
 ABANDONED_AFTER = 60
 
@@ -34,9 +34,9 @@ class _TooLarge(Exception):
 
 
 class PaywireMiddleware:
-    def __init__(self, app: ASGIApp, paywire: PaywireApp) -> None:
+    def __init__(self, app: ASGIApp, services: Services) -> None:
         self.app = app
-        self.paywire = paywire
+        self.services = services
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -56,12 +56,14 @@ class PaywireMiddleware:
         try:
             body = await self._read_body(scope, receive)
         except _TooLarge:
-            limit = self.paywire.max_body_bytes
+            limit = self.services.max_body_bytes
             await _send_error(send_with_id, PayloadTooLarge(f"request body is larger than {limit} bytes"))
             return
 
         # The API speaks only JSON: a body sent as form data (`curl -d`) is read as JSON too.
-        if body:
+        # The pages (outside /api/) take HTML forms, with CSRF tokens instead of idempotency keys.
+        api = scope["path"].startswith("/api/")
+        if body and api:
             headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
             scope["headers"] = [*headers, (b"content-type", b"application/json")]
         replayed = False
@@ -74,13 +76,13 @@ class PaywireMiddleware:
             return {"type": "http.request", "body": body, "more_body": False}
 
         key = _header(scope, b"idempotency-key")
-        if scope["method"] == "POST" and key is not None:
+        if scope["method"] == "POST" and key is not None and api:
             await self._idempotent(scope, replay, send_with_id, key, body)
         else:
             await self.app(scope, replay, send_with_id)
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
-        limit = self.paywire.max_body_bytes
+        limit = self.services.max_body_bytes
         declared = _header(scope, b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise _TooLarge
@@ -107,7 +109,7 @@ class PaywireMiddleware:
         api_key = _bearer(scope)
         found = None
         if api_key:
-            async with self.paywire.db.read() as conn:
+            async with self.services.db.read() as conn:
                 found = await keys.authenticate(conn, api_key)
         if found is None:  # let the route answer 401
             await self.app(scope, receive, send)
@@ -156,7 +158,7 @@ class PaywireMiddleware:
         table = idempotency_keys
         now = int(time.time())
         try:
-            async with self.paywire.db.transaction() as tx:
+            async with self.services.db.transaction() as tx:
                 row = (
                     await tx.conn.execute(
                         sa.select(table).where(table.c.livemode == livemode, table.c.key == key).with_for_update()
@@ -200,7 +202,7 @@ class PaywireMiddleware:
     async def _finish(self, livemode: bool, key: str, status: int, body: bytes) -> None:
         table = idempotency_keys
         where = sa.and_(table.c.livemode == livemode, table.c.key == key)
-        async with self.paywire.db.transaction() as tx:
+        async with self.services.db.transaction() as tx:
             if status >= 500:
                 # Forget the key only if nothing was written, so the client's retry runs for real.
                 await tx.conn.execute(table.delete().where(where, table.c.state == "started"))

@@ -5,7 +5,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 
 from paywire import objects
-from paywire.api.context import Ctx, context, paywire_of
+from paywire.api.context import Ctx, context, services_of
 from paywire.api.paging import page_params
 from paywire.billing import checkout
 from paywire.billing.scheduler import run_due
@@ -21,19 +21,19 @@ router = APIRouter(tags=["checkout"])
 @router.post("/api/checkout-sessions", response_model=CheckoutSession)
 async def create_session(body: CheckoutSessionCreate, ctx: Ctx = Depends(context)) -> dict[str, Any]:
     async with ctx.db.transaction() as tx:
-        return await checkout.create(tx, ctx.paywire.billing.call(ctx.livemode, ctx.request), body)
+        return await checkout.create(tx, ctx.call(), body)
 
 
 @router.post("/api/checkout-sessions/{session_id}/confirm", response_model=CheckoutSession)
 async def confirm_session(session_id: str, body: CheckoutConfirm, ctx: Ctx = Depends(context)) -> dict[str, Any]:
     """Pay with a payment method. A decline answers 402 after recording the failed payment
     (the session stays open for another card)."""
-    call = ctx.paywire.billing.call(ctx.livemode, ctx.request)
+    call = ctx.call()
     async with ctx.db.transaction() as tx:
         outcome = await checkout.confirm(tx, call, session_id, body.payment_method)
     session = outcome.unwrap()
     if session["nft_mint_status"] == "pending":
-        await run_due(ctx.db, ctx.paywire.billing, object_id=session_id)  # mint now, not at the next poll
+        await run_due(ctx.db, ctx.billing, object_id=session_id)  # mint now, not at the next poll
         async with ctx.db.read() as conn:
             session = checkout.render(await objects.fetch(conn, table, session_id, ctx.livemode))
     return session
@@ -62,6 +62,6 @@ async def nft_public_key(request: Request) -> dict[str, str]:
     """The Ed25519 key that verifies the tokens of the built-in `SignedReceiptMinter`.
 
     Public (no API key): whoever holds a token can check it."""
-    async with paywire_of(request).db.transaction() as tx:
+    async with services_of(request).db.transaction() as tx:
         kid, key = await signing_key(tx.conn)
     return public_key_info(kid, key)

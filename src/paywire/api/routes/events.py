@@ -103,7 +103,7 @@ async def stream_events(
         yield f"event: ready\ndata: {json.dumps(ready)}\n\n".encode()
         last_sent = time.monotonic()
         signal = ctx.db.signal
-        while not ctx.paywire.draining and not await request.is_disconnected():
+        while not ctx.services.lifecycle.draining and not await request.is_disconnected():
             snapshot = signal.snapshot()
             try:
                 async with ctx.db.read() as conn:

@@ -40,6 +40,6 @@ async def pay_invoice(invoice_id: str, body: InvoicePay | None = None, ctx: Ctx 
     """Charge an open invoice now; a decline answers 402 after recording the failed payment."""
     payment_method = body.payment_method if body is not None else None
     async with ctx.db.transaction() as tx:
-        call = ctx.paywire.billing.call(ctx.livemode, ctx.request)
+        call = ctx.call()
         outcome = await renewals.pay_invoice(tx, call, invoice_id, payment_method)
     return outcome.unwrap()

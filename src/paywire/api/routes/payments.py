@@ -40,5 +40,5 @@ async def refund_payment_intent(
 ) -> dict[str, Any]:
     """Refund all that remains (no `amount`) or part of it; never more than was paid."""
     async with ctx.db.transaction() as tx:
-        call = ctx.paywire.billing.call(ctx.livemode, ctx.request)
+        call = ctx.call()
         return await refunds.create(tx, call, payment_intent_id, body or PaymentIntentRefund())

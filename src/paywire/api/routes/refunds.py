@@ -19,7 +19,7 @@ router = APIRouter(prefix="/api/refunds", tags=["refunds"])
 
 @router.post("", response_model=Refund)
 async def create_refund(body: RefundCreate, ctx: Ctx = Depends(context)) -> dict[str, Any]:
-    call = ctx.paywire.billing.call(ctx.livemode, ctx.request)
+    call = ctx.call()
     async with ctx.db.transaction() as tx:
         try:
             return await refunds.create(tx, call, body.payment_intent_id, body)

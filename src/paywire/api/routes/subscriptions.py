@@ -19,7 +19,7 @@ router = APIRouter(prefix="/api/subscriptions", tags=["subscriptions"])
 @router.post("", response_model=Subscription)
 async def create_subscription(body: SubscriptionCreate, ctx: Ctx = Depends(context)) -> dict[str, Any]:
     async with ctx.db.transaction() as tx:
-        return await subscriptions.create(tx, ctx.paywire.billing.call(ctx.livemode, ctx.request), body)
+        return await subscriptions.create(tx, ctx.call(), body)
 
 
 @router.get("", response_model=ListResponse[Subscription])
@@ -47,9 +47,7 @@ async def update_subscription(
     """Change items (prorated to the second), payment method, `cancel_at_period_end`, metadata.
     An upgrade whose proration is declined answers 402 and changes nothing."""
     async with ctx.db.transaction() as tx:
-        outcome = await subscriptions.update(
-            tx, ctx.paywire.billing.call(ctx.livemode, ctx.request), subscription_id, body
-        )
+        outcome = await subscriptions.update(tx, ctx.call(), subscription_id, body)
     return outcome.unwrap()
 
 
@@ -59,17 +57,17 @@ async def cancel_subscription(
 ) -> dict[str, Any]:
     at_period_end = body.at_period_end if body is not None else False
     async with ctx.db.transaction() as tx:
-        call = ctx.paywire.billing.call(ctx.livemode, ctx.request)
+        call = ctx.call()
         return await subscriptions.cancel(tx, call, subscription_id, at_period_end=at_period_end)
 
 
 @router.post("/{subscription_id}/pause", response_model=Subscription)
 async def pause_subscription(subscription_id: str, ctx: Ctx = Depends(context)) -> dict[str, Any]:
     async with ctx.db.transaction() as tx:
-        return await subscriptions.pause(tx, ctx.paywire.billing.call(ctx.livemode, ctx.request), subscription_id)
+        return await subscriptions.pause(tx, ctx.call(), subscription_id)
 
 
 @router.post("/{subscription_id}/resume", response_model=Subscription)
 async def resume_subscription(subscription_id: str, ctx: Ctx = Depends(context)) -> dict[str, Any]:
     async with ctx.db.transaction() as tx:
-        return await subscriptions.resume(tx, ctx.paywire.billing.call(ctx.livemode, ctx.request), subscription_id)
+        return await subscriptions.resume(tx, ctx.call(), subscription_id)

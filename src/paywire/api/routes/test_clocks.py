@@ -19,7 +19,7 @@ router = APIRouter(prefix="/api/test-clocks", tags=["test clocks"])
 @router.post("", response_model=TestClock)
 async def create_test_clock(body: TestClockCreate, ctx: Ctx = Depends(context)) -> dict[str, Any]:
     async with ctx.db.transaction() as tx:
-        return await test_clocks.create(tx, ctx.paywire.billing.call(ctx.livemode, ctx.request), body)
+        return await test_clocks.create(tx, ctx.call(), body)
 
 
 @router.get("", response_model=ListResponse[TestClock])
@@ -38,6 +38,6 @@ async def retrieve_test_clock(clock_id: str, ctx: Ctx = Depends(context)) -> dic
 async def advance_test_clock(clock_id: str, body: TestClockAdvance, ctx: Ctx = Depends(context)) -> dict[str, Any]:
     """Move the clock to `frozen_time`, running everything due on it in time order; returns
     when done (status `ready`)."""
-    billing = ctx.paywire.billing
+    billing = ctx.billing
     call = billing.call(ctx.livemode, ctx.request)
     return await test_clocks.advance(ctx.db, billing, call, clock_id, body.frozen_time)

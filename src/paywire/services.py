@@ -1,0 +1,38 @@
+"""What the web layer is handed: the engine's services, never the application root.
+
+`PaywireApp` (the composition root) builds one `Services`; the API routes, the middleware and
+the pages reach it through `request.app.state.services`. Nothing below the root imports
+`PaywireApp`, so a route or page can be built and tested with just these services.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from paywire.billing.runtime import Billing
+from paywire.db.engine import Database
+from paywire.settings import Settings
+
+
+@dataclass
+class Lifecycle:
+    """Whether the server is going down: open event streams end at once (clients reconnect)."""
+
+    draining: bool = False
+
+
+@dataclass
+class Services:
+    db: Database
+    billing: Billing
+    settings: Settings
+    max_body_bytes: int = 1 << 20
+    lifecycle: Lifecycle = field(default_factory=Lifecycle)
+
+    def now(self) -> float:
+        return self.billing.clock.now()
+
+    def drain(self) -> None:
+        """The server is going down: end open event streams now (their clients reconnect)."""
+        self.lifecycle.draining = True
+        self.db.signal.notify()

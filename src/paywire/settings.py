@@ -1,0 +1,89 @@
+"""Every setting of a Paywire process, in one object.
+
+Read in this order, later ones winning: the defaults below, a TOML file (`--config` or
+`PAYWIRE_CONFIG`), `PAYWIRE_*` environment variables, then command-line flags (passed to
+`load` as overrides). A bad value stops start-up with one line naming the setting.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+from paywire.config import DEFAULT_SQLITE_PATH
+
+CONFIG_ENV = "PAYWIRE_CONFIG"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PAYWIRE_", extra="forbid", validate_default=True)
+
+    database_url: str = Field(f"sqlite:///{DEFAULT_SQLITE_PATH}", description="sqlite:///path or postgresql://…")
+    public_url: str | None = Field(
+        None, description="Base URL payers and operators reach this server at (default: the address serve listens on)"
+    )
+    business_name: str = Field("Paywire", description="Shown on checkout, portal and invoice pages")
+    stripe_secret_key: SecretStr | None = Field(None, description="Stripe secret key (sk_live_… or sk_test_…)")
+    stripe_publishable_key: str | None = Field(None, description="Stripe publishable key, for Stripe.js on checkout")
+    stripe_webhook_secret: SecretStr | None = Field(None, description="Signing secret of Stripe's webhooks (whsec_…)")
+    stripe_api_base: str = Field("https://api.stripe.com", description="Stripe API base URL")
+    stripe_js_url: str = Field("https://js.stripe.com/v3/", description="Where the checkout page loads Stripe.js from")
+
+    @field_validator("public_url", "stripe_api_base", "stripe_js_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return value
+
+    @field_validator("public_url", "stripe_api_base")
+    @classmethod
+    def _base_url(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        if not value.startswith(("sqlite:", "postgresql:", "postgres:", "postgresql+asyncpg:")):
+            raise ValueError("must be sqlite:///path or postgresql://user:password@host/db")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get(CONFIG_ENV)
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
+        return tuple(sources)
+
+
+class SettingsError(ValueError):
+    """A setting that cannot be used; its message is the one line start-up prints."""
+
+
+def load(config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """The effective settings; `overrides` (command-line flags) win over everything, None skipped."""
+    if config_file is not None:
+        path = Path(config_file)
+        if not path.is_file():
+            raise SettingsError(f"config file {str(path)!r} does not exist")
+        os.environ[CONFIG_ENV] = str(path)
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = ".".join(str(p) for p in first["loc"]) or "settings"
+        env = f"PAYWIRE_{name.upper()}"
+        raise SettingsError(f"setting {name} ({env}): {first['msg']}") from None
