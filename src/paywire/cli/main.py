@@ -65,6 +65,24 @@ def migrate(database_url: DatabaseUrl = None) -> None:
     server.migrate(database_url or default_database_url())
 
 
+@app.command("config")
+def show_config(
+    config_file: Annotated[
+        str | None, typer.Option("--config", envvar="PAYWIRE_CONFIG", help="A TOML settings file.", show_default=False)
+    ] = None,
+) -> None:
+    """Print the effective settings (defaults, config file, PAYWIRE_* variables), secrets masked."""
+    from paywire.settings import SettingsError, describe, load
+
+    try:
+        settings = load(config_file)
+    except SettingsError as exc:
+        typer.echo(f"paywire: {exc}", err=True)
+        raise typer.Exit(2) from None
+    for name, value in describe(settings):
+        typer.echo(f"{name} = {value}")
+
+
 @keys_app.command("create")
 def create_key(
     live: Annotated[bool, typer.Option("--live", help="A live-mode key (sk_live_…).")] = False,
