@@ -65,6 +65,32 @@ def migrate(database_url: DatabaseUrl = None) -> None:
     server.migrate(database_url or default_database_url())
 
 
+@app.command()
+def backup(
+    path: Annotated[str, typer.Argument(help="The new file to write the copy to.", show_default=False)],
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Copy a SQLite database consistently while Paywire runs (PostgreSQL: use pg_dump)."""
+    from pathlib import Path
+
+    from rich.progress import Progress
+
+    from paywire.ops.backup import BackupError, backup_sqlite
+
+    with Progress(transient=True) as bar:
+        task = bar.add_task("copying", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        try:
+            pages = backup_sqlite(database_url or default_database_url(), Path(path), progress)
+        except BackupError as exc:
+            typer.echo(f"paywire backup: {exc}", err=True)
+            raise typer.Exit(1) from None
+    typer.echo(f"backed up {pages} pages to {path}", err=True)
+
+
 @app.command("config")
 def show_config(
     config_file: Annotated[
