@@ -60,8 +60,10 @@ class PaywireApp:
         self.services = Services(self.db, self.billing, self.settings, max_body_bytes=max_body_bytes)
         if run_worker:  # the background half: billing scheduler and webhook dispatcher
             from paywire.billing.scheduler import Scheduler
+            from paywire.ops.heartbeat import Heartbeat
             from paywire.webhooks.dispatcher import DeliveryConfig, Dispatcher
 
+            self.background.append(Heartbeat(self.db))
             self.background.append(Scheduler(self.db, self.billing))
             self.background.append(Dispatcher(self.db, DeliveryConfig.from_env(concurrency=delivery_concurrency)))
         self._api: FastAPI | None = None

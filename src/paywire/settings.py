@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     stripe_webhook_secret: SecretStr | None = Field(None, description="Signing secret of Stripe's webhooks (whsec_…)")
     stripe_api_base: str = Field("https://api.stripe.com", description="Stripe API base URL")
     stripe_js_url: str = Field("https://js.stripe.com/v3/", description="Where the checkout page loads Stripe.js from")
+    metrics_token: SecretStr | None = Field(
+        None, description="Bearer token /metrics asks for; unset: /metrics answers loopback clients only"
+    )
 
     @field_validator("public_url", "stripe_api_base", "stripe_js_url")
     @classmethod

@@ -59,10 +59,9 @@ async def test_backup_under_load_restores_every_committed_event(tmp_path: Path) 
     assert len(copied_customers) < len(created)  # and not a copy of the later state
 
     restored = PaywireApp(f"sqlite:///{target}", run_worker=False)
-    async with restored.running():
-        async with restored.db.read() as conn:
-            count = await conn.scalar(sa.select(sa.func.count()).select_from(customers))
-            event_count = await conn.scalar(sa.select(sa.func.count()).select_from(events))
+    async with restored.running(), restored.db.read() as conn:
+        count = await conn.scalar(sa.select(sa.func.count()).select_from(customers))
+        event_count = await conn.scalar(sa.select(sa.func.count()).select_from(events))
     assert count == len(copied_customers) and event_count >= count
 
 

@@ -24,6 +24,8 @@ from paywire.api.routes import (
     subscriptions,
     test_clocks,
 )
+from paywire.ops import routes as ops_routes
+from paywire.ops.metrics import RequestMetrics
 from paywire.services import Services
 
 ROUTERS = [
@@ -61,11 +63,9 @@ def create_api(services: Services, running: Callable[[], AbstractAsyncContextMan
     for router in ROUTERS:
         api.include_router(router)
 
-    @api.get("/healthz", tags=["meta"])
-    async def health() -> dict[str, str]:
-        return {"status": "ok", "version": __version__}
-
+    api.include_router(ops_routes.router)
     web.mount(api, services)
     api.add_middleware(PaywireMiddleware, services=services)
+    api.add_middleware(RequestMetrics)
     openapi.install(api)
     return api

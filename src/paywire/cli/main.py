@@ -50,11 +50,15 @@ def worker(
     concurrency: Annotated[
         int | None, typer.Option(min=1, max=10_000, help="Webhook requests in flight, all endpoints together.")
     ] = None,
+    metrics_port: Annotated[
+        int | None, typer.Option(min=1, max=65_535, help="Serve /metrics, /healthz and /readyz on this port.")
+    ] = None,
+    metrics_host: Annotated[str, typer.Option(help="Address the metrics port listens on.")] = "127.0.0.1",
 ) -> None:
     """Run the webhook dispatcher and the billing scheduler, without the API (beside `serve --no-worker`)."""
     from paywire.cli import server
 
-    server.worker(database_url or default_database_url(), concurrency)
+    server.worker(database_url or default_database_url(), concurrency, metrics=(metrics_host, metrics_port))
 
 
 @app.command()

@@ -7,19 +7,24 @@ remote commands (`events`, `listen`, `trigger`…) start quickly.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import signal
 import time
+from collections.abc import Iterator
 from types import FrameType
 
 import uvicorn
+from fastapi import FastAPI
 from rich.console import Console
 
 from paywire import keys
 from paywire.app import PaywireApp
 from paywire.db import migrate as migrations
 from paywire.db.engine import Database
+from paywire.ops import routes as ops_routes
+from paywire.services import Services
 
 err = Console(stderr=True)
 
@@ -73,8 +78,17 @@ def serve(host: str, port: int, database_url: str, *, run_worker: bool) -> None:
     asyncio.run(main())
 
 
-def worker(database_url: str, concurrency: int | None) -> None:
-    """The background half of `serve`: the webhook dispatcher and the billing scheduler."""
+class _QuietServer(uvicorn.Server):
+    """A server inside a process whose own signal handlers stop it (they stay in place)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def worker(database_url: str, concurrency: int | None, *, metrics: tuple[str, int | None] = ("", None)) -> None:
+    """The background half of `serve`: the webhook dispatcher and the billing scheduler; with a
+    metrics port, also `/metrics`, `/healthz` and `/readyz` there."""
     _logging()
 
     async def main() -> None:
@@ -84,11 +98,28 @@ def worker(database_url: str, concurrency: int | None) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         async with paywire.running():
+            ops = None
+            host, port = metrics
+            if port is not None:
+                config = uvicorn.Config(ops_app(paywire.services), host=host, port=port, log_level="warning")
+                ops = _QuietServer(config)
+                serving = asyncio.create_task(ops.serve())
             _settle_heap()
             err.print("paywire worker: delivering webhooks and running billing jobs (Ctrl-C to stop)")
             await stop.wait()
+            if ops is not None:
+                ops.should_exit = True
+                await serving
 
     asyncio.run(main())
+
+
+def ops_app(services: Services) -> FastAPI:
+    """The worker's own small server: only the operations routes."""
+    app = FastAPI(title="Paywire worker", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.services = services
+    app.include_router(ops_routes.router)
+    return app
 
 
 def migrate(database_url: str) -> None:

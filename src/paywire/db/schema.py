@@ -405,3 +405,15 @@ minter_keys = sa.Table(
     sa.Column("private_key", sa.String(200), nullable=False),
     sa.Column("created", sa.BigInteger, nullable=False),
 )
+
+# Operations: each background process (`paywire worker`, `paywire serve` with its worker) says
+# it is alive every few seconds; `/readyz` reads it.
+worker_heartbeats = sa.Table(
+    "worker_heartbeats",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("started", sa.Float, nullable=False),
+    sa.Column("last_seen", sa.Float, nullable=False, index=True),
+)

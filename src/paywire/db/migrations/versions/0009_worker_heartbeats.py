@@ -1,0 +1,37 @@
+"""worker heartbeats: which background processes are alive, for /readyz
+
+Revision ID: 0009_worker_heartbeats
+Revises: 0005_pending_webhooks_on_read
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0009_worker_heartbeats"
+down_revision: str | None = "0005_pending_webhooks_on_read"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "worker_heartbeats",
+        sa.Column("id", sa.String(length=40), nullable=False),
+        sa.Column("host", sa.String(length=255), nullable=False),
+        sa.Column("pid", sa.Integer(), nullable=False),
+        sa.Column("started", sa.Float(), nullable=False),
+        sa.Column("last_seen", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("worker_heartbeats", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_worker_heartbeats_last_seen"), ["last_seen"], unique=False)
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("worker_heartbeats", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_worker_heartbeats_last_seen"))
+    op.drop_table("worker_heartbeats")
