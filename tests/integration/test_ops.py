@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -101,3 +102,33 @@ def test_worker_serves_metrics_on_its_own_port_and_stops_on_sigterm(tmp_path: Pa
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
+
+
+def test_json_logs_carry_the_request_id(tmp_path: Path) -> None:
+    port = free_port()
+    url = f"sqlite:///{tmp_path / 'j.db'}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "paywire.cli.main", "serve", "--database-url", url, "--port", str(port),
+         "--no-worker", "--log-format", "json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline and proc.poll() is None
+                time.sleep(0.2)
+        request_id = answer.headers["request-id"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=20)
+    lines = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+    assert lines and all({"time", "level", "logger", "message"} <= set(line) for line in lines)
+    access = [line for line in lines if line["logger"] == "uvicorn.access" and "/healthz" in line["message"]]
+    assert access and access[0]["request_id"] == request_id
+    # The first start's test key is shown to the person at the terminal, never written to the logs.
+    text = [line for line in stderr.splitlines() if line.strip() and not line.startswith("{")]
+    assert text and text[0].startswith("Created a test secret key") and all(k not in json.dumps(lines) for k in text)

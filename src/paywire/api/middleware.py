@@ -24,6 +24,7 @@ from paywire.db.engine import before_commit
 from paywire.db.schema import idempotency_keys
 from paywire.errors import IdempotencyConflict, InvalidRequest, PayloadTooLarge, PaywireError
 from paywire.ids import new_id
+from paywire.ops import logs
 from paywire.services import Services
 
 ABANDONED_AFTER = 60
@@ -44,6 +45,7 @@ class PaywireMiddleware:
             return
         request_id = new_id("req")
         scope.setdefault("state", {})["request_id"] = request_id
+        logs.request_id.set(request_id)  # this request's task: its log lines carry the id
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":

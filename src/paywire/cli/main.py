@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
@@ -17,6 +17,13 @@ app.add_typer(remote.events_app, name="events")
 app.add_typer(remote.endpoints_app, name="endpoints")
 app.command()(remote.listen)
 app.command()(trigger.trigger)
+
+LogFormatOption = Annotated[
+    str,
+    typer.Option(
+        "--log-format", envvar="PAYWIRE_LOG_FORMAT", help="text, or json: one JSON object per line.", show_default=True
+    ),
+]
 
 DatabaseUrl = Annotated[
     str | None,
@@ -37,11 +44,14 @@ def serve(
     no_worker: Annotated[
         bool, typer.Option("--no-worker", help="Run the API alone (no delivery worker, no scheduler).")
     ] = False,
+    log_format: LogFormatOption = "text",
 ) -> None:
     """Run the HTTP API, the delivery worker and the scheduler in one process."""
     from paywire.cli import server
 
-    server.serve(host, port, database_url or default_database_url(), run_worker=not no_worker)
+    server.serve(
+        host, port, database_url or default_database_url(), run_worker=not no_worker, log_format=_log_format(log_format)
+    )
 
 
 @app.command()
@@ -54,11 +64,23 @@ def worker(
         int | None, typer.Option(min=1, max=65_535, help="Serve /metrics, /healthz and /readyz on this port.")
     ] = None,
     metrics_host: Annotated[str, typer.Option(help="Address the metrics port listens on.")] = "127.0.0.1",
+    log_format: LogFormatOption = "text",
 ) -> None:
     """Run the webhook dispatcher and the billing scheduler, without the API (beside `serve --no-worker`)."""
     from paywire.cli import server
 
-    server.worker(database_url or default_database_url(), concurrency, metrics=(metrics_host, metrics_port))
+    server.worker(
+        database_url or default_database_url(),
+        concurrency,
+        metrics=(metrics_host, metrics_port),
+        log_format=_log_format(log_format),
+    )
+
+
+def _log_format(value: str) -> Literal["text", "json"]:
+    if value not in ("text", "json"):
+        raise typer.BadParameter(f"{value!r}: use text or json", param_hint="--log-format")
+    return "json" if value == "json" else "text"
 
 
 @app.command()

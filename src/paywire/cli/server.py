@@ -23,14 +23,16 @@ from paywire import keys
 from paywire.app import PaywireApp
 from paywire.db import migrate as migrations
 from paywire.db.engine import Database
+from paywire.ops import logs
 from paywire.ops import routes as ops_routes
+from paywire.ops.logs import LogFormat
 from paywire.services import Services
 
 err = Console(stderr=True)
 
 
-def _logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def _logging(log_format: LogFormat) -> None:
+    logs.configure(log_format, logging.INFO)
 
 
 async def _first_key(paywire: PaywireApp) -> str | None:
@@ -60,8 +62,8 @@ def _settle_heap() -> None:
     gc.freeze()
 
 
-def serve(host: str, port: int, database_url: str, *, run_worker: bool) -> None:
-    _logging()
+def serve(host: str, port: int, database_url: str, *, run_worker: bool, log_format: LogFormat = "text") -> None:
+    _logging(log_format)
     paywire = PaywireApp(database_url, run_worker=run_worker)
 
     async def main() -> None:
@@ -70,7 +72,13 @@ def serve(host: str, port: int, database_url: str, *, run_worker: bool) -> None:
         if key:
             err.print(f"[bold]Created a test secret key[/bold] (shown only now): [green]{key}[/green]")
         config = uvicorn.Config(
-            paywire.api, host=host, port=port, log_level="info", timeout_graceful_shutdown=3, lifespan="on"
+            paywire.api,
+            host=host,
+            port=port,
+            log_level="info",
+            log_config=None,  # our handlers (text or JSON), not uvicorn's
+            timeout_graceful_shutdown=3,
+            lifespan="on",
         )
         _settle_heap()
         await DrainingServer(config, paywire).serve()
@@ -86,10 +94,16 @@ class _QuietServer(uvicorn.Server):
         yield
 
 
-def worker(database_url: str, concurrency: int | None, *, metrics: tuple[str, int | None] = ("", None)) -> None:
+def worker(
+    database_url: str,
+    concurrency: int | None,
+    *,
+    metrics: tuple[str, int | None] = ("127.0.0.1", None),
+    log_format: LogFormat = "text",
+) -> None:
     """The background half of `serve`: the webhook dispatcher and the billing scheduler; with a
     metrics port, also `/metrics`, `/healthz` and `/readyz` there."""
-    _logging()
+    _logging(log_format)
 
     async def main() -> None:
         paywire = PaywireApp(database_url, delivery_concurrency=concurrency)
@@ -101,7 +115,9 @@ def worker(database_url: str, concurrency: int | None, *, metrics: tuple[str, in
             ops = None
             host, port = metrics
             if port is not None:
-                config = uvicorn.Config(ops_app(paywire.services), host=host, port=port, log_level="warning")
+                config = uvicorn.Config(
+                    ops_app(paywire.services), host=host, port=port, log_level="warning", log_config=None
+                )
                 ops = _QuietServer(config)
                 serving = asyncio.create_task(ops.serve())
             _settle_heap()
