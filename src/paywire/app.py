@@ -60,11 +60,13 @@ class PaywireApp:
         self.services = Services(self.db, self.billing, self.settings, max_body_bytes=max_body_bytes)
         if run_worker:  # the background half: billing scheduler and webhook dispatcher
             from paywire.billing.scheduler import Scheduler
+            from paywire.billing.test_clocks import AdvanceRecovery
             from paywire.ops.heartbeat import Heartbeat
             from paywire.webhooks.dispatcher import DeliveryConfig, Dispatcher
 
             self.background.append(Heartbeat(self.db))
             self.background.append(Scheduler(self.db, self.billing))
+            self.background.append(AdvanceRecovery(self.db, self.billing, self.services.advances))
             self.background.append(Dispatcher(self.db, DeliveryConfig.from_env(concurrency=delivery_concurrency)))
         self._api: FastAPI | None = None
         self.started = False
@@ -106,6 +108,7 @@ class PaywireApp:
         self.started = False
         for service in reversed(self.background):
             await service.stop()
+        await self.services.advances.stop()
         await self.bus.stop()
         await self.db.dispose()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from paywire.billing.runtime import Billing
+from paywire.billing.test_clocks import Advances
 from paywire.db.engine import Database
 from paywire.settings import Settings
 
@@ -28,6 +29,7 @@ class Services:
     settings: Settings
     max_body_bytes: int = 1 << 20
     lifecycle: Lifecycle = field(default_factory=Lifecycle)
+    advances: Advances = field(default_factory=Advances)  # test-clock advances running here
 
     def now(self) -> float:
         return self.billing.clock.now()

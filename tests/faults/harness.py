@@ -22,7 +22,6 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paywire import keys
-from paywire.billing.test_clocks import STALE_ADVANCE
 from paywire.db.engine import Database
 from paywire.db.schema import (
     billing_jobs,
@@ -246,16 +245,17 @@ class Workload:
         self.clocks[clock_id] = to
 
     async def unstick(self, db: Database) -> None:
-        """Clocks a killed server left `advancing`: age the mark past `STALE_ADVANCE` (as if five
-        minutes had passed), then advance them again, which runs the jobs they had left."""
-        async with db.transaction() as tx:
-            await tx.conn.execute(
-                test_clocks.update()
-                .where(test_clocks.c.id.in_(list(self.stuck)), test_clocks.c.status == "advancing")
-                .values(updated=test_clocks.c.updated - STALE_ADVANCE)
-            )
+        """Clocks a killed server left `advancing`: a live worker takes each over at once (its
+        owner is known dead) and runs the jobs it had left; wait for that, then advance again."""
         stuck, self.stuck = self.stuck, set()
         for clock_id in stuck:
+            async with asyncio.timeout(30):
+                while True:
+                    async with db.read() as conn:
+                        status = await conn.scalar(sa.select(test_clocks.c.status).where(test_clocks.c.id == clock_id))
+                    if status == "ready":
+                        break
+                    await asyncio.sleep(0.2)
             await self.advance(clock_id)
 
     async def checkout(self) -> None:

@@ -1,6 +1,6 @@
-"""worker heartbeats: which background processes are alive, for /readyz
+"""operations: worker heartbeats (for /readyz); who advances a test clock, under a lease
 
-Revision ID: 0009_worker_heartbeats
+Revision ID: 0009_operations
 Revises: 0005_pending_webhooks_on_read
 """
 
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0009_worker_heartbeats"
+revision: str = "0009_operations"
 down_revision: str | None = "0005_pending_webhooks_on_read"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -29,9 +29,15 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("worker_heartbeats", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_worker_heartbeats_last_seen"), ["last_seen"], unique=False)
+    with op.batch_alter_table("test_clocks", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("advance_owner", sa.String(length=300), nullable=True))
+        batch_op.add_column(sa.Column("advance_lease", sa.Float(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("test_clocks", schema=None) as batch_op:
+        batch_op.drop_column("advance_lease")
+        batch_op.drop_column("advance_owner")
     with op.batch_alter_table("worker_heartbeats", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_worker_heartbeats_last_seen"))
     op.drop_table("worker_heartbeats")
