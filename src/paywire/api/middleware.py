@@ -30,6 +30,7 @@ import logging
 import time
 from dataclasses import dataclass
 from typing import NamedTuple
+from urllib.parse import parse_qsl
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -40,7 +41,7 @@ from paywire.api.errors import internal_error, outage_response
 from paywire.app import PaywireApp
 from paywire.db.engine import before_commit, outage
 from paywire.db.schema import idempotency_keys
-from paywire.errors import IdempotencyConflict, InvalidRequest, PayloadTooLarge, PaywireError
+from paywire.errors import IdempotencyConflict, InvalidRequest, NotFound, PayloadTooLarge, PaywireError
 from paywire.ids import new_id
 
 ABANDONED_AFTER = 60
@@ -87,6 +88,11 @@ class PaywireMiddleware:
             if message["type"] == "http.response.start":
                 message.setdefault("headers", []).append((b"request-id", request_id.encode()))
             await send(message)
+
+        refused = _refuse_nul(scope)
+        if refused is not None:
+            await _send_error(send_with_id, refused)
+            return
 
         if scope["method"] not in ("POST", "PUT", "PATCH", "DELETE"):
             await self.app(scope, receive, send_with_id)
@@ -306,6 +312,20 @@ class PaywireMiddleware:
                 await tx.conn.execute(table.update().where(mine, table.c.state == "committed").values(**done))
             else:
                 await tx.conn.execute(table.update().where(mine).values(**done))
+
+
+def _refuse_nul(scope: Scope) -> PaywireError | None:
+    """NUL in the URL: PostgreSQL cannot compare it (a 500) where SQLite just finds nothing, so
+    both answer the same here: in the path a 404 (no id holds it), in the query a 400 naming the
+    parameter. (Request bodies are checked by the request models, `paywire.schemas.Request`.)"""
+    if "\x00" in scope["path"]:
+        return NotFound("no such object: the path contains U+0000 (NUL)", param="id")
+    query = scope.get("query_string", b"")
+    if b"%00" in query:
+        for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+            if "\x00" in name or "\x00" in value:
+                return InvalidRequest(f"{name.strip(chr(0))}: must not contain U+0000 (NUL)", param=name.strip(chr(0)))
+    return None
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
