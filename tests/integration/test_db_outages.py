@@ -1,12 +1,16 @@
-"""Database outages that are not a lost connection: the pool exhausted, a statement timeout.
+"""Database outages that are not a lost connection: the pool exhausted, a statement timeout, a
+full disk.
 
-Each answers a 503 whose code names it, with `Retry-After`, never a 500 (real databases; the
-outage is made for real: every pooled connection held, a table locked past the timeout).
+The first two answer a 503 whose code names them, with `Retry-After`; a full disk answers 507
+`storage_full` (not a brief outage: no `Retry-After`); never a 500. Real databases, the outage
+made for real: every pooled connection held, a table locked past the timeout, the SQLite file
+capped at its size.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -105,3 +109,44 @@ async def test_statement_timeout_answers_503_naming_it(pg_timeout_server: Server
             assert (await client.get("/api/customers")).json()["count"] == 1
     finally:
         await locker.close()
+
+
+async def test_sqlite_disk_full_answers_507_storage_full(tmp_path: Path) -> None:
+    """SQLITE_FULL, made for real: `PRAGMA max_page_count` caps the file at its current size."""
+    app = PaywireApp(f"sqlite:///{tmp_path / 'paywire.db'}", run_worker=False)
+    cap: dict[str, int | None] = {"pages": None}
+
+    def limit_pages(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute(
+            "PRAGMA max_page_count = 1073741823" if cap["pages"] is None else f"PRAGMA max_page_count = {cap['pages']}"
+        )
+        cursor.close()
+
+    sa_event.listen(app.db.engine.sync_engine, "checkout", limit_pages)
+    uv, task, url = await start_server(app)
+    try:
+        server = Server(app, url, await new_key(app), await new_key(app, live=True))
+        async with server.client() as client:
+            assert (await client.post("/api/customers", json={"name": "before"})).status_code == 200
+            async with app.db.read() as conn:
+                cap["pages"] = int(await conn.scalar(sa.text("PRAGMA page_count")) or 0)
+            big = {"name": "x", "description": "d" * 5000, "metadata": {f"k{i}": "v" * 500 for i in range(40)}}
+            full = None
+            for i in range(50):
+                response = await client.post("/api/customers", json=big, headers={"Idempotency-Key": f"k{i % 2}-{i}"})
+                if response.status_code != 200:
+                    full = response
+                    break
+            assert full is not None, "the capped database never filled up"
+            assert full.status_code == 507, full.text
+            error = full.json()["error"]
+            assert error["code"] == "storage_full" and error["type"] == "api_error", error
+            assert "disk is full" in error["message"] and "retry-after" not in full.headers
+            plain = await client.post("/api/customers", json=big)
+            assert plain.status_code == 507 and plain.json()["error"]["code"] == "storage_full", plain.text
+            assert (await client.get("/api/customers")).status_code == 200  # reads still work
+            cap["pages"] = None  # space freed
+            assert (await client.post("/api/customers", json=big)).status_code == 200
+    finally:
+        await stop_server(uv, task)
