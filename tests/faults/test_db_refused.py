@@ -99,6 +99,7 @@ async def test_refused_connections_answer_503_then_recover(fault_url: str, procs
         assert response.status_code == 200, response.text
     assert await _counts(fault_url) == (2, 2)
     assert procs.serve is not None and procs.serve.poll() is None
+    assert not procs.escaped(), procs.escaped()[:5]
 
 
 async def _blocked_on_lock(admin: asyncpg.Connection, name: str, count: int) -> None:
@@ -159,3 +160,4 @@ async def test_key_of_a_request_cut_off_by_the_outage_is_free_for_its_retry(
         assert replay.headers.get("idempotent-replayed") == "true" and replay.json() == response.json()
     await locker.close()
     assert await _counts(fault_url) == (2, 2)  # each key wrote once
+    assert not procs.escaped(), procs.escaped()[:5]

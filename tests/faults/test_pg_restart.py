@@ -152,6 +152,7 @@ async def test_postgres_restart_answers_503_never_500_and_recovers(fault_url: st
 
     assert not load.bad, load.bad[:10]
     assert procs.serve is not None and procs.serve.poll() is None
+    assert not procs.escaped(), procs.escaped()[:5]
     unavailable = sum(n for k, n in load.statuses.items() if k.endswith(" 503"))
     assert unavailable > 0, f"the restarts never hit a request: {load.statuses}"
 
