@@ -219,11 +219,13 @@ class PaywireMiddleware:
 
     async def _record_earlier(self, livemode: bool, key: str) -> None:
         """A request with this key ended here but its end is not recorded yet: record it now."""
-        ended = self._unrecorded.get((livemode, key))
+        ended = self._unrecorded.pop((livemode, key), None)  # taken out: one writer of it at a time
         if ended is not None:
-            await self._finish(ended)
-            if self._unrecorded.get((livemode, key)) is ended:
-                del self._unrecorded[livemode, key]
+            try:
+                await self._finish(ended)
+            except Exception:
+                self._unrecorded.setdefault((livemode, key), ended)
+                raise
 
     def _start_recorder(self) -> None:
         if self._recorder is None or self._recorder.done():
@@ -241,17 +243,18 @@ class PaywireMiddleware:
         delay = 0.1
         while self._unrecorded:
             await asyncio.sleep(delay)
-            for name, ended in list(self._unrecorded.items()):
-                if time.monotonic() - ended.at < ABANDONED_AFTER:
-                    try:
-                        await self._finish(ended)
-                    except Exception:
-                        delay = min(delay * 2, 2.0)
-                        break
-                if self._unrecorded.get(name) is ended:
-                    del self._unrecorded[name]
-            else:
-                delay = 0.1
+            failed = False
+            for name in list(self._unrecorded):
+                ended = self._unrecorded.pop(name, None)  # taken out: one writer of it at a time
+                if ended is None or time.monotonic() - ended.at >= ABANDONED_AFTER:
+                    continue
+                try:
+                    await self._finish(ended)
+                except Exception:
+                    self._unrecorded.setdefault(name, ended)
+                    failed = True
+                    break
+            delay = min(delay * 2, 2.0) if failed else 0.1
 
     async def _claim(self, livemode: bool, key: str, digest: str) -> _Claim | tuple[int, bytes] | PaywireError:
         """The claim to run the request under, a stored (status, body) to replay, or an error to answer."""
