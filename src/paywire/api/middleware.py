@@ -28,7 +28,7 @@ import hashlib
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 from urllib.parse import parse_qsl
 
@@ -62,12 +62,14 @@ class _Claim(NamedTuple):
 
 @dataclass
 class _Ended:
-    """A request's end that could not be recorded (the database failed): recorded later."""
+    """How a claimed request ended; kept when it could not be recorded, to record it later."""
 
     claim: _Claim
     status: int
     body: bytes
     at: float
+    recording: asyncio.Lock = field(default_factory=asyncio.Lock)  # one writer at a time
+    recorded: bool = False
 
 
 class PaywireMiddleware:
@@ -218,14 +220,19 @@ class PaywireMiddleware:
                     self._start_recorder()
 
     async def _record_earlier(self, livemode: bool, key: str) -> None:
-        """A request with this key ended here but its end is not recorded yet: record it now."""
-        ended = self._unrecorded.pop((livemode, key), None)  # taken out: one writer of it at a time
+        """A request with this key ended here but its end is not recorded yet: record it now
+        (or wait for the recorder doing it), so the claim that follows sees it."""
+        ended = self._unrecorded.get((livemode, key))
         if ended is not None:
-            try:
+            await self._record((livemode, key), ended)
+
+    async def _record(self, name: tuple[bool, str], ended: _Ended) -> None:
+        async with ended.recording:
+            if not ended.recorded:
                 await self._finish(ended)
-            except Exception:
-                self._unrecorded.setdefault((livemode, key), ended)
-                raise
+                ended.recorded = True
+        if self._unrecorded.get(name) is ended:
+            del self._unrecorded[name]
 
     def _start_recorder(self) -> None:
         if self._recorder is None or self._recorder.done():
@@ -244,14 +251,14 @@ class PaywireMiddleware:
         while self._unrecorded:
             await asyncio.sleep(delay)
             failed = False
-            for name in list(self._unrecorded):
-                ended = self._unrecorded.pop(name, None)  # taken out: one writer of it at a time
-                if ended is None or time.monotonic() - ended.at >= ABANDONED_AFTER:
+            for name, ended in list(self._unrecorded.items()):
+                if time.monotonic() - ended.at >= ABANDONED_AFTER:
+                    if self._unrecorded.get(name) is ended:
+                        del self._unrecorded[name]
                     continue
                 try:
-                    await self._finish(ended)
+                    await self._record(name, ended)
                 except Exception:
-                    self._unrecorded.setdefault(name, ended)
                     failed = True
                     break
             delay = min(delay * 2, 2.0) if failed else 0.1
