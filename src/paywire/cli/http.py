@@ -30,7 +30,7 @@ class HttpLimits:
     header_timeout: float = 10.0  # seconds to receive a request head (request line and headers)
     keep_alive_timeout: int = 5  # seconds an idle keep-alive connection is kept
     max_header_bytes: int = 16 * 1024  # largest request head; larger ones answer 400
-    limit_concurrency: int | None = 1000  # connections (or requests) at once; past it, new requests get 503
+    limit_concurrency: int | None = 2048  # connections (or requests) at once; past it, new requests get 503
 
 
 class HeaderTimeoutH11(H11Protocol):

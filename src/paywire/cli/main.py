@@ -48,7 +48,7 @@ def serve(
     ] = 16 * 1024,
     limit_concurrency: Annotated[
         int, typer.Option(min=0, help="Connections at once before new requests get 503 (0: no limit).")
-    ] = 1000,
+    ] = 2048,
 ) -> None:
     """Run the HTTP API, the delivery worker and the scheduler in one process."""
     from paywire.cli import server
