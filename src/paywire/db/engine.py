@@ -187,8 +187,9 @@ _PG_GONE = frozenset(
     }
 )
 _PG_FULL = frozenset({"53100"})  # disk_full
-# Only when raised while connecting: the database exists but does not take connections now
-# (`ALTER DATABASE … ALLOW_CONNECTIONS false`, mid-restore); elsewhere 55000 is a program error.
+# Only when raised outside a statement (SQLAlchemy records none for a failed connect): the
+# database exists but takes no connections now (`ALTER DATABASE … ALLOW_CONNECTIONS false`,
+# mid-restore); raised by a statement, 55000 is a program error.
 _PG_REFUSED = frozenset({"55000"})
 # SQLite primary result codes (the low byte of `sqlite_errorcode`).
 _SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_FULL = 5, 6, 13
