@@ -62,6 +62,7 @@ class Procs:
         self.serve: subprocess.Popen[bytes] | None = None
         self.workers: list[subprocess.Popen[bytes] | None] = []
         self.started = 0
+        self.log_of: dict[int, Path] = {}  # pid -> its log file
 
     @property
     def api_url(self) -> str:
@@ -69,9 +70,12 @@ class Procs:
 
     def _spawn(self, *args: str) -> subprocess.Popen[bytes]:
         self.started += 1
-        log = open(self.logs / f"{args[0]}-{self.started}.log", "wb")  # noqa: SIM115
+        path = self.logs / f"{args[0]}-{self.started}.log"
+        log = open(path, "wb")  # noqa: SIM115
         cmd = [sys.executable, "-m", "paywire.cli.main", *args, "--database-url", self.url]
-        return subprocess.Popen(cmd, env={**os.environ, **FAULT_ENV}, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, env={**os.environ, **FAULT_ENV}, stdout=log, stderr=subprocess.STDOUT)
+        self.log_of[proc.pid] = path
+        return proc
 
     async def start_serve(self) -> None:
         self.serve = self._spawn("serve", "--port", str(self.port), "--no-worker")
@@ -93,12 +97,34 @@ class Procs:
         else:
             self.workers[index] = proc
 
+    async def wait_workers_started(self, timeout: float = 30) -> None:
+        """Until every worker has printed its start line (migrated and started): a fault injected
+        earlier would hit its start-up, which a real deployment retries by restarting it."""
+        deadline = time.monotonic() + timeout
+        for proc in self.workers:
+            assert proc is not None
+            while "paywire worker:" not in self.log_of[proc.pid].read_text(errors="replace"):
+                assert proc.poll() is None, "paywire worker exited at start"
+                assert time.monotonic() < deadline, f"paywire worker did not start within {timeout} s"
+                await asyncio.sleep(0.05)
+
     @staticmethod
     def kill(proc: subprocess.Popen[bytes] | None) -> None:
         if proc is not None and proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             proc.wait(5)
             assert proc.returncode == -signal.SIGKILL
+
+    def escaped(self) -> list[str]:
+        """Lines of the processes' logs where an exception escaped to uvicorn (it then resets the
+        client's connection) or a traceback was logged as an unexpected error."""
+        markers = ("Exception in ASGI application", "unexpected error")
+        return [
+            f"{log.name}: {line}"
+            for log in sorted(self.logs.glob("serve-*.log"))
+            for line in log.read_text(errors="replace").splitlines()
+            if any(marker in line for marker in markers)
+        ]
 
     def stop_all(self) -> None:
         procs = [p for p in [self.serve, *self.workers] if p is not None and p.poll() is None]

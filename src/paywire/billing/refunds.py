@@ -41,7 +41,9 @@ async def create(tx: Tx, call: Call, payment_intent_id: str, params: PaymentInte
     currency = intent["currency"]
     try:
         wanted = None if params.amount is None else money.parse_amount(params.amount, currency)
-        amount = money.check_refund(wanted, int(intent["amount_received"]), int(intent["amount_refunded"]))
+        amount = money.check_refund(
+            wanted, int(intent["amount_received"]), int(intent["amount_refunded"]), currency=currency
+        )
     except ValueError as exc:
         raise InvalidRequest(str(exc), param="amount") from None
     now = await clocks.now_for(tx.conn, call, intent["test_clock_id"])

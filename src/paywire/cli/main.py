@@ -45,12 +45,31 @@ def serve(
         bool, typer.Option("--no-worker", help="Run the API alone (no delivery worker, no scheduler).")
     ] = False,
     log_format: LogFormatOption = "text",
+    header_timeout: Annotated[
+        float, typer.Option(min=0.1, help="Seconds a client has to send a request's line and headers.")
+    ] = 10.0,
+    keep_alive_timeout: Annotated[
+        int, typer.Option(min=1, help="Seconds an idle keep-alive connection is kept open.")
+    ] = 5,
+    max_header_bytes: Annotated[
+        int, typer.Option(min=1024, help="Largest request line and headers, in bytes (larger: 400).")
+    ] = 16 * 1024,
+    limit_concurrency: Annotated[
+        int, typer.Option(min=0, help="Connections at once before new requests get 503 (0: no limit).")
+    ] = 2048,
 ) -> None:
     """Run the HTTP API, the delivery worker and the scheduler in one process."""
     from paywire.cli import server
+    from paywire.cli.http import HttpLimits
 
+    limits = HttpLimits(header_timeout, keep_alive_timeout, max_header_bytes, limit_concurrency or None)
     server.serve(
-        host, port, database_url or default_database_url(), run_worker=not no_worker, log_format=_log_format(log_format)
+        host,
+        port,
+        database_url or default_database_url(),
+        run_worker=not no_worker,
+        limits=limits,
+        log_format=_log_format(log_format),
     )
 
 

@@ -21,6 +21,7 @@ from rich.console import Console
 
 from paywire import keys
 from paywire.app import PaywireApp
+from paywire.cli.http import HttpLimits, protocol_class
 from paywire.db import migrate as migrations
 from paywire.db.engine import Database
 from paywire.ops import logs
@@ -62,7 +63,16 @@ def _settle_heap() -> None:
     gc.freeze()
 
 
-def serve(host: str, port: int, database_url: str, *, run_worker: bool, log_format: LogFormat = "text") -> None:
+def serve(
+    host: str,
+    port: int,
+    database_url: str,
+    *,
+    run_worker: bool,
+    limits: HttpLimits | None = None,
+    log_format: LogFormat = "text",
+) -> None:
+    limits = limits or HttpLimits()
     _logging(log_format)
     paywire = PaywireApp(database_url, run_worker=run_worker)
 
@@ -71,6 +81,8 @@ def serve(host: str, port: int, database_url: str, *, run_worker: bool, log_form
         key = await _first_key(paywire)
         if key:
             err.print(f"[bold]Created a test secret key[/bold] (shown only now): [green]{key}[/green]")
+        # h11 with a request-head deadline (uvicorn has none; see paywire.cli.http), whatever
+        # other HTTP implementation is installed.
         config = uvicorn.Config(
             paywire.api,
             host=host,
@@ -79,6 +91,10 @@ def serve(host: str, port: int, database_url: str, *, run_worker: bool, log_form
             log_config=None,  # our handlers (text or JSON), not uvicorn's
             timeout_graceful_shutdown=3,
             lifespan="on",
+            http=protocol_class(limits),
+            timeout_keep_alive=limits.keep_alive_timeout,
+            h11_max_incomplete_event_size=limits.max_header_bytes,
+            limit_concurrency=limits.limit_concurrency,
         )
         _settle_heap()
         await DrainingServer(config, paywire).serve()
