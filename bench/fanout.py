@@ -8,7 +8,7 @@ Measured per database, in one run:
 
   (a) one event to N endpoints (all `["*"]`);
   (b) N events to one endpoint, the same number of deliveries;
-  (c) N/10 endpoints × E events, vs (d) N/10 × E events to one endpoint (when --events > 0).
+  (c) N/10 endpoints x E events, vs (d) N/10 x E events to one endpoint (when --events > 0).
 
 Endpoints are created by direct inserts (the API takes about 6 ms each). Throughput is counted
 at the receiver, first receipt to last; the dispatcher's claim turns are printed beside it.
@@ -188,12 +188,12 @@ async def run(
 
 async def database_runs(receiver: ReceiverClient, name: str, make_url: Any, args: argparse.Namespace) -> None:
     n = args.endpoints
-    cases = [(f"(a) 1 event × {n} endpoints", n, 1), (f"(b) {n} events × 1 endpoint", 1, n)]
+    cases = [(f"(a) 1 event x {n} endpoints", n, 1), (f"(b) {n} events x 1 endpoint", 1, n)]
     if args.events:
         m = max(1, n // 10)
         cases += [
-            (f"(c) {args.events} events × {m} endpoints", m, args.events),
-            (f"(d) {m * args.events} events × 1 endpoint", 1, m * args.events),
+            (f"(c) {args.events} events x {m} endpoints", m, args.events),
+            (f"(d) {m * args.events} events x 1 endpoint", 1, m * args.events),
         ]
     rates: list[float] = []
     for label, endpoint_count, event_count in cases:
