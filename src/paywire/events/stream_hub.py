@@ -75,6 +75,9 @@ class StreamHub:
     def subscribe(self) -> None:
         """A stream opens (call `unsubscribe` when it ends)."""
         self._streams += 1
+        self._ensure_running()
+
+    def _ensure_running(self) -> None:
         if self._task is None or self._task.done():
             self.start = None
             self._task = asyncio.create_task(self._run(), name="paywire-stream-hub")
@@ -88,6 +91,15 @@ class StreamHub:
     def snapshot(self) -> asyncio.Event:
         """Take before `after`, then wait on it: set once the hub has read again."""
         return self._changed
+
+    async def wait(self, snapshot: asyncio.Event) -> None:
+        """Until the hub has read again: it does at least every `POLL_SECONDS`, so no timeout of
+        our own (a timeout per stream and wake-up costs 20 µs, several times the wake-up)."""
+        if self._task is None or self._task.done():  # (only if the hub failed)
+            self._ensure_running()
+            await wait(snapshot, POLL_SECONDS)
+        else:
+            await snapshot.wait()
 
     def covers(self, seq: int) -> bool:
         """Does the window hold every event after `seq` the hub has read?"""

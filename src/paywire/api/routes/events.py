@@ -141,7 +141,7 @@ async def stream_events(
                 if time.monotonic() - last_sent >= HEARTBEAT_SECONDS:
                     yield b": keep-alive\n\n"
                     last_sent = time.monotonic()
-                await stream_hub.wait(snapshot, POLL_SECONDS)
+                await hub.wait(snapshot)
         finally:
             hub.unsubscribe()
 
