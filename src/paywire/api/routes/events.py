@@ -111,12 +111,14 @@ async def stream_events(
                 snapshot = hub.snapshot()
                 if hub.covers(seq):  # live: the events the hub has read, filtered here
                     sent = False
-                    for entry in hub.after(seq):
+                    # Taken together, before any yield: the hub may read more while we send.
+                    entries, through = hub.after(seq), hub.position
+                    for entry in entries:
                         if entry.livemode == ctx.livemode and (wanted is None or entry.type in wanted):
                             yield entry.sse
                             sent = True
                         seq = entry.seq
-                    seq = max(seq, hub.position)
+                    seq = max(seq, through)
                     if sent:
                         last_sent = time.monotonic()
                         continue
