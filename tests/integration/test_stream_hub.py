@@ -91,3 +91,13 @@ async def test_a_stream_far_behind_catches_up_then_goes_live(
         got = await _take(live, len(ids) + 2)
         assert [m["id"] for _, m in got] == ids[: len(ids)] + [m["id"] for _, m in got[-2:]]
         assert [m["object_id"] for _, m in got[-2:]] == more
+
+
+async def test_a_stopped_hub_leaves_open_streams_reading_on_their_own(server: Server, api: httpx.AsyncClient) -> None:
+    async with server.client() as streamer, _streams(streamer, 1) as [stream]:
+        await _take(stream, 1)
+        first = await _customers(api, 1)
+        assert [m["object_id"] for _, m in await _take(stream, 1)] == first
+        await stream_hub.hub_for(server.app.db).stop()
+        more = await _customers(api, 2)
+        assert [m["object_id"] for _, m in await _take(stream, 2)] == more

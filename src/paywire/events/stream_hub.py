@@ -69,16 +69,18 @@ class StreamHub:
         self._changed = asyncio.Event()
         self._streams = 0
         self._task: asyncio.Task[None] | None = None
+        self._stopped = False  # by `stop`: the streams open then read on their own
 
     # --- for streams ----------------------------------------------------------------------
 
     def subscribe(self) -> None:
-        """A stream opens (call `unsubscribe` when it ends)."""
+        """A stream opens (call `unsubscribe` when it ends); a new stream restarts a stopped hub."""
         self._streams += 1
+        self._stopped = False
         self._ensure_running()
 
     def _ensure_running(self) -> None:
-        if self._task is None or self._task.done():
+        if (self._task is None or self._task.done()) and not self._stopped:
             self.start = None
             self._task = asyncio.create_task(self._run(), name="paywire-stream-hub")
 
@@ -92,10 +94,20 @@ class StreamHub:
         """Take before `after`, then wait on it: set once the hub has read again."""
         return self._changed
 
+    async def stop(self) -> None:
+        """Stop (the app is stopping): streams still open read on their own from now on.
+        Optional: the hub also stops by itself when its last stream ends."""
+        self._stopped = True
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
     async def wait(self, snapshot: asyncio.Event) -> None:
         """Until the hub has read again: it does at least every `POLL_SECONDS`, so no timeout of
         our own (a timeout per stream and wake-up costs 20 µs, several times the wake-up)."""
-        if self._task is None or self._task.done():  # (only if the hub failed)
+        if self._task is None or self._task.done():  # (only if the hub failed, or was stopped)
             self._ensure_running()
             await wait(snapshot, POLL_SECONDS)
         else:
