@@ -16,6 +16,7 @@ from paywire.billing.runtime import Billing
 from paywire.clock import SYSTEM_CLOCK, Clock
 from paywire.db import migrate
 from paywire.db.engine import Database, default_database_url
+from paywire.events import stream_hub
 from paywire.events.bus import EventBus
 from paywire.events.local import LocalSource
 from paywire.services import Services
@@ -109,6 +110,7 @@ class PaywireApp:
         for service in reversed(self.background):
             await service.stop()
         await self.services.advances.stop()
+        await stream_hub.hub_for(self.db).stop()
         await self.bus.stop()
         await self.db.dispose()
 

@@ -200,8 +200,9 @@ async def _endpoint_health(
     policy: RetryPolicy,
 ) -> None:
     conn = tx.conn
-    for endpoint_id, at in succeeded.items():
-        await conn.execute(_HEALTHY, {"endpoint_id": endpoint_id, "at": at})
+    if succeeded:
+        # One executemany, not a statement per endpoint: a fan-out batch touches a hundred or more.
+        await conn.execute(_HEALTHY, [{"endpoint_id": i, "at": at} for i, at in succeeded.items()])
     still_failing = [i for i in failing if i not in succeeded]
     for endpoint_id in still_failing:
         await conn.execute(
