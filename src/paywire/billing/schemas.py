@@ -12,6 +12,7 @@ Quantity = Annotated[int, Field(ge=1, le=10_000)]
 PaymentMethod = Annotated[str, Field(min_length=1, max_length=80, examples=["pm_card_visa"])]
 UnixTime = Annotated[int, Field(ge=0, le=32_503_680_000)]  # up to the year 3000
 TrialDays = Annotated[int, Field(ge=0, le=730)]
+Locale = Literal["auto", "en", "zh"]  # the payer pages' language; auto: the browser's Accept-Language
 
 
 class LineItem(Request):
@@ -38,6 +39,7 @@ class CheckoutSessionCreate(Request):
     success_url: Url | None = None
     cancel_url: Url | None = None
     expires_at: UnixTime | None = None
+    locale: Locale | None = None
     metadata: Metadata | None = None
 
 
@@ -114,6 +116,8 @@ class CheckoutSession(ApiObject):
     subscription_id: str | None
     nft_mint_status: str | None
     nft_mint_details: dict[str, Any] | None
+    url: str | None = None
+    locale: str | None = None
 
 
 class Subscription(ApiObject):

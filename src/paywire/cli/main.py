@@ -37,11 +37,22 @@ def serve(
     no_worker: Annotated[
         bool, typer.Option("--no-worker", help="Run the API alone (no delivery worker, no scheduler).")
     ] = False,
+    public_url: Annotated[
+        str | None,
+        typer.Option(
+            "--public-url",
+            envvar="PAYWIRE_PUBLIC_URL",
+            help="Base URL payers reach this server at (default: http://HOST:PORT).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run the HTTP API, the delivery worker and the scheduler in one process."""
     from paywire.cli import server
 
-    server.serve(host, port, database_url or default_database_url(), run_worker=not no_worker)
+    server.serve(
+        host, port, database_url or default_database_url(), run_worker=not no_worker, public_url=public_url
+    )
 
 
 @app.command()
