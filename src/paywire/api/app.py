@@ -18,6 +18,7 @@ from paywire.api.routes import (
     endpoints,
     events,
     invoices,
+    payment_links,
     payments,
     products,
     refunds,
@@ -39,6 +40,7 @@ ROUTERS = [
     payments.router,
     refunds.router,
     test_clocks.router,
+    payment_links.router,
 ]
 
 

@@ -24,6 +24,11 @@ def services_of(request: Request) -> Services:
     return services
 
 
+def pages_url(request: Request) -> str:
+    """The public base URL of the pages (the setting, else where this request came to)."""
+    return services_of(request).public_url(f"{request.url.scheme}://{request.url.netloc}")
+
+
 def lang_for(request: Request, locale: str | None) -> Lang:
     """The page's language: `locale` (`en`, `zh`), or for `auto`/None the browser's preference."""
     settings = services_of(request).settings

@@ -105,9 +105,7 @@ class Lang:
             "year": (N_("year"), N_("%(num)d years")),
         }
         one, many = units[interval]
-        if count == 1:
-            return self.gettext(one)
-        return self.ngettext(one, many, count) % {"num": count}
+        return self.gettext(one) if count == 1 else self.gettext(many) % {"num": count}
 
     def template_context(self) -> dict[str, Any]:
         """What a template needs: newstyle `gettext`/`ngettext` (as Jinja's i18n extension calls
