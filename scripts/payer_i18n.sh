@@ -10,7 +10,7 @@ if [ "${1:-}" = "init" ]; then
     "$PYBABEL" init -i locale/messages.pot -d locale -D messages -l "$2"
     exit 0
 fi
-"$PYBABEL" extract -F locale/babel.cfg -k N_ -k ngettext:1,2 --no-location --sort-output --omit-header \
+"$PYBABEL" extract -F locale/babel.cfg -k N_ -k ngettext:1,2 --no-location --sort-output --project Paywire \
     -o locale/messages.pot .
-"$PYBABEL" update -i locale/messages.pot -d locale -D messages --no-fuzzy-matching --omit-header
+"$PYBABEL" update -i locale/messages.pot -d locale -D messages --no-fuzzy-matching
 "$PYBABEL" compile -d locale -D messages --statistics

@@ -13,6 +13,7 @@ from paywire.api import errors, openapi
 from paywire.api.middleware import PaywireMiddleware
 from paywire.api.routes import (
     attempts,
+    billing_portal,
     checkout,
     customers,
     endpoints,
@@ -41,6 +42,7 @@ ROUTERS = [
     refunds.router,
     test_clocks.router,
     payment_links.router,
+    billing_portal.router,
 ]
 
 

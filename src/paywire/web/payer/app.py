@@ -26,7 +26,9 @@ def services_of(request: Request) -> Services:
 
 def pages_url(request: Request) -> str:
     """The public base URL of the pages (the setting, else where this request came to)."""
-    return services_of(request).public_url(f"{request.url.scheme}://{request.url.netloc}")
+    root = str(request.scope.get("root_path", ""))
+    outer = root[: -len(MOUNT)] if root.endswith(MOUNT) else ""  # Paywire mounted under a prefix
+    return services_of(request).public_url(f"{request.url.scheme}://{request.url.netloc}{outer}")
 
 
 def lang_for(request: Request, locale: str | None) -> Lang:

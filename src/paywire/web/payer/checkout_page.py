@@ -69,7 +69,7 @@ async def line_items(services: Services, session: dict[str, Any], lang: Lang) ->
             per = lang.interval(price["recurring_interval"], int(price["recurring_interval_count"]))
         name = price["product_name"] if price is not None else line["price_id"]
         if price is not None and price["nickname"]:
-            name = f"{name} · {price['nickname']}"
+            name = f"{name} \u00b7 {price['nickname']}"
         result.append(
             {
                 "name": name,
