@@ -48,7 +48,7 @@ async def test_trial_from_a_payment_link_managed_in_the_portal(server: Server, p
 
         await card.get_by_role("button", name="Cancel at period end").click()
         await expect(page.get_by_role("status")).to_contain_text("will end at the end of the current period")
-        await expect(card.get_by_text(re.compile("Cancels on"))).to_be_visible()
+        await expect(card.get_by_text("Ends on")).to_be_visible()
         assert (await ok(api.get(f"/api/subscriptions/{sub['id']}")))["cancel_at_period_end"] is True
         await screenshot(page, "pay-portal-canceling")
         await card.get_by_role("button", name="Don't cancel").click()

@@ -4,68 +4,25 @@ starts a new checkout session (its `mode` follows the prices: one-time → `paym
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import sqlalchemy as sa
-from pydantic import Field
 
 from paywire import objects
 from paywire.billing import checkout, items
 from paywire.billing.runtime import Call
-from paywire.billing.schemas import CheckoutSessionCreate, LineItem, Locale, SubscriptionData, TrialDays
+from paywire.billing.schemas import (
+    AfterCompletion,
+    CheckoutSessionCreate,
+    LineItem,
+    PaymentLinkCreate,
+    PaymentLinkUpdate,
+    SubscriptionData,
+)
 from paywire.db.engine import Tx
 from paywire.db.schema import payment_links
 from paywire.errors import InvalidRequest, NotFound, StateError
 from paywire.ids import new_id
-from paywire.schemas import ApiObject, Metadata, Request, Url
-
-# --- request and response shapes ------------------------------------------------------------
-
-
-class Redirect(Request):
-    url: Url
-
-
-class AfterCompletion(Request):
-    """Stripe's shape: `{"type": "redirect", "redirect": {"url": …}}`, or `hosted_confirmation`
-    (the built-in "Payment complete" page). `{CHECKOUT_SESSION_ID}` in the URL is replaced."""
-
-    type: Literal["redirect", "hosted_confirmation"]
-    redirect: Redirect | None = None
-
-
-class LinkSubscriptionData(Request):
-    trial_period_days: TrialDays | None = None
-
-
-class PaymentLinkCreate(Request):
-    line_items: Annotated[list[LineItem], Field(min_length=1, max_length=20)]
-    subscription_data: LinkSubscriptionData | None = None
-    after_completion: AfterCompletion | None = None
-    active: bool = True
-    locale: Locale = "auto"
-    metadata: Metadata | None = None
-
-
-class PaymentLinkUpdate(Request):
-    active: bool | None = None
-    after_completion: AfterCompletion | None = None
-    locale: Locale | None = None
-    metadata: Metadata | None = None
-
-
-class PaymentLink(ApiObject):
-    active: bool
-    url: str
-    mode: Literal["payment", "subscription"]
-    currency: str
-    line_items: list[dict[str, Any]]
-    subscription_data: dict[str, Any] | None
-    after_completion: dict[str, Any]
-    locale: str
-
-
-# --- engine -----------------------------------------------------------------------------------
 
 
 def render(m: Any) -> dict[str, Any]:

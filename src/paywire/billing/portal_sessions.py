@@ -10,53 +10,22 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from typing import Annotated, Any
+from typing import Any
 
 import sqlalchemy as sa
-from pydantic import Field, model_validator
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paywire import objects
 from paywire.billing.runtime import Call
-from paywire.billing.schemas import Locale
+from paywire.billing.schemas import PortalSessionCreate
 from paywire.clock import iso
 from paywire.db.engine import Tx
 from paywire.db.schema import billing_portal_sessions, customers
 from paywire.errors import InvalidRequest, NotFound
 from paywire.ids import new_id
-from paywire.schemas import ObjectId, Request, Response, Url
 
 OPEN_WITHIN = 5 * 60
 COOKIE_LIFETIME = 3600
-
-
-class PortalSessionCreate(Request):
-    customer_id: ObjectId | None = None
-    customer: ObjectId | None = None  # Stripe's name for customer_id
-    return_url: Url | None = None
-    locale: Locale = "auto"
-
-    @model_validator(mode="after")
-    def _one_customer(self) -> PortalSessionCreate:
-        if self.customer_id is None and self.customer is None:
-            raise ValueError("customer_id is required")
-        if self.customer_id is not None and self.customer is not None and self.customer_id != self.customer:
-            raise ValueError("customer and customer_id name different customers")
-        return self
-
-
-class PortalSession(Response):
-    id: str
-    object: str
-    livemode: bool
-    customer_id: str
-    customer: str
-    return_url: str | None
-    locale: str
-    url: Annotated[str, Field(description="Open within 5 minutes; works once.")]
-    expires_at: int
-    created: int
-    created_at: str
 
 
 def digest(secret: str) -> str:

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request
 
 from paywire.api.context import Ctx, context
 from paywire.billing import portal_sessions
-from paywire.billing.portal_sessions import PortalSession, PortalSessionCreate
+from paywire.billing.schemas import PortalSession, PortalSessionCreate
 
 router = APIRouter(prefix="/api/billing-portal", tags=["billing portal"])
 

@@ -10,7 +10,7 @@ from paywire import objects
 from paywire.api.context import Ctx, context
 from paywire.api.paging import page_params
 from paywire.billing import payment_links
-from paywire.billing.payment_links import PaymentLink, PaymentLinkCreate, PaymentLinkUpdate
+from paywire.billing.schemas import PaymentLink, PaymentLinkCreate, PaymentLinkUpdate
 from paywire.db.schema import payment_links as table
 from paywire.pagination import Page, paginate
 from paywire.schemas import ListResponse

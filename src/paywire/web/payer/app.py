@@ -45,9 +45,10 @@ def page(
     *,
     status_code: int = 200,
     csp: str = DEFAULT_CSP,
-    livemode: bool = False,
+    livemode: bool | None = None,
 ) -> HTMLResponse:
-    """A payer page in `lang`, with the business's name and whether it is test mode."""
+    """A payer page in `lang`, with the business's name and whether it is test mode (None: not
+    known, as on a page for a missing link; no test-mode banner then)."""
     values = {
         "business_name": services_of(request).settings.business_name,
         "livemode": livemode,

@@ -68,9 +68,11 @@ def _see_other(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303, headers={"Cache-Control": "no-store"})
 
 
-def _message(request: Request, lang: Lang, status: int, title: str, message: str, **context: Any) -> Response:
+def _message(
+    request: Request, lang: Lang, status: int, title: str, message: str, livemode: bool | None = None, **context: Any
+) -> Response:
     values = {"title": lang.gettext(title), "message": lang.gettext(message), "tone": "muted", **context}
-    return page(request, "pay/message.html", lang, values, status_code=status)
+    return page(request, "pay/message.html", lang, values, status_code=status, livemode=livemode)
 
 
 async def _portal(request: Request) -> Portal | Response:
@@ -119,6 +121,7 @@ async def open_portal(request: Request, token: str) -> Response:
         title = N_("This link has already been used") if outcome == "used" else N_("This link has expired")
         return _message(
             request, lang, 410, title, N_("For your security, portal links work once. Ask for a new link."),
+            livemode=bool(row["livemode"]) if row is not None else None,
             back_url=row["return_url"] if row is not None else None,
         )  # fmt: skip
     response = _see_other(f"{_base(request)}/portal")
