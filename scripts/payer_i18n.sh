@@ -4,8 +4,12 @@
 #   scripts/payer_i18n.sh            # after changing strings in web/payer or templates/pay
 #   scripts/payer_i18n.sh init fr    # start a new language
 set -eu
-cd "$(dirname "$0")/../src/paywire/web"
-PYBABEL="${PYBABEL:-pybabel}"
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+if [ -z "${PYBABEL:-}" ]; then
+    PYBABEL=pybabel
+    [ -x "$ROOT/.venv/bin/pybabel" ] && PYBABEL="$ROOT/.venv/bin/pybabel"
+fi
+cd "$ROOT/src/paywire/web"
 if [ "${1:-}" = "init" ]; then
     "$PYBABEL" init -i locale/messages.pot -d locale -D messages -l "$2"
     exit 0
