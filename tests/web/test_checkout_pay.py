@@ -85,3 +85,17 @@ async def test_a_phone_sized_checkout_fits_375px(server: Server, page: Page) -> 
     await page.get_by_role("button", name="Start trial").click()
     await expect(page.get_by_role("heading", name="Your trial has started")).to_be_visible()
     await screenshot(page, "pay-checkout-trial-started-375")
+
+
+async def test_an_nft_checkout_paid_on_the_page_is_minted_at_once(server: Server, page: Page) -> None:
+    async with server.client() as api:
+        p = await price(api, "3.00", name="Ticket")
+        cs = await session(api, p["id"], customer_email="nft@example.com", nft_mint_settings={"enabled": True})
+        await page.goto(cs["url"])
+        await fill_card(page)
+        await page.get_by_role("button", name="Pay").click()
+        await expect(page.get_by_role("heading", name="Payment complete")).to_be_visible()
+        done = await ok(api.get(f"/api/checkout-sessions/{cs['id']}"))
+        assert done["nft_mint_status"] == "minted"  # as after the API's confirm
+        types = [e["type"] for e in await events(api, "checkout.session.*")]
+        assert types == ["checkout.session.created", "checkout.session.completed", "checkout.session.nft_minted"]
