@@ -99,3 +99,21 @@ async def test_an_nft_checkout_paid_on_the_page_is_minted_at_once(server: Server
         assert done["nft_mint_status"] == "minted"  # as after the API's confirm
         types = [e["type"] for e in await events(api, "checkout.session.*")]
         assert types == ["checkout.session.created", "checkout.session.completed", "checkout.session.nft_minted"]
+
+
+async def test_a_subscription_without_trial_is_paid_at_once(server: Server, page: Page) -> None:
+    async with server.client() as api:
+        p = await price(api, "12.50", name="Magazine", interval="month")
+        customer = await ok(api.post("/api/customers", json={"email": "reader@example.com"}))
+        cs = await session(api, p["id"], mode="subscription", customer_id=customer["id"])
+        await page.goto(cs["url"])
+        await expect(page.get_by_label("Email")).to_have_count(0)  # the customer is known
+        await expect(page.locator(".summary-total")).to_have_text("$12.50 / month")
+        await screenshot(page, "pay-checkout-subscription")
+        await fill_card(page)
+        await page.get_by_role("button", name="Pay").click()
+        await expect(page.get_by_role("heading", name="Payment complete")).to_be_visible()
+        sub = (await ok(api.get("/api/subscriptions", params={"customer_id": customer["id"]})))["list"][0]
+        assert sub["status"] == "active"
+        types = [e["type"] for e in await events(api)]
+        assert types.index("payment_intent.succeeded") < types.index("checkout.session.completed")

@@ -171,3 +171,22 @@ async def test_portal_links_work_once_and_show_only_their_customer(server: Serve
             await screenshot(page, "pay-portal-no-session")
         finally:
             await context.close()
+
+
+async def test_the_portal_in_chinese(server: Server, browser: Browser) -> None:
+    async with server.client() as api:
+        p = await price(api, "88.00", name="Tea club", currency="cny", interval="month")
+        customer = await ok(api.post("/api/customers", json={"email": "cha@example.com", "name": "李雷"}))
+        await ok(api.post("/api/subscriptions", json={"customer_id": customer["id"], "items": [{"price_id": p["id"]}],
+                                                     "default_payment_method": "pm_card_visa"}))  # fmt: skip
+        url = await _portal_url(api, customer["id"], locale="zh")
+    context = await browser.new_context(locale="en-US")
+    page = await context.new_page()
+    try:
+        await page.goto(url)
+        await expect(page.get_by_role("heading", name="账单", exact=True)).to_be_visible()
+        await expect(page.get_by_text("¥88.00 / 月").first).to_be_visible()
+        await expect(page.get_by_role("button", name="在本期结束时取消")).to_be_visible()
+        await screenshot(page, "pay-portal-zh")
+    finally:
+        await context.close()
