@@ -62,6 +62,10 @@ async def test_0341_starts_a_trial_but_fails_a_payment(server: Server, page: Pag
         trial = await price(api, "15.00", interval="month", trial_days=3)
         cs = await session(api, trial["id"], mode="subscription", customer_email="f@example.com")
         await page.goto(cs["url"])
+        await fill_card(page, "4000 0000 0000 0002")  # cannot even be saved: the trial is refused
+        await page.get_by_role("button", name="Start trial").click()
+        await expect(page.get_by_role("alert")).to_contain_text("declined")
+        assert (await ok(api.get(f"/api/checkout-sessions/{cs['id']}")))["status"] == "open"
         await fill_card(page, "4000 0000 0000 0341")
         await page.get_by_role("button", name="Start trial").click()
         await expect(page.get_by_role("heading", name="Your trial has started")).to_be_visible()
