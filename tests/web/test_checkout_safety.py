@@ -9,6 +9,7 @@ import time
 import httpx
 from playwright.async_api import Browser, Page, expect
 
+from paywire.db.schema import payment_intents
 from tests.conftest import Server
 from tests.web.conftest import screenshot
 from tests.web.payer_helpers import fill_card, ok, price, session
@@ -169,3 +170,24 @@ async def test_expired_and_live_sessions_show_no_form(server: Server, page: Page
         unknown = await page.goto(f"{server.url}/pay/checkout/cs_doesnotexist")
         assert unknown is not None and unknown.status == 404
         await screenshot(page, "pay-not-found")
+
+
+async def test_a_processing_payment_shows_no_form(server: Server, page: Page) -> None:
+    """A provider that answers later leaves the intent `processing`: the page waits, never pays again."""
+    async with server.client() as api:
+        p = await price(api, "7.00")
+        cs = await session(api, p["id"], customer_email="w@example.com")
+        await page.goto(cs["url"])
+        await fill_card(page, "4000 0000 0000 0002")
+        await page.get_by_role("button", name="Pay").click()
+        await expect(page.get_by_role("alert")).to_contain_text("declined")
+        intent_id = (await ok(api.get(f"/api/checkout-sessions/{cs['id']}")))["payment_intent_id"]
+        async with server.app.db.transaction() as tx:
+            await tx.conn.execute(
+                payment_intents.update().where(payment_intents.c.id == intent_id).values(status="processing")
+            )
+        await page.goto(cs["url"])
+        await expect(page.get_by_role("heading", name="Your payment is processing")).to_be_visible()
+        await expect(page.get_by_label("Card number")).to_have_count(0)
+        assert await page.locator('meta[http-equiv="refresh"]').count() == 1
+        await screenshot(page, "pay-checkout-processing")

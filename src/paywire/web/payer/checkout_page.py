@@ -100,6 +100,18 @@ def trial_summary(session: dict[str, Any], recurring: str | None, lang: Lang) ->
     return text % {"num": int(days), "recurring": recurring}
 
 
+async def intent_status(services: Services, session: dict[str, Any]) -> str | None:
+    """The status of the session's payment intent, if it has one (`processing` while a provider
+    that confirms asynchronously has not answered yet)."""
+    if not session["payment_intent_id"]:
+        return None
+    async with services.db.read() as conn:
+        status = await conn.scalar(
+            sa.select(payment_intents.c.status).where(payment_intents.c.id == session["payment_intent_id"])
+        )
+    return str(status) if status is not None else None
+
+
 async def decline_message(services: Services, session: dict[str, Any], lang: Lang) -> str:
     """Why the last attempt failed: the payment intent's error, in this language when known."""
     message = None

@@ -105,6 +105,18 @@ async def _closed_page(request: Request, session: dict[str, Any], lang: Lang, no
     return page(request, "pay/message.html", lang, context, status_code=410, livemode=livemode)
 
 
+def _processing_page(request: Request, session: dict[str, Any], lang: Lang) -> Response:
+    """A payment the provider has not answered yet: no form; the page reloads itself (a meta
+    refresh, no script) until the session completes or the payment fails."""
+    context = {
+        "title": lang.gettext("Your payment is processing"),
+        "message": lang.gettext("This page updates by itself. Do not pay again."),
+        "tone": "muted",
+        "refresh": 3,
+    }
+    return page(request, "pay/message.html", lang, context, livemode=bool(session["livemode"]))
+
+
 @router.get("/checkout/{session_id}")
 async def checkout_get(request: Request, session_id: str) -> Response:
     session = await _session(request, session_id)
@@ -112,6 +124,8 @@ async def checkout_get(request: Request, session_id: str) -> Response:
     now = await checkout_page.session_now(services_of(request), session)
     if session["status"] == "complete" or checkout_page.is_expired(session, now):
         return await _closed_page(request, session, lang, now)
+    if await checkout_page.intent_status(services_of(request), session) == "processing":
+        return _processing_page(request, session, lang)
     form_error = None
     if request.query_params.get("declined"):
         form_error = await checkout_page.decline_message(services_of(request), session, lang)
@@ -128,6 +142,8 @@ async def checkout_post(request: Request, session_id: str) -> Response:
     now = await checkout_page.session_now(services, session)
     if session["status"] != "open" or checkout_page.is_expired(session, now):
         return _see_other(_after_payment(request, session))  # paid already (second click, other tab)
+    if await checkout_page.intent_status(services, session) == "processing":
+        return _see_other(_page_url(request, session))  # a payment is under way: never a second one
 
     def field(name: str) -> str:
         value = form.get(name)
