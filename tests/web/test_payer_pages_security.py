@@ -9,8 +9,10 @@ import sys
 import time
 
 import httpx
+import sqlalchemy as sa
 from playwright.async_api import Page, expect
 
+from paywire.db.schema import billing_portal_sessions
 from tests.conftest import Server, free_port
 from tests.web.conftest import screenshot
 from tests.web.payer_helpers import fill_card, ok, price, session
@@ -111,3 +113,29 @@ def test_serve_fills_the_public_url_from_its_address_or_the_flag(tmp_path: objec
         finally:
             proc.terminate()
             proc.wait(timeout=30)
+
+
+async def test_the_refusal_pages(server: Server, page: Page) -> None:
+    """A form whose CSRF cookie is gone, and a portal link not opened in time: each says why."""
+    async with server.client() as api:
+        p = await price(api, "6.00")
+        cs = await session(api, p["id"], customer_email="r@example.com")
+        await page.goto(cs["url"])
+        await fill_card(page)
+        await page.context.clear_cookies()
+        await page.get_by_role("button", name="Pay").click()
+        await expect(page.get_by_role("heading", name="This form has expired")).to_be_visible()
+        await screenshot(page, "pay-csrf-refused")
+        assert (await ok(api.get(f"/api/checkout-sessions/{cs['id']}")))["status"] == "open"
+
+        customer = await ok(api.post("/api/customers", json={"email": "late@example.com"}))
+        body = {"customer_id": customer["id"], "return_url": "https://shop.example/"}
+        portal = await ok(api.post("/api/billing-portal/sessions", json=body))
+        async with server.app.db.transaction() as tx:
+            table = billing_portal_sessions
+            await tx.conn.execute(sa.update(table).where(table.c.id == portal["id"]).values(expires_at=1))
+        answer = await page.goto(portal["url"])
+        assert answer is not None and answer.status == 410
+        await expect(page.get_by_role("heading", name="This link has expired")).to_be_visible()
+        await expect(page.get_by_role("link", name="Go back")).to_have_attribute("href", "https://shop.example/")
+        await screenshot(page, "pay-portal-link-expired")

@@ -179,6 +179,8 @@ async def test_the_portal_in_chinese(server: Server, browser: Browser) -> None:
         customer = await ok(api.post("/api/customers", json={"email": "cha@example.com", "name": "李雷"}))
         await ok(api.post("/api/subscriptions", json={"customer_id": customer["id"], "items": [{"price_id": p["id"]}],
                                                      "default_payment_method": "pm_card_visa"}))  # fmt: skip
+        intent = (await ok(api.get("/api/payment-intents", params={"customer_id": customer["id"]})))["list"][0]
+        await ok(api.post(f"/api/payment-intents/{intent['id']}/refund", json={"amount": "8.00"}))
         url = await _portal_url(api, customer["id"], locale="zh")
     context = await browser.new_context(locale="en-US")
     page = await context.new_page()
@@ -187,6 +189,8 @@ async def test_the_portal_in_chinese(server: Server, browser: Browser) -> None:
         await expect(page.get_by_role("heading", name="账单", exact=True)).to_be_visible()
         await expect(page.get_by_text("¥88.00 / 月").first).to_be_visible()
         await expect(page.get_by_role("button", name="在本期结束时取消")).to_be_visible()
+        await expect(page.get_by_role("heading", name="退款记录")).to_be_visible()
+        await expect(page.get_by_text("已退款 ¥8.00")).to_be_visible()
         await screenshot(page, "pay-portal-zh")
     finally:
         await context.close()
