@@ -28,6 +28,7 @@ from paywire.ops import logs
 from paywire.ops import routes as ops_routes
 from paywire.ops.logs import LogFormat
 from paywire.services import Services
+from paywire.settings import SettingsError, load
 
 err = Console(stderr=True)
 
@@ -63,18 +64,35 @@ def _settle_heap() -> None:
     gc.freeze()
 
 
+def listen_url(host: str, port: int) -> str:
+    """The address `serve` listens on, as a URL (a wildcard address becomes 127.0.0.1)."""
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
 def serve(
     host: str,
     port: int,
     database_url: str,
     *,
     run_worker: bool,
+    public_url: str | None = None,
     limits: HttpLimits | None = None,
     log_format: LogFormat = "text",
 ) -> None:
     limits = limits or HttpLimits()
     _logging(log_format)
-    paywire = PaywireApp(database_url, run_worker=run_worker)
+    try:
+        settings = load(database_url=database_url, public_url=public_url)
+    except SettingsError as exc:
+        err.print(str(exc))
+        raise SystemExit(2) from None
+    if settings.public_url is None:  # payers reach the pages where serve listens
+        settings.public_url = listen_url(host, port)
+    paywire = PaywireApp(database_url, run_worker=run_worker, settings=settings)
 
     async def main() -> None:
         await migrations.upgrade(paywire.db)
