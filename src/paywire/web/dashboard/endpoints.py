@@ -40,7 +40,7 @@ from paywire.webhooks.test_event import send_test_event
 router = APIRouter()
 e, a = webhook_endpoints, webhook_attempts
 HEALTH_WINDOW = 86_400
-HEALTH_SAMPLE = 2_000  # attempts per endpoint the health figures read at most (the newest)
+HEALTH_SAMPLE = 1_000  # attempts per endpoint the health figures read at most (the newest)
 ROTATE_CHOICES = (
     (0, "Now (the old secret stops at once)"),
     (3600, "1 hour"),
