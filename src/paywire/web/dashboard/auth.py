@@ -13,6 +13,7 @@ Failed sign-ins are stored (`sign_in_failures`), so the limit holds across worke
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -107,7 +108,7 @@ async def create_operator(tx: Tx, email: str, password: str, *, role: str = "adm
     row = {
         "id": new_id("op"),
         "email": email,
-        "password_hash": hash_password(password),
+        "password_hash": await asyncio.to_thread(hash_password, password),
         "role": role,
         "created": int(now),
         "updated": int(now),
