@@ -12,7 +12,8 @@ import httpx
 import sqlalchemy as sa
 from playwright.async_api import Browser, Dialog, Page, expect
 
-from paywire.db.schema import audit_log, webhook_endpoints
+from paywire.db.schema import audit_log, events, webhook_endpoints
+from paywire.events.local import store_position
 from tests.conftest import Server
 from tests.web.conftest import screenshot
 from tests.web.dashboard_helpers import (
@@ -249,8 +250,12 @@ async def test_operator_flow_in_the_browser(
     await screenshot(page, "dashboard-attempts")
     await page.get_by_role("link", name="Event types").click()
     await screenshot(page, "dashboard-event-types")
+    async with server.app.db.read() as conn:
+        first_seq = await conn.scalar(sa.select(sa.func.min(events.c.seq)))
+    await store_position(server.app.db, "billing-sync", False, first_seq, None, time.time())
     await page.get_by_role("link", name="Overview").click()
     await expect(page.locator("svg.chart")).to_be_visible()
+    await expect(page.get_by_role("row", name="billing-sync")).to_be_visible()
     await screenshot(page, "dashboard-overview")
     await page.get_by_role("link", name="Audit log").click()
     for action in ("Signed in", "Revealed secret", "Rotated secret", "Resent event", "Advanced test clock",
@@ -270,9 +275,14 @@ async def test_operator_flow_in_the_browser(
     await page.set_viewport_size({"width": 375, "height": 800})
     for path, name in (("/", "overview"), ("/events", "events"), (f"/endpoints/{endpoint_id}", "endpoint")):
         await page.goto(f"{url}/dashboard{path}")
-        overflow = await page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-        assert overflow <= 1, f"{path} is {overflow}px wider than the screen"
         await screenshot(page, f"dashboard-{name}-375")
+        overflow = await page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        wide = await page.evaluate(
+            "[...document.querySelectorAll('body *')]"
+            ".filter(e => e.getBoundingClientRect().right > window.innerWidth + 1)"
+            ".map(e => e.tagName + '.' + e.className).slice(0, 5).join(' ')"
+        )
+        assert overflow <= 1, f"{path} is {overflow}px wider than the screen: {wide}"
 
     # Sign out.
     await page.set_viewport_size({"width": 1280, "height": 900})

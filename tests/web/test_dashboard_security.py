@@ -158,7 +158,7 @@ async def test_failed_sign_ins_are_throttled_per_email(server: Server) -> None:
         failed = await conn.scalar(
             sa.select(sa.func.count()).select_from(audit_log).where(audit_log.c.action == "sign_in_failed")
         )
-    assert failed == auth.MAX_FAILURES_PER_EMAIL
+    assert failed == auth.MAX_FAILURES_PER_EMAIL + 1  # the refused (throttled) one is audited too
     await client.close()
 
 
@@ -273,3 +273,32 @@ def test_the_audit_log_has_no_way_to_change_it() -> None:
 
     routes = [r for r in create_app.__globals__["overview"].router.routes if "audit" in getattr(r, "path", "")]
     assert routes and all(r.methods == {"GET"} for r in routes)  # type: ignore[attr-defined]
+
+
+async def test_endpoint_health_counts_the_last_24_hours(server: Server, admin: Browserless) -> None:
+    from paywire.db.schema import webhook_attempts
+    from paywire.web.dashboard.endpoints import health
+
+    now = time.time()
+    rows = [
+        {
+            "id": f"wha_t{i}", "livemode": False, "delivery_seq": i, "event_id": f"evt_{i}", "endpoint_id": "we_h",
+            "status": "failed" if i % 4 == 0 else "succeeded", "response_status": 200, "response_body": "",
+            "retry_count": 0, "duration_ms": i, "error": None, "error_type": None, "next_retry": None,
+            "created": now - 60 - i,
+        }
+        for i in range(1, 101)
+    ] + [  # older than 24 h: not counted
+        {
+            "id": "wha_old", "livemode": False, "delivery_seq": 0, "event_id": "evt_old", "endpoint_id": "we_h",
+            "status": "failed", "response_status": 500, "response_body": "", "retry_count": 0, "duration_ms": 9999,
+            "error": None, "error_type": None, "next_retry": None, "created": now - 2 * 86_400,
+        }
+    ]  # fmt: skip
+    async with server.app.db.transaction() as tx:
+        await tx.conn.execute(webhook_attempts.insert(), rows)
+    async with server.app.db.read() as conn:
+        stats = await health(conn, "we_h", now)
+        assert (await health(conn, "we_none", now)).success_rate is None
+    assert stats.attempts == 100 and stats.succeeded == 75 and stats.success_rate == 75.0
+    assert stats.p50 in (50, 51) and stats.p95 in (95, 96) and not stats.sampled

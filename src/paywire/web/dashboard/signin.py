@@ -40,11 +40,20 @@ async def sign_in(request: Request) -> Response:
     email, password = auth.normalize_email(field(form, "email")), str(form.get("password") or "")
     ip, now = client_ip(request), time.time()
     target = _safe_next(field(form, "next"))
+    throttled: RateLimited | None = None
     async with services.db.read() as conn:
         try:
             await auth.check_not_throttled(conn, email, ip, now=now)
         except RateLimited as exc:
-            return _sign_in_page(request, email=email, error=exc.message, status=429)
+            throttled = exc
+    if throttled is not None:
+        async with services.db.transaction() as tx:
+            await audit.record(
+                tx.conn, operator_id=None, email=email or "(empty)", action="sign_in_failed", ip=ip,
+                detail={"throttled": True}, now=now,
+            )  # fmt: skip
+        return _sign_in_page(request, email=email, error=throttled.message, status=429)
+    async with services.db.read() as conn:
         operator = await auth.verify_password(conn, email, password) if email and password else None
     async with services.db.transaction() as tx:
         if operator is None:
