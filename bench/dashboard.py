@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import gc
 import random
 import statistics
 import tempfile
@@ -33,6 +35,7 @@ from paywire.app import PaywireApp
 from paywire.db.bulk import insert_rows
 from paywire.db.engine import Database
 from paywire.db.schema import events, webhook_attempts, webhook_deliveries, webhook_endpoints
+from paywire.errors import InvalidRequest
 from paywire.events import catalogue
 from paywire.web.dashboard import auth
 
@@ -124,8 +127,11 @@ async def measure(url: str, n: int, requests: int) -> dict[str, tuple[float, flo
     app = PaywireApp(url, run_worker=False)
     await app.start()
     try:
-        async with app.db.transaction() as tx:
-            await auth.create_operator(tx, "bench@example.com", "bench-password", now=time.time())
+        with contextlib.suppress(InvalidRequest):  # a kept database already has it
+            async with app.db.transaction() as tx:
+                await auth.create_operator(tx, "bench@example.com", "bench-password", now=time.time())
+        gc.collect()
+        gc.freeze()  # as `paywire serve` does once started (start-up objects out of the collector's way)
         transport = httpx.ASGITransport(app=app.api)
         async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
             page = await client.get("/dashboard/sign-in")
@@ -158,10 +164,19 @@ async def measure(url: str, n: int, requests: int) -> dict[str, tuple[float, flo
         await app.stop()
 
 
-async def run(backend: str, n: int, requests: int) -> None:
+async def count_events(url: str) -> int:
+    db = Database(url)
+    try:
+        async with db.read() as conn:
+            return int(await conn.scalar(sa.select(sa.func.count()).select_from(events)) or 0)
+    finally:
+        await db.dispose()
+
+
+async def run(backend: str, n: int, requests: int, sqlite_file: str | None = None) -> None:
     if backend == "sqlite":
-        folder = tempfile.mkdtemp(prefix="paywire-bench-")
-        url = f"sqlite:///{Path(folder) / 'dashboard.db'}"
+        path = Path(sqlite_file) if sqlite_file else Path(tempfile.mkdtemp(prefix="paywire-bench-")) / "dashboard.db"
+        url = f"sqlite:///{path}"
     else:
         import asyncpg
 
@@ -174,11 +189,16 @@ async def run(backend: str, n: int, requests: int) -> None:
         setup = PaywireApp(url, run_worker=False)
         await setup.start()  # migrates
         await setup.stop()
-        db = Database(url)
-        print(f"{backend}: filling {n:,} events and {3 * n:,} attempts…", flush=True)
-        took = await fill(db, n)
-        await db.dispose()
-        print(f"{backend}: filled in {took:.0f} s; {requests} requests per page", flush=True)
+        existing = await count_events(url)
+        if existing:  # a kept SQLite file (--sqlite-file): measure it again
+            n = existing
+            print(f"{backend}: reusing {n:,} events", flush=True)
+        else:
+            db = Database(url)
+            print(f"{backend}: filling {n:,} events and {3 * n:,} attempts…", flush=True)
+            took = await fill(db, n)
+            await db.dispose()
+            print(f"{backend}: filled in {took:.0f} s; {requests} requests per page", flush=True)
         for name, (p50, p99) in (await measure(url, n, requests)).items():
             flag = "ok" if p99 < 100 else "OVER 100 ms"
             print(f"  {backend:8} {name:26} p50 {p50:7.1f} ms   p99 {p99:7.1f} ms   {flag}", flush=True)
@@ -196,9 +216,10 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--database", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument("--sqlite-file", help="keep the SQLite database here; an existing one is measured again")
     args = parser.parse_args()
     for backend in ("sqlite", "postgres") if args.database == "both" else (args.database,):
-        asyncio.run(run(backend, args.events, args.requests))
+        asyncio.run(run(backend, args.events, args.requests, args.sqlite_file))
 
 
 if __name__ == "__main__":
