@@ -460,6 +460,13 @@ audit_log = sa.Table(
     sa.Column("created", sa.Float, nullable=False),
 )
 
-# Endpoint health over the last 24 h reads each endpoint's recent attempts through this one
-# (it replaces `webhook_attempts(endpoint_id)`, its prefix: no extra index on the hot path).
-sa.Index("ix_webhook_attempts_endpoint_id_created", webhook_attempts.c.endpoint_id, webhook_attempts.c.created)
+# Endpoint health over the last 24 h reads each endpoint's recent attempts from this index alone
+# (covering: status and duration too). It replaces `webhook_attempts(endpoint_id)`, its prefix,
+# so recording an attempt writes no more index entries than before.
+sa.Index(
+    "ix_webhook_attempts_endpoint_id_created",
+    webhook_attempts.c.endpoint_id,
+    webhook_attempts.c.created,
+    webhook_attempts.c.status,
+    webhook_attempts.c.duration_ms,
+)

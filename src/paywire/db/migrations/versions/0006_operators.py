@@ -1,8 +1,8 @@
 """operators: the dashboard's operators, sessions, failed sign-ins and audit log
 
-Also: `webhook_attempts(endpoint_id)` becomes `(endpoint_id, created)`, so an endpoint's health
-over the last 24 hours reads only those attempts. It replaces its own prefix, so the delivery
-hot path keeps the same number of index writes.
+Also: `webhook_attempts(endpoint_id)` becomes `(endpoint_id, created, status, duration_ms)`, so an
+endpoint's health over the last 24 hours reads only those attempts, from the index alone. It
+replaces its own prefix, so recording an attempt keeps the same number of index writes.
 
 Revision ID: 0006_operators
 Revises: 0005_pending_webhooks_on_read
@@ -77,7 +77,8 @@ def upgrade() -> None:
         sa.Column("created", sa.Float, nullable=False),
         sa.PrimaryKeyConstraint("seq", name="pk_audit_log"),
     )
-    op.create_index("ix_webhook_attempts_endpoint_id_created", "webhook_attempts", ["endpoint_id", "created"])
+    columns = ["endpoint_id", "created", "status", "duration_ms"]
+    op.create_index("ix_webhook_attempts_endpoint_id_created", "webhook_attempts", columns)
     op.drop_index("ix_webhook_attempts_endpoint_id", table_name="webhook_attempts")
 
 
