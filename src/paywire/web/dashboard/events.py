@@ -25,7 +25,6 @@ from paywire.web.dashboard.common import (
     audit_action,
     current,
     cursor_params,
-    datetime_local,
     field,
     page,
     parse_utc,
@@ -277,5 +276,3 @@ async def event_types(request: Request, session: auth.Session = Depends(current)
         request, session, "event_types.html", {"types": list(catalogue.EVENT_TYPES.values())}, nav="event_types"
     )
 
-
-__all__ = ["datetime_local", "router"]
