@@ -11,7 +11,7 @@ printed per page and database. Target: p99 under 100 ms.
 
 Pages: the newest events page, a deep page (`?before=` the middle of the log), a prefix filter
 (`?type=customer.*`), one event's page (random events, with their deliveries and attempts), and
-the endpoints page (health over 24 h for each endpoint).
+the endpoints page (health over 24 h for each endpoint) and the overview (attempts per hour).
 """
 
 from __future__ import annotations
@@ -146,6 +146,7 @@ async def measure(url: str, n: int, requests: int) -> dict[str, tuple[float, flo
                 "events (type customer.*)": lambda: "/dashboard/events?type=customer.%2A",
                 "event": lambda: f"/dashboard/events/evt_bench{rng.randrange(n):012d}",
                 "endpoints": lambda: "/dashboard/endpoints",
+                "overview": lambda: "/dashboard/",
             }
             results = {}
             for name, path in pages.items():
