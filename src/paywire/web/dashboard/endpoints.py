@@ -65,7 +65,7 @@ class Health:
 async def health(conn: AsyncConnection, endpoint_id: str, now: float) -> Health:
     """Success rate and p50/p95 latency of the endpoint's attempts in the last 24 hours (the
     newest `HEALTH_SAMPLE` of them), read through `(endpoint_id, created)`. The database counts
-    and sorts; only three numbers come back per figure."""
+    and sorts: two queries per endpoint, four numbers back."""
     sample = (
         sa.select(a.c.status, a.c.duration_ms)
         .where(a.c.endpoint_id == endpoint_id, a.c.created >= now - HEALTH_WINDOW)
@@ -78,18 +78,13 @@ async def health(conn: AsyncConnection, endpoint_id: str, now: float) -> Health:
     if not total:
         return Health()
 
-    async def percentile(q: float) -> int:
+    def at(q: float) -> sa.Select[Any]:
         offset = min(int(total) - 1, max(0, round(q * (int(total) - 1))))
-        query = sa.select(sample.c.duration_ms).order_by(sample.c.duration_ms).limit(1).offset(offset)
-        return int(await conn.scalar(query) or 0)
+        pick = sa.select(sample.c.duration_ms).order_by(sample.c.duration_ms).limit(1).offset(offset).subquery()
+        return sa.select(pick.c.duration_ms)
 
-    return Health(
-        attempts=int(total),
-        succeeded=int(succeeded),
-        p50=await percentile(0.5),
-        p95=await percentile(0.95),
-        sampled=int(total) == HEALTH_SAMPLE,
-    )
+    p50, p95 = sorted(int(v) for v in (await conn.execute(sa.union_all(at(0.5), at(0.95)))).scalars())
+    return Health(attempts=int(total), succeeded=int(succeeded), p50=p50, p95=p95, sampled=int(total) == HEALTH_SAMPLE)
 
 
 @router.get("/endpoints")
