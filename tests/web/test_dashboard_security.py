@@ -302,3 +302,43 @@ async def test_endpoint_health_counts_the_last_24_hours(server: Server, admin: B
         assert (await health(conn, "we_none", now)).success_rate is None
     assert stats.attempts == 100 and stats.succeeded == 75 and stats.success_rate == 75.0
     assert stats.p50 in (50, 51) and stats.p95 in (95, 96) and not stats.sampled
+
+
+async def test_refund_and_cancel_take_a_confirmation_step(server: Server, admin: Browserless) -> None:
+    async with server.client() as api:
+        product = (await api.post("/api/products", json={"name": "Plan"})).json()
+        recurring = {"interval": "month", "interval_count": 1}
+        price = (
+            await api.post(
+                "/api/prices",
+                json={"product_id": product["id"], "unit_amount": "20.00", "currency": "usd", "recurring": recurring},
+            )
+        ).json()
+        customer = (await api.post("/api/customers", json={"name": "Buyer"})).json()
+        items = [{"price_id": price["id"], "quantity": 1}]
+        sub = (
+            await api.post(
+                "/api/subscriptions",
+                json={"customer_id": customer["id"], "items": items, "default_payment_method": "pm_card_visa"},
+            )
+        ).json()
+        payment = (await api.get("/api/payment-intents")).json()["list"][0]
+    pay = f"/dashboard/payments/{payment['id']}"
+    await admin.get(pay)
+    bad = await admin.post(f"{pay}/refund", {"amount": "abc"})
+    assert bad.status_code == 400 and "amount" in bad.text
+    confirm = await admin.post(f"{pay}/refund", {"amount": "5.00", "reason": "duplicate"})
+    assert confirm.status_code == 200 and "Refund 5.00 USD?" in confirm.text
+    async with server.client() as api:
+        assert (await api.get("/api/refunds")).json()["count"] == 0  # not yet
+    done = await admin.post(f"{pay}/refund", {"amount": "5.00", "reason": "duplicate", "confirm": "yes"})
+    assert done.status_code == 303
+    async with server.client() as api:
+        refunds = (await api.get("/api/refunds")).json()["list"]
+    assert [r["amount"] for r in refunds] == ["5.00"]
+    page = await admin.get(f"/dashboard/subscriptions/{sub['id']}/cancel?when=period_end")
+    assert page.status_code == 200 and "Cancel at the end of the period?" in page.text
+    assert (await admin.post(f"/dashboard/subscriptions/{sub['id']}/cancel", {"when": "period_end"})).status_code == 303
+    async with server.client() as api:
+        after = (await api.get(f"/api/subscriptions/{sub['id']}")).json()
+    assert after["cancel_at_period_end"] is True and after["status"] == "active"

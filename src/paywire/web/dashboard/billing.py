@@ -16,7 +16,7 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 
 from paywire import objects
-from paywire.billing import customers, invoices, payments, refunds, subscriptions, test_clocks
+from paywire.billing import customers, invoices, money, payments, refunds, subscriptions, test_clocks
 from paywire.billing.schemas import PaymentIntentRefund, TestClockCreate
 from paywire.db.schema import customers as customers_t
 from paywire.db.schema import events
@@ -392,6 +392,11 @@ async def refund_payment(payment_id: str, request: Request, session: auth.Sessio
     except ValidationError:
         raise InvalidRequest("reason must be duplicate, fraudulent or requested_by_customer", param="reason") from None
     obj, _ = await _payment(request, session, payment_id)
+    if amount is not None:
+        try:  # checked before the confirmation page, not only after it
+            money.parse_amount(amount, obj["currency"])
+        except ValueError as exc:
+            raise InvalidRequest(f"amount: {exc}", param="amount") from None
     if field(form, "confirm") != "yes":
         context = {"payment": obj, "amount": amount, "reason": reason}
         return page(request, session, "confirm_refund.html", context, nav="payments")
