@@ -200,9 +200,9 @@ async def run(backend: str, n: int, requests: int, sqlite_file: str | None = Non
             took = await fill(db, n)
             await db.dispose()
             print(f"{backend}: filled in {took:.0f} s; {requests} requests per page", flush=True)
-        for name, (p50, p99) in (await measure(url, n, requests)).items():
+        for page, (p50, p99) in (await measure(url, n, requests)).items():
             flag = "ok" if p99 < 100 else "OVER 100 ms"
-            print(f"  {backend:8} {name:26} p50 {p50:7.1f} ms   p99 {p99:7.1f} ms   {flag}", flush=True)
+            print(f"  {backend:8} {page:26} p50 {p50:7.1f} ms   p99 {p99:7.1f} ms   {flag}", flush=True)
     finally:
         if backend == "postgres":
             import asyncpg
