@@ -3,7 +3,6 @@ real server whose first retry waits long enough for a test to press Resend itsel
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 from collections.abc import AsyncIterator
@@ -106,13 +105,3 @@ class Browserless:
 
     async def close(self) -> None:
         await self.http.aclose()
-
-
-async def eventually(check: object, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        if await check():  # type: ignore[operator]
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.1)
