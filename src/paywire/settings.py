@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
@@ -32,6 +32,13 @@ class Settings(BaseSettings):
     stripe_webhook_secret: SecretStr | None = Field(None, description="Signing secret of Stripe's webhooks (whsec_…)")
     stripe_api_base: str = Field("https://api.stripe.com", description="Stripe API base URL")
     stripe_js_url: str = Field("https://js.stripe.com/v3/", description="Where the checkout page loads Stripe.js from")
+    test_provider: Literal["builtin", "stripe"] | None = Field(
+        None,
+        description="Test mode's payment provider (default: stripe with an sk_test_ Stripe key, else builtin)",
+    )
+    charge_grace_seconds: float = Field(
+        60.0, gt=0, description="A charge or refund left unsettled this long (a crash) is settled by the reconciler"
+    )
 
     @field_validator("public_url", "stripe_api_base", "stripe_js_url")
     @classmethod

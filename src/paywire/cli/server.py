@@ -64,6 +64,7 @@ def serve(host: str, port: int, database_url: str, *, run_worker: bool) -> None:
         key = await _first_key(paywire)
         if key:
             err.print(f"[bold]Created a test secret key[/bold] (shown only now): [green]{key}[/green]")
+        err.print(f"payment providers: {paywire.providers.describe()}")
         config = uvicorn.Config(
             paywire.api, host=host, port=port, log_level="info", timeout_graceful_shutdown=3, lifespan="on"
         )
