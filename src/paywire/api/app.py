@@ -21,6 +21,7 @@ from paywire.api.routes import (
     payments,
     products,
     refunds,
+    stripe_webhooks,
     subscriptions,
     test_clocks,
 )
@@ -39,6 +40,7 @@ ROUTERS = [
     payments.router,
     refunds.router,
     test_clocks.router,
+    stripe_webhooks.router,
 ]
 
 

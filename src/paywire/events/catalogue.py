@@ -58,6 +58,7 @@ _CATALOGUE: tuple[EventType, ...] = (
     EventType("invoice.voided", "invoice", "Invoice voided."),
     EventType("invoice.marked_uncollectible", "invoice", "Invoice marked uncollectible."),
     EventType("payment_intent.created", "payment_intent", "Payment intent created."),
+    EventType("charge.dispute.created", "dispute", "The payment provider reported a dispute (chargeback)."),
     EventType(
         "webhook_endpoint.disabled", "webhook_endpoint", "Endpoint disabled: 410, or no success for 5 days."
     ),
