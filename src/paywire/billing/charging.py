@@ -39,7 +39,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from paywire.billing.runtime import Billing, Call
-from paywire.db.engine import Database, Tx
+from paywire.db.engine import Database, Tx, is_unavailable
 from paywire.db.schema import customers, payment_intents
 from paywire.errors import Conflict, ServiceUnavailable
 from paywire.events.log import NewEvent, RequestInfo, append
@@ -172,13 +172,18 @@ async def _pass(tx: Tx, call: Call, flow: str, args: dict[str, Any]) -> Done | A
     from paywire.billing.flows import FLOWS
 
     mark, appended = len(tx.after_commit), tx.events_appended
+    savepoint = await tx.conn.begin_nested()
     try:
-        async with tx.conn.begin_nested():
-            return Done(await FLOWS[flow](tx, call, args))
+        value = await FLOWS[flow](tx, call, args)
     except (Ask, ChargeNeeded) as signal:
+        await savepoint.rollback()
         del tx.after_commit[mark:]
         tx.events_appended = appended
         return signal
+    # Any other error leaves the savepoint alone: the whole transaction rolls back (and a lost
+    # connection's error reaches the caller as it is, not as a failed savepoint rollback).
+    await savepoint.commit()
+    return Done(value)
 
 
 async def _subject_lock(tx: Tx, subject: str) -> None:
@@ -315,18 +320,21 @@ async def finish(db: Database, billing: Billing, intent_id: str, result: ChargeR
             .where(payment_intents.c.id == intent_id)
             .values(status=cont.get("previous_status") or "requires_payment_method")
         )
-        value = None
+        savepoint = await tx.conn.begin_nested()
         try:
-            async with tx.conn.begin_nested():
-                value = await FLOWS[cont["flow"]](tx, call, cont["args"])
-                if not charged.taken:
-                    raise _Orphan()
+            value = await FLOWS[cont["flow"]](tx, call, cont["args"])
+            if not charged.taken:
+                raise _Orphan()
         except Exception as exc:  # the flow no longer applies (its object changed meanwhile)
+            if isinstance(exc, (sa.exc.SQLAlchemyError, OSError)) or is_unavailable(exc):
+                raise  # the database went away: the intent stays processing, the reconciler retries
+            await savepoint.rollback()
             log.warning(
                 "charge %s: its flow %s did not finish (%r); recording the payment alone", intent_id, cont["flow"], exc
             )
             await _record_alone(tx, call, intent, result)
             return None
+        await savepoint.commit()
         return value
 
 

@@ -25,8 +25,8 @@ if TYPE_CHECKING:
 @dataclass
 class Billing:
     """`provider` serves test mode; live mode charges only through `live_provider`, which the
-    operator plugs in. Until then every live-mode charge is refused: test cards must never
-    "pay" a live invoice."""
+    settings choose (providers/choose.py: Stripe with a live key). Without one every live-mode
+    charge is refused: test cards must never "pay" a live invoice."""
 
     clock: Clock = SYSTEM_CLOCK
     provider: PaymentProvider = field(default_factory=TestProvider)
@@ -53,7 +53,7 @@ class Call:
             return self.billing.provider
         if self.billing.live_provider is None:
             raise InvalidRequest(
-                "live mode has no payment provider: set PaywireApp.billing.live_provider",
+                "live mode has no payment provider: set PAYWIRE_STRIPE_SECRET_KEY to a live Stripe key (sk_live_…)",
                 code="livemode_provider_missing",
             )
         return self.billing.live_provider

@@ -27,7 +27,6 @@ from paywire.billing import charging, checkout, jobs, reconcile, renewals
 from paywire.billing.runtime import Billing, Call
 from paywire.db.engine import Database, Tx, is_unavailable
 from paywire.db.schema import test_clocks
-from paywire.errors import ServiceUnavailable
 
 log = logging.getLogger("paywire.scheduler")
 
@@ -82,8 +81,10 @@ async def run_one(
                 answers[outcome.key] = await outcome.question()
                 continue
             if isinstance(outcome, dict):  # a charge recorded as processing, the job done
-                with contextlib.suppress(ServiceUnavailable):  # the reconciler asks again
+                try:
                     await charging.settle(db, billing, outcome)
+                except Exception as exc:  # the job is done either way: the reconciler settles it
+                    log.warning("billing job %s: charge %s left processing (%r)", job["kind"], outcome["id"], exc)
             return True
     except Exception as exc:
         # The database going away is not the job's fault: no attempt is spent, the loop waits.
