@@ -43,7 +43,7 @@ from paywire.db.engine import Database, Tx, is_unavailable
 from paywire.db.schema import customers, payment_intents
 from paywire.errors import Conflict, ServiceUnavailable
 from paywire.events.log import NewEvent, RequestInfo, append
-from paywire.providers.base import ChargeResult, PaymentError, ProviderCustomer
+from paywire.providers.base import ChargeResult, ProviderCustomer
 
 log = logging.getLogger("paywire.charging")
 
@@ -386,12 +386,9 @@ async def run(db: Database, call: Call, flow: str, args: dict[str, Any], subject
             call.step.answers[outcome.key] = await outcome.question()
             continue
         value = await settle(db, call.billing, intent)
-        if value is None:  # settled elsewhere meanwhile, or left processing: show what is recorded
-            raise Conflict(
-                f"payment intent {intent['id']!r} was settled by another process", code="payment_in_progress"
+        if value is None:  # the provider decides later, or someone else recorded it meanwhile
+            raise ServiceUnavailable(
+                f"payment intent {intent['id']!r} is processing; retrieve it (or what it pays for) later",
+                code="payment_processing",
             )
         return value
-
-
-def error_of(result: ChargeResult) -> PaymentError:
-    return result.error or PaymentError("card_declined", None, "The charge failed.")

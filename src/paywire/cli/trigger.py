@@ -330,6 +330,10 @@ NOT_TRIGGERABLE: dict[str, str] = {
         "emitted only when the server's configured minter fails; the built-in signed-receipt "
         "minter does not, and no API call can make it"
     ),
+    "charge.dispute.created": (
+        "emitted only when Stripe reports a dispute to POST /api/integrations/stripe/webhook; "
+        "no Paywire API call can make one"
+    ),
 }
 
 
