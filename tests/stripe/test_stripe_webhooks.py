@@ -141,3 +141,35 @@ async def test_a_refund_stripe_fails_later_is_refundable_again(
     assert intent["amount_refunded"] == "0.00"
     whole = await ok(api.post(f"/api/payment-intents/{done['payment_intent_id']}/refund", json={}))
     assert whole["amount"] == "30.00"
+
+
+async def test_stripes_webhook_completes_a_checkout_the_payer_authenticated(
+    stripe_server: Server, stripe_api: httpx.AsyncClient, localstripe: LocalStripe
+) -> None:
+    """3-D Secure: the payer authenticated and Stripe charged, but the page never confirmed
+    again; Stripe's `payment_intent.succeeded` completes the checkout, with its events."""
+    api = stripe_api
+    timeline = Timeline(api)
+    item = await price(api, "18.00", interval=None)
+    session = await ok(api.post("/api/checkout-sessions", json={"mode": "payment", "line_items": [{"price_id": item}]}))
+    async with localstripe.client() as stripe:
+        card = {"number": "4000002500003155", "exp_month": "12", "exp_year": "2030", "cvc": "123"}
+        pm = (await stripe.post("/v1/payment_methods", json={"type": "card", "card": card})).json()["id"]
+    first = await api.post(f"/api/checkout-sessions/{session['id']}/confirm", json={"payment_method": pm})
+    assert first.status_code == 402 and first.json()["error"]["payment_intent"]["status"] == "requires_action"
+    secret = first.json()["error"]["payment_intent"]["next_action"]["client_secret"]
+    stripe_pi = secret.split("_secret_")[0]
+    async with localstripe.client() as stripe:
+        passed = {"client_secret": secret, "success": True}  # what the fake Stripe.js posts
+        await stripe.post(f"/v1/payment_intents/{stripe_pi}/_authenticate", json=passed)
+        succeeded = (await stripe.get(f"/v1/payment_intents/{stripe_pi}")).json()
+    assert succeeded["status"] == "succeeded"
+    await timeline.take()
+    event = {"id": "evt_succeeded_" + stripe_pi, "type": "payment_intent.succeeded", "data": {"object": succeeded}}
+    assert (await _post(stripe_server, event)).json() == {"received": True, "duplicate": False}
+    done = await ok(api.get(f"/api/checkout-sessions/{session['id']}"))
+    assert done["status"] == "complete" and done["payment_status"] == "paid"
+    assert await timeline.types() == ["payment_intent.succeeded", "checkout.session.completed"]
+    again = await api.post(f"/api/checkout-sessions/{session['id']}/confirm", json={"payment_method": pm})
+    assert again.status_code == 409  # the page's late confirm: already complete, nothing charged
+    assert [p["status"] for p in await localstripe.payment_intents(done["payment_intent_id"])] == ["succeeded"]

@@ -335,6 +335,12 @@ async def finish(db: Database, billing: Billing, intent_id: str, result: ChargeR
             await _record_alone(tx, call, intent, result)
             return None
         await savepoint.commit()
+        if result.next_action is not None:  # kept: Stripe's webhook may finish it once the payer acts
+            await tx.conn.execute(
+                payment_intents.update()
+                .where(payment_intents.c.id == intent_id, payment_intents.c.status == "requires_action")
+                .values(continuation=cont)
+            )
         return value
 
 

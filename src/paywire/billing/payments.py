@@ -138,7 +138,8 @@ def apply_result(
             "last_payment_error": None,
         }
     if result.next_action is not None:
-        # Declined until the payer authenticates; their next confirm continues this charge.
+        # Declined until the payer authenticates; their next confirm (or Stripe's webhook once
+        # they have) continues this charge (charging.finish keeps its continuation).
         return {
             **base,
             "status": "requires_action",

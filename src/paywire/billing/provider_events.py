@@ -59,14 +59,25 @@ async def _payment_intent(db: Database, billing: Billing, obj: dict[str, Any], *
     intent_id = metadata.get("paywire_payment_intent")
     if not intent_id:
         return
-    async with db.read() as conn:
+    async with db.transaction() as tx:
         row = (
-            (await conn.execute(sa.select(payment_intents).where(payment_intents.c.id == intent_id))).mappings().first()
+            (
+                await tx.conn.execute(
+                    sa.select(payment_intents).where(payment_intents.c.id == intent_id).with_for_update()
+                )
+            )
+            .mappings()
+            .first()
         )
-    if row is None or row["status"] != "processing":
-        return
-    if str(metadata.get("paywire_attempt")) != str(row["charge_attempts"]):
-        return  # about an earlier attempt
+        if row is None or str(metadata.get("paywire_attempt")) != str(row["charge_attempts"]):
+            return  # not ours, or about an earlier attempt
+        if row["status"] == "requires_action" and row["continuation"] and succeeded:
+            # The payer authenticated (3-D Secure) and Stripe charged: finish the flow now.
+            await tx.conn.execute(
+                payment_intents.update().where(payment_intents.c.id == intent_id).values(status="processing")
+            )
+        elif row["status"] != "processing":
+            return
     if succeeded:
         result = ChargeResult(True, charge_ref=str(obj["id"]))
     else:

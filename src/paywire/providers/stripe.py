@@ -29,6 +29,9 @@ from paywire.providers.base import (
 )
 
 _SUCCEEDED = ("succeeded", "requires_capture")
+_AUTHENTICATION_REQUIRED = PaymentError(
+    "authentication_required", "authentication_required", "Your card was declined: it requires authentication."
+)
 
 
 def _error(exc: stripe.StripeError) -> PaymentError:
@@ -116,7 +119,7 @@ class StripeProvider:
                 if intent.status in ("requires_payment_method", "canceled") and intent.payment_method is None:
                     charge_ref = None  # authentication failed: a new PaymentIntent below
                 else:
-                    return self._result(intent)
+                    return self._result(intent, off_session)
             params: dict[str, Any] = {
                 "amount": amount,
                 "currency": currency,
@@ -133,7 +136,7 @@ class StripeProvider:
                 params,  # type: ignore[arg-type]
                 {"idempotency_key": f"paywire/{idempotency_key}"},
             )
-            return self._result(intent)
+            return self._result(intent, off_session)
         except stripe.CardError as exc:
             ref = None
             err = exc.error
@@ -153,10 +156,12 @@ class StripeProvider:
             raise ProviderUnavailable(str(exc)) from exc
 
     @staticmethod
-    def _result(intent: Any) -> ChargeResult:
+    def _result(intent: Any, off_session: bool) -> ChargeResult:
         status = intent.status
         if status in _SUCCEEDED:
             return ChargeResult(True, charge_ref=str(intent.id))
+        if status == "requires_action" and off_session:  # nobody is there to authenticate
+            return ChargeResult(False, charge_ref=str(intent.id), error=_AUTHENTICATION_REQUIRED)
         if status == "requires_action":
             return ChargeResult(False, charge_ref=str(intent.id), next_action=_next_action(intent))
         if status == "processing":
