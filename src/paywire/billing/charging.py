@@ -374,7 +374,22 @@ async def settle(db: Database, billing: Billing, intent: dict[str, Any]) -> Any:
             code="payment_processing",
         ) from exc
     await pause_for_tests()
-    return await finish(db, billing, intent["id"], result, intent["continuation"].get("customer_ref"))
+    ref = intent["continuation"].get("customer_ref")
+    return await record_retrying(lambda: finish(db, billing, intent["id"], result, ref))
+
+
+async def record_retrying(record: Callable[[], Awaitable[Any]], attempts: int = 5) -> Any:
+    """Record a provider's answer, trying again while the database is briefly unavailable (a
+    restart, a dropped connection): the money has moved, so the answer is worth keeping now
+    rather than at the reconciler's next look."""
+    for attempt in range(attempts):
+        try:
+            return await record()
+        except Exception as exc:
+            if attempt == attempts - 1 or not is_unavailable(exc):
+                raise
+            await asyncio.sleep(0.2 * 2**attempt)
+    raise AssertionError("unreachable")
 
 
 async def run(db: Database, call: Call, flow: str, args: dict[str, Any], subject: str) -> Any:

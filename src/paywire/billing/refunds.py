@@ -121,15 +121,19 @@ async def settle(db: Database, billing: Billing, refund_id: str, *, request: Cal
             "the payment provider did not answer; the refund is pending and will be settled", code="refund_pending"
         ) from exc
     await charging.pause_for_tests()
-    async with db.transaction() as tx:
-        row = (
-            (await tx.conn.execute(sa.select(refunds).where(refunds.c.id == refund_id).with_for_update()))
-            .mappings()
-            .one()
-        )
-        if row["status"] != "pending" or result.pending:
-            return render(row)
-        refund = await record(tx, call, dict(row), succeeded=result.succeeded, refund_ref=result.refund_ref)
+
+    async def answer() -> dict[str, Any]:
+        async with db.transaction() as tx:
+            row = (
+                (await tx.conn.execute(sa.select(refunds).where(refunds.c.id == refund_id).with_for_update()))
+                .mappings()
+                .one()
+            )
+            if row["status"] != "pending" or result.pending:
+                return render(row)
+            return await record(tx, call, dict(row), succeeded=result.succeeded, refund_ref=result.refund_ref)
+
+    refund: dict[str, Any] = await charging.record_retrying(answer)
     if not result.succeeded:  # recorded as failed; the caller hears why
         message = result.error.message if result.error else "the provider refused the refund"
         raise PaywireError(message, param="amount", code="refund_failed")
