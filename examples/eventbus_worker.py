@@ -1,4 +1,4 @@
-"""The seed's second pattern, the EventBus: a worker that reacts to subscription events.
+"""Payment Kit's second pattern, the EventBus: a worker that reacts to subscription events.
 
     PAYWIRE_URL=http://localhost:8800 PAYWIRE_API_KEY=sk_test_… python examples/eventbus_worker.py
 
@@ -28,7 +28,7 @@ def handle_subscription_renew(event: Event) -> None:
     print(f"handled {event.type} {event.id}", flush=True)  # e.g. extend access by a period
 
 
-# As in the seed: one subscriber for every event, switching on its type.
+# As in Payment Kit: one subscriber for every event, switching on its type.
 # (`@bus.on("customer.subscription.started")` on a handler does the same for one type.)
 @bus.subscribe
 def on_event(event: Event) -> None:

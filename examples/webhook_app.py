@@ -1,4 +1,4 @@
-"""The seed's first pattern, webhooks: a FastAPI app that registers its own callback at start-up.
+"""Payment Kit's first pattern, webhooks: a FastAPI app that registers its own callback at start-up.
 
     PAYWIRE_URL=http://localhost:8800 PAYWIRE_API_KEY=sk_test_… APP_URL=http://localhost:8000 \
         uvicorn examples.webhook_app:app --port 8000
@@ -34,7 +34,7 @@ def get_url(path: str) -> str:
 
 
 async def ensure_webhooks(payment: AsyncPaywire) -> str:
-    """The seed's ensureWebhooks: update the first endpoint, or create one. Returns its id."""
+    """Payment Kit's ensureWebhooks: update the first endpoint, or create one. Returns its id."""
     result = await payment.webhook_endpoints.list(page=1, size=100)
     if result.list:
         webhook = await payment.webhook_endpoints.update(
@@ -69,7 +69,7 @@ async def handle_subscription_renew(event: Event) -> None:
     print(f"handled {event.type} {event.id}", flush=True)  # e.g. extend access by a period
 
 
-# `webhook_event` is the seed's verifySig: a bad or missing signature answers 400 before the
+# `webhook_event` is Payment Kit's verifySig: a bad or missing signature answers 400 before the
 # handler runs. Delivery is at least once; a real app de-duplicates on `event.id` (this one
 # does not, so that a test can see any double delivery).
 @app.post("/api/payment/callback")

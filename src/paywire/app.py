@@ -16,6 +16,7 @@ from paywire.billing.runtime import Billing
 from paywire.clock import SYSTEM_CLOCK, Clock
 from paywire.db import migrate
 from paywire.db.engine import Database, default_database_url
+from paywire.events import stream_hub
 from paywire.events.bus import EventBus
 from paywire.events.local import LocalSource
 from paywire.services import Services
@@ -69,9 +70,13 @@ class PaywireApp:
         self.services = Services(self.db, self.billing, self.settings, max_body_bytes=max_body_bytes)
         if run_worker:  # the background half: billing scheduler and webhook dispatcher
             from paywire.billing.scheduler import Scheduler
+            from paywire.billing.test_clocks import AdvanceRecovery
+            from paywire.ops.heartbeat import Heartbeat
             from paywire.webhooks.dispatcher import DeliveryConfig, Dispatcher
 
+            self.background.append(Heartbeat(self.db))
             self.background.append(Scheduler(self.db, self.billing))
+            self.background.append(AdvanceRecovery(self.db, self.billing, self.services.advances))
             self.background.append(Dispatcher(self.db, DeliveryConfig.from_env(concurrency=delivery_concurrency)))
         self._api: FastAPI | None = None
         self.started = False
@@ -113,6 +118,8 @@ class PaywireApp:
         self.started = False
         for service in reversed(self.background):
             await service.stop()
+        await self.services.advances.stop()
+        await stream_hub.hub_for(self.db).stop()
         await self.bus.stop()
         await self.db.dispose()
 

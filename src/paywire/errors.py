@@ -76,3 +76,11 @@ class ServiceUnavailable(PaywireError):
     status = 503
     type = "api_error"
     code = "service_unavailable"
+
+
+class StorageFull(PaywireError):
+    """507: the database's disk is full; retrying helps only once space is freed."""
+
+    status = 507
+    type = "api_error"
+    code = "storage_full"

@@ -1,14 +1,19 @@
 """Request and response shapes, shared by the API (validation, OpenAPI) and the SDK.
 
 Requests are strict (no type coercion, unknown fields refused) so a wrong field is a clear 400,
-never a silent guess.
+never a silent guess. Every string of every request, nested ones and metadata keys and values
+included, is checked in one place (`Request`): NUL (PostgreSQL cannot store it; SQLite can, so
+the two would disagree) and lone surrogates (not Unicode: UTF-8 cannot encode them) nowhere,
+and no control character at all except tab, newline and carriage return in descriptions and
+metadata values.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 T = TypeVar("T")
 
@@ -29,8 +34,41 @@ ShortText = Annotated[str, Field(max_length=5000)]
 ObjectId = Annotated[str, Field(min_length=1, max_length=40)]
 
 
+# C0 controls, DEL and lone surrogates; the second leaves tab, newline and carriage return alone.
+_BAD_IN_LINE = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
+_BAD_IN_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+_TEXT_FIELDS = frozenset({"description"})  # free text: may span lines
+
+
+def _check_string(value: str, pattern: re.Pattern[str], what: str) -> None:
+    found = pattern.search(value)
+    if found is not None:
+        char = ord(found.group())
+        kind = "a lone surrogate, not valid Unicode" if 0xD800 <= char <= 0xDFFF else "a control character"
+        raise ValueError(f"{what}must not contain U+{char:04X} ({kind})")
+
+
+def _check_strings(value: Any, text: bool, what: str = "") -> None:
+    if isinstance(value, str):
+        _check_string(value, _BAD_IN_TEXT if text else _BAD_IN_LINE, what)
+    elif isinstance(value, dict):  # metadata: keys are names, values free text
+        for key, item in value.items():
+            _check_strings(key, False, f"key {key[:40]!r} ")
+            _check_strings(item, True, f"value of {key[:40]!r} ")
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _check_strings(item, text, what)
+
+
 class Request(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_control_characters(cls, value: Any, info: ValidationInfo) -> Any:
+        # Nested requests (line items…) are models, checked by their own validator.
+        _check_strings(value, info.field_name in _TEXT_FIELDS)
+        return value
 
 
 class Response(BaseModel):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from paywire.billing.runtime import Billing
+from paywire.billing.test_clocks import Advances
 from paywire.db.engine import Database
 from paywire.settings import Settings
 
@@ -28,9 +29,15 @@ class Services:
     settings: Settings
     max_body_bytes: int = 1 << 20
     lifecycle: Lifecycle = field(default_factory=Lifecycle)
+    advances: Advances = field(default_factory=Advances)  # test-clock advances running here
 
     def now(self) -> float:
         return self.billing.clock.now()
+
+    def public_url(self, request_base_url: str) -> str:
+        """The base URL payers reach this server at: the `public_url` setting, else the address
+        the request came to (`paywire serve` always sets it)."""
+        return self.settings.public_url or request_base_url.rstrip("/")
 
     def drain(self) -> None:
         """The server is going down: end open event streams now (their clients reconnect)."""

@@ -8,6 +8,8 @@ Read in this order, later ones winning: the defaults below, a TOML file (`--conf
 from __future__ import annotations
 
 import os
+import re
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,6 +19,8 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from paywire.config import DEFAULT_SQLITE_PATH
 
 CONFIG_ENV = "PAYWIRE_CONFIG"
+_config_file: ContextVar[Path | None] = ContextVar("paywire_config_file", default=None)
+_PASSWORD_IN_URL = re.compile(r"(://[^:/@]*:)[^@/]*@")
 
 
 class Settings(BaseSettings):
@@ -27,6 +31,9 @@ class Settings(BaseSettings):
         None, description="Base URL payers and operators reach this server at (default: the address serve listens on)"
     )
     business_name: str = Field("Paywire", description="Shown on checkout, portal and invoice pages")
+    default_locale: Literal["en", "zh"] = Field(
+        "en", description="Language of the payer pages when the browser asks for none Paywire speaks"
+    )
     stripe_secret_key: SecretStr | None = Field(None, description="Stripe secret key (sk_live_… or sk_test_…)")
     stripe_publishable_key: str | None = Field(None, description="Stripe publishable key, for Stripe.js on checkout")
     stripe_webhook_secret: SecretStr | None = Field(None, description="Signing secret of Stripe's webhooks (whsec_…)")
@@ -38,6 +45,9 @@ class Settings(BaseSettings):
     )
     charge_grace_seconds: float = Field(
         60.0, gt=0, description="A charge or refund left unsettled this long (a crash) is settled by the reconciler"
+    )
+    metrics_token: SecretStr | None = Field(
+        None, description="Bearer token /metrics asks for; unset: /metrics answers loopback clients only"
     )
 
     @field_validator("public_url", "stripe_api_base", "stripe_js_url")
@@ -69,7 +79,7 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        config_file = os.environ.get(CONFIG_ENV)
+        config_file = _config_file.get() or os.environ.get(CONFIG_ENV)
         if config_file:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
         return tuple(sources)
@@ -81,16 +91,36 @@ class SettingsError(ValueError):
 
 def load(config_file: str | Path | None = None, **overrides: Any) -> Settings:
     """The effective settings; `overrides` (command-line flags) win over everything, None skipped."""
-    if config_file is not None:
-        path = Path(config_file)
-        if not path.is_file():
-            raise SettingsError(f"config file {str(path)!r} does not exist")
-        os.environ[CONFIG_ENV] = str(path)
+    path = Path(config_file) if config_file is not None else None
+    if path is None and os.environ.get(CONFIG_ENV):
+        path = Path(os.environ[CONFIG_ENV])
+    if path is not None and not path.is_file():
+        raise SettingsError(f"config file {str(path)!r} does not exist")
     given = {k: v for k, v in overrides.items() if v is not None}
+    token = _config_file.set(path)
     try:
         return Settings(**given)
     except ValidationError as exc:
         first = exc.errors()[0]
         name = ".".join(str(p) for p in first["loc"]) or "settings"
         env = f"PAYWIRE_{name.upper()}"
-        raise SettingsError(f"setting {name} ({env}): {first['msg']}") from None
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise SettingsError(f"setting {name} ({env}): {message}") from None
+    finally:
+        _config_file.reset(token)
+
+
+def describe(settings: Settings) -> list[tuple[str, str]]:
+    """Each setting as (name, value shown): secrets masked, unset ones as `(unset)`."""
+    shown = []
+    for name in Settings.model_fields:
+        value = getattr(settings, name)
+        if value is None:
+            text = "(unset)"
+        elif isinstance(value, SecretStr):
+            secret = value.get_secret_value()
+            text = f"{secret[:8]}…(masked)" if len(secret) > 12 else "…(masked)"
+        else:
+            text = _PASSWORD_IN_URL.sub(r"\1***@", str(value))
+        shown.append((name, text))
+    return shown

@@ -22,7 +22,6 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paywire import keys
-from paywire.billing.test_clocks import STALE_ADVANCE
 from paywire.db.engine import Database
 from paywire.db.schema import (
     billing_jobs,
@@ -64,6 +63,7 @@ class Procs:
         self.serve: subprocess.Popen[bytes] | None = None
         self.workers: list[subprocess.Popen[bytes] | None] = []
         self.started = 0
+        self.log_of: dict[int, Path] = {}  # pid -> its log file
 
     @property
     def api_url(self) -> str:
@@ -71,9 +71,12 @@ class Procs:
 
     def _spawn(self, *args: str) -> subprocess.Popen[bytes]:
         self.started += 1
-        log = open(self.logs / f"{args[0]}-{self.started}.log", "wb")  # noqa: SIM115
+        path = self.logs / f"{args[0]}-{self.started}.log"
+        log = open(path, "wb")  # noqa: SIM115
         cmd = [sys.executable, "-m", "paywire.cli.main", *args, "--database-url", self.url]
-        return subprocess.Popen(cmd, env={**os.environ, **FAULT_ENV}, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, env={**os.environ, **FAULT_ENV}, stdout=log, stderr=subprocess.STDOUT)
+        self.log_of[proc.pid] = path
+        return proc
 
     async def start_serve(self) -> None:
         self.serve = self._spawn("serve", "--port", str(self.port), "--no-worker")
@@ -95,12 +98,34 @@ class Procs:
         else:
             self.workers[index] = proc
 
+    async def wait_workers_started(self, timeout: float = 30) -> None:
+        """Until every worker has printed its start line (migrated and started): a fault injected
+        earlier would hit its start-up, which a real deployment retries by restarting it."""
+        deadline = time.monotonic() + timeout
+        for proc in self.workers:
+            assert proc is not None
+            while "paywire worker:" not in self.log_of[proc.pid].read_text(errors="replace"):
+                assert proc.poll() is None, "paywire worker exited at start"
+                assert time.monotonic() < deadline, f"paywire worker did not start within {timeout} s"
+                await asyncio.sleep(0.05)
+
     @staticmethod
     def kill(proc: subprocess.Popen[bytes] | None) -> None:
         if proc is not None and proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             proc.wait(5)
             assert proc.returncode == -signal.SIGKILL
+
+    def escaped(self) -> list[str]:
+        """Lines of the processes' logs where an exception escaped to uvicorn (it then resets the
+        client's connection) or a traceback was logged as an unexpected error."""
+        markers = ("Exception in ASGI application", "unexpected error")
+        return [
+            f"{log.name}: {line}"
+            for log in sorted(self.logs.glob("serve-*.log"))
+            for line in log.read_text(errors="replace").splitlines()
+            if any(marker in line for marker in markers)
+        ]
 
     def stop_all(self) -> None:
         procs = [p for p in [self.serve, *self.workers] if p is not None and p.poll() is None]
@@ -247,16 +272,17 @@ class Workload:
         self.clocks[clock_id] = to
 
     async def unstick(self, db: Database) -> None:
-        """Clocks a killed server left `advancing`: age the mark past `STALE_ADVANCE` (as if five
-        minutes had passed), then advance them again, which runs the jobs they had left."""
-        async with db.transaction() as tx:
-            await tx.conn.execute(
-                test_clocks.update()
-                .where(test_clocks.c.id.in_(list(self.stuck)), test_clocks.c.status == "advancing")
-                .values(updated=test_clocks.c.updated - STALE_ADVANCE)
-            )
+        """Clocks a killed server left `advancing`: a live worker takes each over at once (its
+        owner is known dead) and runs the jobs it had left; wait for that, then advance again."""
         stuck, self.stuck = self.stuck, set()
         for clock_id in stuck:
+            async with asyncio.timeout(30):
+                while True:
+                    async with db.read() as conn:
+                        status = await conn.scalar(sa.select(test_clocks.c.status).where(test_clocks.c.id == clock_id))
+                    if status == "ready":
+                        break
+                    await asyncio.sleep(0.2)
             await self.advance(clock_id)
 
     async def checkout(self) -> None:

@@ -56,6 +56,7 @@ async def test_terminated_connections_fail_cleanly_and_lose_nothing(
         await work.setup(receiver)
         for _ in range(4):
             await work.subscribe()
+        await procs.wait_workers_started()
         cutter = asyncio.create_task(_terminator(fault_url, random.Random(SEED + 1), 20))
         try:
             async with asyncio.timeout(60):

@@ -152,3 +152,27 @@ async def test_secrets_never_appear_in_logs_errors_events_or_lists(
     assert len(leaks.secrets) >= 12
     found = leaks.found()
     assert not found, "\n".join(found)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://user:s3cr3t@example.com/hook",
+        "https://user@example.com/hook",
+        "https://:s3cr3t@example.com/hook",
+        "http://a%40b:c@127.0.0.1:9/hook",
+    ],
+)
+async def test_webhook_urls_with_credentials_are_refused(api: httpx.AsyncClient, url: str) -> None:
+    """Credentials in a URL would be stored and echoed by every retrieve and list: a 400."""
+    created = await api.post("/api/webhook-endpoints", json={"url": url, "enabled_events": ["*"]})
+    assert created.status_code == 400, created.text
+    assert created.json()["error"]["param"] == "url" and "credentials" in created.json()["error"]["message"]
+    assert "s3cr3t" not in created.text
+    endpoint = (
+        await api.post("/api/webhook-endpoints", json={"url": "https://example.com/hook", "enabled_events": ["*"]})
+    ).json()
+    updated = await api.put(f"/api/webhook-endpoints/{endpoint['id']}", json={"url": url})
+    assert updated.status_code == 400 and updated.json()["error"]["param"] == "url", updated.text
+    listed = (await api.get("/api/webhook-endpoints")).json()
+    assert [e["url"] for e in listed["list"]] == ["https://example.com/hook"]

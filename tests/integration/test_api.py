@@ -273,3 +273,48 @@ async def test_a_write_whose_response_was_lost_is_never_run_twice(
     assert (
         await api.post("/api/customers", json={"name": 5}, headers={"Idempotency-Key": "no-write"})
     ).status_code == 400
+
+
+async def test_a_key_taken_over_while_its_first_request_still_runs_writes_once(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first request outlives `ABANDONED_AFTER` (blocked on a lock; the limit cut to 1 s); a
+    retry takes the key over and runs. Only one may write: the first one's commit finds its
+    claim gone and rolls back with 409 (both used to commit: two customers for one key)."""
+    if not server.app.db.is_postgres:
+        pytest.skip("needs a write that can wait on a lock while another runs (PostgreSQL)")
+    import asyncio
+
+    import asyncpg
+    import sqlalchemy as sa
+    from sqlalchemy.engine import make_url
+
+    from paywire.api import middleware
+
+    monkeypatch.setattr(middleware, "ABANDONED_AFTER", 1)
+    dsn = make_url(server.app.database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    locker = await asyncpg.connect(dsn)
+    lock = locker.transaction()
+    await lock.start()
+    await locker.execute("LOCK TABLE customers IN ACCESS EXCLUSIVE MODE")
+    headers = {"Idempotency-Key": "slow-first"}
+    waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+    try:
+        async with server.client() as first_client, server.client() as retry_client:
+            first = asyncio.create_task(first_client.post("/api/customers", json={"name": "once"}, headers=headers))
+            while await locker.fetchval(waiting) < 1:
+                await asyncio.sleep(0.02)
+            await asyncio.sleep(1.1)  # the first now looks abandoned
+            retry = asyncio.create_task(retry_client.post("/api/customers", json={"name": "once"}, headers=headers))
+            while await locker.fetchval(waiting) < 2:
+                await asyncio.sleep(0.02)
+            await lock.rollback()
+            first_answer, retry_answer = await first, await retry
+            assert retry_answer.status_code == 200, retry_answer.text
+            assert first_answer.status_code == 409, first_answer.text
+            assert first_answer.json()["error"]["code"] == "idempotency_key_in_use"
+            async with server.app.db.read() as conn:
+                names = (await conn.execute(sa.text("SELECT name FROM customers"))).scalars().all()
+            assert names == ["once"]
+    finally:
+        await locker.close()

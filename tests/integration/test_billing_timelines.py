@@ -618,6 +618,9 @@ async def test_refund_of_a_payment(api: httpx.AsyncClient) -> None:
     assert obj(events[0])["amount"] == "12.50" == partial["amount"]
     too_much = await api.post(f"/api/payment-intents/{intent_id}/refund", json={"amount": "17.51"})
     assert too_much.status_code == 400 and too_much.json()["error"]["param"] == "amount"
+    # In the API's decimal strings, as the amount was sent (it said "1751 exceeds the 1750").
+    message = too_much.json()["error"]["message"]
+    assert message == "refund amount 17.51 usd exceeds the 17.50 usd that remains refundable"
     rest = await ok(api.post("/api/refunds", json={"payment_intent_id": intent_id}))
     assert rest["amount"] == "17.50"
     assert await timeline.types() == ["refund.succeeded"]

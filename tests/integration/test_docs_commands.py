@@ -39,6 +39,25 @@ STAND_INS: dict[str, tuple[str, str]] = {
     "python3 -m venv .venv": ('python3 -m venv --without-pip "$DOCS_TMP/venv"', "never touch the project's .venv"),
     ".venv/bin/pip install -e .": (".venv/bin/pip show --quiet paywire", "tests install nothing; it is installed"),
     "./scripts/test.sh": ("bash -n scripts/test.sh", "it runs this very test suite"),
+    "paywire backup backups/paywire-$(date +%F).db --database-url sqlite:///.paywire/paywire.db": (
+        'paywire migrate --database-url "sqlite:///$DOCS_TMP/live.db" && '
+        'paywire backup "$DOCS_TMP/backup-$(date +%F).db" --database-url "sqlite:///$DOCS_TMP/live.db"',
+        "the same copy, of a database of the test's own, into the test's folder",
+    ),
+    'pg_dump --format=custom --file=paywire.dump "$PAYWIRE_DATABASE_URL"': (
+        'pg_dump --format=custom --file="$DOCS_TMP/paywire.dump" "$PAYWIRE_DATABASE_URL"',
+        "the dump goes to the test's folder",
+    ),
+    "createdb paywire_restored": (
+        "dropdb --if-exists -h 127.0.0.1 -U postgres paywire_docs_restore && "
+        "createdb -h 127.0.0.1 -U postgres paywire_docs_restore",
+        "a database of the test's own on the test server",
+    ),
+    "pg_restore --no-owner --dbname=paywire_restored paywire.dump": (
+        'pg_restore --no-owner -h 127.0.0.1 -U postgres --dbname=paywire_docs_restore "$DOCS_TMP/paywire.dump"; '
+        "status=$?; dropdb -h 127.0.0.1 -U postgres paywire_docs_restore; exit $status",
+        "restored into the test's database, dropped afterwards",
+    ),
 }
 # Every benchmark (`.venv/bin/python bench/NAME.py …`) runs minutes of load: its `--help` runs instead.
 BENCHMARK = re.compile(r"^(\.venv/bin/python bench/\w+\.py)\b.*")

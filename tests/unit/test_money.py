@@ -221,17 +221,19 @@ def test_partition_bound_is_tight() -> None:
 
 def test_refund_checks() -> None:
     assert refundable(1000, 300) == 700
-    assert check_refund(None, 1000, 300) == 700
-    assert check_refund(700, 1000, 300) == 700
-    assert check_refund(1, 1000, 0) == 1
+    assert check_refund(None, 1000, 300, currency="usd") == 700
+    assert check_refund(700, 1000, 300, currency="usd") == 700
+    assert check_refund(1, 1000, 0, currency="usd") == 1
     with pytest.raises(ValueError, match="must be positive"):
-        check_refund(0, 1000, 0)
-    with pytest.raises(ValueError, match="must be positive"):
-        check_refund(-5, 1000, 0)
-    with pytest.raises(ValueError, match="exceeds the 700 that remains"):
-        check_refund(701, 1000, 300)
+        check_refund(0, 1000, 0, currency="usd")
+    with pytest.raises(ValueError, match=r"must be positive, got -0\.05 usd"):
+        check_refund(-5, 1000, 0, currency="usd")
+    with pytest.raises(ValueError, match="exceeds the 40 jpy that remains"):
+        check_refund(100, 100, 60, currency="jpy")
+    with pytest.raises(ValueError, match=r"refund amount 7\.01 usd exceeds the 7\.00 usd that remains"):
+        check_refund(701, 1000, 300, currency="usd")
     with pytest.raises(ValueError, match="already fully refunded"):
-        check_refund(None, 1000, 1000)
+        check_refund(None, 1000, 1000, currency="usd")
     with pytest.raises(ValueError, match="exceeds paid"):
         refundable(100, 101)
     with pytest.raises(ValueError, match="must not be negative"):
@@ -244,7 +246,7 @@ def test_refunds_never_exceed_paid(paid: int, requests: list[int | None]) -> Non
     refunded = 0
     for request in requests:
         try:
-            granted = check_refund(request, paid, refunded)
+            granted = check_refund(request, paid, refunded, currency="usd")
         except ValueError:
             continue
         assert granted > 0

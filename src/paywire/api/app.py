@@ -13,11 +13,13 @@ from paywire.api import errors, openapi
 from paywire.api.middleware import PaywireMiddleware
 from paywire.api.routes import (
     attempts,
+    billing_portal,
     checkout,
     customers,
     endpoints,
     events,
     invoices,
+    payment_links,
     payments,
     products,
     refunds,
@@ -25,6 +27,8 @@ from paywire.api.routes import (
     subscriptions,
     test_clocks,
 )
+from paywire.ops import routes as ops_routes
+from paywire.ops.metrics import RequestMetrics
 from paywire.services import Services
 
 ROUTERS = [
@@ -40,6 +44,8 @@ ROUTERS = [
     payments.router,
     refunds.router,
     test_clocks.router,
+    payment_links.router,
+    billing_portal.router,
     stripe_webhooks.router,
 ]
 
@@ -63,11 +69,9 @@ def create_api(services: Services, running: Callable[[], AbstractAsyncContextMan
     for router in ROUTERS:
         api.include_router(router)
 
-    @api.get("/healthz", tags=["meta"])
-    async def health() -> dict[str, str]:
-        return {"status": "ok", "version": __version__}
-
+    api.include_router(ops_routes.router)
     web.mount(api, services)
     api.add_middleware(PaywireMiddleware, services=services)
+    api.add_middleware(RequestMetrics)
     openapi.install(api)
     return api

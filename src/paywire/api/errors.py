@@ -11,14 +11,59 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from paywire.db.engine import is_unavailable
-from paywire.errors import PaywireError, ServiceUnavailable
+from paywire.db.engine import Outage, outage
+from paywire.errors import PaywireError, ServiceUnavailable, StorageFull
+from paywire.ops import metrics
 
 log = logging.getLogger("paywire.api")
 
 
 def error_response(exc: PaywireError, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
+
+
+# How each kind of database outage answers: the error, and its Retry-After (seconds) if retrying soon may work.
+_OUTAGES: dict[Outage, tuple[PaywireError, str | None]] = {
+    Outage.UNAVAILABLE: (
+        ServiceUnavailable("the database is unavailable; retry the request", code="database_unavailable"),
+        "1",
+    ),
+    Outage.TIMEOUT: (
+        ServiceUnavailable(
+            "the database did not finish the statement in time (statement timeout); retry the request",
+            code="database_timeout",
+        ),
+        "1",
+    ),
+    Outage.POOL_EXHAUSTED: (
+        ServiceUnavailable(
+            "every database connection of this server is busy (connection pool exhausted); retry the request",
+            code="database_pool_exhausted",
+        ),
+        "1",
+    ),
+    Outage.STORAGE_FULL: (
+        StorageFull("the database's disk is full: nothing can be written until space is freed", code="storage_full"),
+        None,
+    ),
+}
+
+
+def outage_response(exc: BaseException) -> JSONResponse | None:
+    """The answer to a database outage (503, or 507 for a full disk), or None if `exc` is not one."""
+    kind = outage(exc)
+    if kind is None:
+        return None
+    log.warning("database %s: %s", kind.value, exc)
+    metrics.DATABASE_ERRORS.labels(kind.value).inc()
+    error, retry_after = _OUTAGES[kind]
+    return error_response(error, headers={"Retry-After": retry_after} if retry_after else None)
+
+
+def internal_error() -> JSONResponse:
+    error = PaywireError("internal error", code="internal_error")
+    error.status, error.type = 500, "api_error"
+    return error_response(error)
 
 
 def _describe(error: dict[str, Any]) -> tuple[str, str | None]:
@@ -61,13 +106,8 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(OSError)
     @app.exception_handler(Exception)
     async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
-        if is_unavailable(exc):
-            log.warning("database unavailable: %s", exc)
-            unavailable = ServiceUnavailable(
-                "the database is unavailable; retry the request", code="database_unavailable"
-            )
-            return error_response(unavailable, headers={"Retry-After": "1"})
+        response = outage_response(exc)
+        if response is not None:
+            return response
         log.exception("unexpected error")
-        error = PaywireError("internal error", code="internal_error")
-        error.status, error.type = 500, "api_error"
-        return error_response(error)
+        return internal_error()

@@ -7,36 +7,78 @@ transaction, so whether the write happened is never in doubt: a request that wro
 failed (5xx, crash) forgets the key and its retry runs for real; one that wrote and then lost
 its response answers 409 `idempotency_key_response_lost` rather than writing twice. A key left
 "started" by a crashed process is taken over after `ABANDONED_AFTER` seconds.
+
+Each claim is one row version, `(seq, created)`: marking it committed and recording its end
+touch only that version, and marking it committed fails (rolling the write back) if the key
+was taken over meanwhile, so a slow first request and its take-over never both write.
+
+The database can fail around the request, too. A failure while authenticating or claiming the
+key answers the same 503 (or 507) as a route would, instead of escaping to the server (which
+would reset the client's keep-alive connection). If recording the end fails after the response
+went out, this process keeps that end and records it as soon as the database is back (in the
+background, and first thing when the same key comes again), so a retry after a 5xx that wrote
+nothing runs for real instead of meeting `idempotency_key_in_use` until the key is abandoned.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import hashlib
 import json
+import logging
 import time
+from dataclasses import dataclass, field
+from typing import NamedTuple
+from urllib.parse import parse_qsl
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from paywire import keys
-from paywire.db.engine import before_commit
+from paywire.api.errors import internal_error, outage_response
+from paywire.db.engine import before_commit, outage
 from paywire.db.schema import idempotency_keys
-from paywire.errors import IdempotencyConflict, InvalidRequest, PayloadTooLarge, PaywireError
+from paywire.errors import IdempotencyConflict, InvalidRequest, NotFound, PayloadTooLarge, PaywireError
 from paywire.ids import new_id
+from paywire.ops import logs
 from paywire.services import Services
 
 ABANDONED_AFTER = 60
+
+log = logging.getLogger("paywire.api")
 
 
 class _TooLarge(Exception):
     pass
 
 
+class _Claim(NamedTuple):
+    """The row version a request claimed: only it may be marked committed or finished."""
+
+    seq: int
+    created: int
+
+
+@dataclass
+class _Ended:
+    """How a claimed request ended; kept when it could not be recorded, to record it later."""
+
+    claim: _Claim
+    status: int
+    body: bytes
+    at: float
+    recording: asyncio.Lock = field(default_factory=asyncio.Lock)  # one writer at a time
+    recorded: bool = False
+
+
 class PaywireMiddleware:
     def __init__(self, app: ASGIApp, services: Services) -> None:
         self.app = app
         self.services = services
+        self._unrecorded: dict[tuple[bool, str], _Ended] = {}
+        self._recorder: asyncio.Task[None] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -44,11 +86,17 @@ class PaywireMiddleware:
             return
         request_id = new_id("req")
         scope.setdefault("state", {})["request_id"] = request_id
+        logs.request_id.set(request_id)  # this request's task: its log lines carry the id
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message.setdefault("headers", []).append((b"request-id", request_id.encode()))
             await send(message)
+
+        refused = _refuse_nul(scope)
+        if refused is not None:
+            await _send_error(send_with_id, refused)
+            return
 
         if scope["method"] not in ("POST", "PUT", "PATCH", "DELETE"):
             await self.app(scope, receive, send_with_id)
@@ -107,22 +155,28 @@ class PaywireMiddleware:
             )
             return
         api_key = _bearer(scope)
-        found = None
-        if api_key:
-            async with self.services.db.read() as conn:
-                found = await keys.authenticate(conn, api_key)
+        try:
+            found = None
+            if api_key:
+                async with self.services.db.read() as conn:
+                    found = await keys.authenticate(conn, api_key)
+            if found is not None:
+                digest = hashlib.sha256(
+                    b"\n".join([scope["method"].encode(), scope["path"].encode(), scope.get("query_string", b""), body])
+                ).hexdigest()
+                await self._record_earlier(found.livemode, key)
+                claimed = await self._claim(found.livemode, key, digest)
+        except Exception as exc:
+            await _send_failure(scope, receive, send, exc)
+            return
         if found is None:  # let the route answer 401
             await self.app(scope, receive, send)
             return
-        digest = hashlib.sha256(
-            b"\n".join([scope["method"].encode(), scope["path"].encode(), scope.get("query_string", b""), body])
-        ).hexdigest()
-        stored = await self._claim(found.livemode, key, digest)
-        if isinstance(stored, PaywireError):
-            await _send_error(send, stored)
+        if isinstance(claimed, PaywireError):
+            await _send_error(send, claimed)
             return
-        if stored is not None:
-            status, payload = stored
+        if not isinstance(claimed, _Claim):
+            status, payload = claimed
             await _send_json(send, status, payload, extra=[(b"idempotent-replayed", b"true")])
             return
 
@@ -137,24 +191,84 @@ class PaywireMiddleware:
                 chunks.append(message.get("body", b""))
             await send(message)
 
-        where = sa.and_(idempotency_keys.c.livemode == found.livemode, idempotency_keys.c.key == key)
+        table = idempotency_keys
+        mine = sa.and_(table.c.seq == claimed.seq, table.c.created == claimed.created)
 
         async def mark_committed(conn: AsyncConnection) -> None:
             # Inside the request's own write transaction: the key is "committed" if and only if
             # the write is, so a crash before `_finish` can never lead to the write running twice.
-            await conn.execute(
-                idempotency_keys.update().where(where, idempotency_keys.c.state == "started").values(state="committed")
+            marked = await conn.execute(
+                table.update().where(mine, table.c.state.in_(("started", "committed"))).values(state="committed")
             )
+            if marked.rowcount != 1:  # taken over (abandoned) meanwhile: the take-over writes, not us
+                raise IdempotencyConflict(
+                    "a later request with this Idempotency-Key took it over; nothing was written",
+                    param="Idempotency-Key",
+                    code="idempotency_key_in_use",
+                )
 
         token = before_commit.set(mark_committed)
         try:
             await self.app(scope, receive, capture)
         finally:
             before_commit.reset(token)
-            await self._finish(found.livemode, key, status_code, b"".join(chunks))
+            ended = _Ended(claimed, status_code, b"".join(chunks), time.monotonic())
+            try:
+                await self._finish(ended)
+            except Exception as exc:  # the answer went out already: never let this reach the server
+                if outage(exc) is None:
+                    log.exception("could not record the end of an Idempotency-Key request")
+                else:  # record it once the database is back
+                    log.warning("could not record the end of an Idempotency-Key request (%s); will retry", exc)
+                    self._unrecorded[found.livemode, key] = ended
+                    self._start_recorder()
 
-    async def _claim(self, livemode: bool, key: str, digest: str) -> tuple[int, bytes] | PaywireError | None:
-        """Stored (status, body) to replay, an error to answer, or None: run the request."""
+    async def _record_earlier(self, livemode: bool, key: str) -> None:
+        """A request with this key ended here but its end is not recorded yet: record it now
+        (or wait for the recorder doing it), so the claim that follows sees it."""
+        ended = self._unrecorded.get((livemode, key))
+        if ended is not None:
+            await self._record((livemode, key), ended)
+
+    async def _record(self, name: tuple[bool, str], ended: _Ended) -> None:
+        async with ended.recording:
+            if not ended.recorded:
+                await self._finish(ended)
+                ended.recorded = True
+        if self._unrecorded.get(name) is ended:
+            del self._unrecorded[name]
+
+    def _start_recorder(self) -> None:
+        if self._recorder is None or self._recorder.done():
+            # A context of its own: nothing of the request (its before-commit hook) leaks into it.
+            self._recorder = asyncio.get_running_loop().create_task(
+                self._record_unrecorded(), context=contextvars.Context()
+            )
+
+    async def _record_unrecorded(self) -> None:
+        """Retry recording the ends `_finish` failed to write, with back-off, until none is left.
+
+        After `ABANDONED_AFTER` an end is dropped: by then a retry may have taken the key over
+        (and a late write would not touch the take-over's row version anyway).
+        """
+        delay = 0.1
+        while self._unrecorded:
+            await asyncio.sleep(delay)
+            failed = False
+            for name, ended in list(self._unrecorded.items()):
+                if time.monotonic() - ended.at >= ABANDONED_AFTER:
+                    if self._unrecorded.get(name) is ended:
+                        del self._unrecorded[name]
+                    continue
+                try:
+                    await self._record(name, ended)
+                except Exception:
+                    failed = True
+                    break
+            delay = min(delay * 2, 2.0) if failed else 0.1
+
+    async def _claim(self, livemode: bool, key: str, digest: str) -> _Claim | tuple[int, bytes] | PaywireError:
+        """The claim to run the request under, a stored (status, body) to replay, or an error to answer."""
         table = idempotency_keys
         now = int(time.time())
         try:
@@ -165,12 +279,12 @@ class PaywireMiddleware:
                     )
                 ).first()
                 if row is None:
-                    await tx.conn.execute(
-                        table.insert().values(
-                            livemode=livemode, key=key, request_hash=digest, state="started", created=now
-                        )
+                    seq = await tx.conn.scalar(
+                        table.insert()
+                        .values(livemode=livemode, key=key, request_hash=digest, state="started", created=now)
+                        .returning(table.c.seq)
                     )
-                    return None
+                    return _Claim(int(seq), now)
                 if row.request_hash != digest:
                     return IdempotencyConflict(
                         "this Idempotency-Key was used with a different request", param="Idempotency-Key"
@@ -191,7 +305,7 @@ class PaywireMiddleware:
                         code="idempotency_key_in_use",
                     )
                 await tx.conn.execute(table.update().where(table.c.seq == row.seq).values(created=now))
-                return None
+                return _Claim(int(row.seq), now)
         except sa.exc.IntegrityError:  # a concurrent first use won the insert
             return IdempotencyConflict(
                 "a request with this Idempotency-Key is still in progress; retry later",
@@ -199,24 +313,33 @@ class PaywireMiddleware:
                 code="idempotency_key_in_use",
             )
 
-    async def _finish(self, livemode: bool, key: str, status: int, body: bytes) -> None:
+    async def _finish(self, ended: _Ended) -> None:
+        """Record how the claimed request ended (on its own row version only)."""
         table = idempotency_keys
-        where = sa.and_(table.c.livemode == livemode, table.c.key == key)
+        mine = sa.and_(table.c.seq == ended.claim.seq, table.c.created == ended.claim.created)
+        body = ended.body.decode("utf-8", "replace")
+        done = {"state": "done", "response_status": ended.status, "response_body": body}
         async with self.services.db.transaction() as tx:
-            if status >= 500:
+            if ended.status >= 500:
                 # Forget the key only if nothing was written, so the client's retry runs for real.
-                await tx.conn.execute(table.delete().where(where, table.c.state == "started"))
-                await tx.conn.execute(
-                    table.update()
-                    .where(where, table.c.state == "committed")
-                    .values(state="done", response_status=status, response_body=body.decode("utf-8", "replace"))
-                )
+                await tx.conn.execute(table.delete().where(mine, table.c.state == "started"))
+                await tx.conn.execute(table.update().where(mine, table.c.state == "committed").values(**done))
             else:
-                await tx.conn.execute(
-                    table.update()
-                    .where(where)
-                    .values(state="done", response_status=status, response_body=body.decode("utf-8", "replace"))
-                )
+                await tx.conn.execute(table.update().where(mine).values(**done))
+
+
+def _refuse_nul(scope: Scope) -> PaywireError | None:
+    """NUL in the URL: PostgreSQL cannot compare it (a 500) where SQLite just finds nothing, so
+    both answer the same here: in the path a 404 (no id holds it), in the query a 400 naming the
+    parameter. (Request bodies are checked by the request models, `paywire.schemas.Request`.)"""
+    if "\x00" in scope["path"]:
+        return NotFound("no such object: the path contains U+0000 (NUL)", param="id")
+    query = scope.get("query_string", b"")
+    if b"%00" in query:
+        for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+            if "\x00" in name or "\x00" in value:
+                return InvalidRequest(f"{name.strip(chr(0))}: must not contain U+0000 (NUL)", param=name.strip(chr(0)))
+    return None
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -236,6 +359,15 @@ async def _send_json(send: Send, status: int, payload: bytes, extra: list[tuple[
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers + (extra or [])})
     await send({"type": "http.response.body", "body": payload})
+
+
+async def _send_failure(scope: Scope, receive: Receive, send: Send, exc: Exception) -> None:
+    """Answer an error of the middleware's own database work as a route would (503/507, else 500)."""
+    response = outage_response(exc)
+    if response is None:
+        log.exception("unexpected error in the idempotency middleware")
+        response = internal_error()
+    await response(scope, receive, send)
 
 
 async def _send_error(send: Send, error: PaywireError) -> None:

@@ -25,7 +25,8 @@ DESCRIPTIONS = {
     "409": "Conflict: the object's state does not allow it, or an Idempotency-Key was reused",
     "413": "Request body too large",
     "500": "Internal error",
-    "503": "The database is unavailable; retry the request",
+    "503": "The database is unavailable, busy or too slow (the code says which); retry after Retry-After",
+    "507": "The database's disk is full: nothing can be written until space is freed",
 }
 
 
@@ -45,7 +46,7 @@ def _error_statuses(method: str, operation: dict[str, Any]) -> list[str]:
         return ["500", "503"]  # public, parameterless reads
     statuses = ["400", "401", "404", "500", "503"]
     if method in BODY_METHODS:
-        statuses += ["409", "413"]
+        statuses += ["409", "413", "507"]
     if method == "post":
         statuses.append("402")
     return sorted(statuses)

@@ -1,1 +1,1 @@
-"""Billing engine: pure money and date arithmetic, and (later) the state machines built on it."""
+"""The billing engine: customers, products, checkout, subscriptions, invoices, payments, refunds, test clocks."""

@@ -128,15 +128,20 @@ def refundable(paid: int, already_refunded: int) -> int:
     return paid - already_refunded
 
 
-def check_refund(amount: int | None, paid: int, already_refunded: int) -> int:
-    """Return the amount to refund (``None`` means all that remains) or raise if it is not allowed."""
+def check_refund(amount: int | None, paid: int, already_refunded: int, *, currency: str) -> int:
+    """Return the amount to refund (``None`` means all that remains) or raise if it is not allowed.
+
+    The error messages speak the API's decimal strings (``"0.40 usd"``), never minor units."""
     remaining = refundable(paid, already_refunded)
     if amount is None:
         if remaining == 0:
             raise ValueError("payment is already fully refunded")
         return remaining
     if amount <= 0:
-        raise ValueError(f"refund amount must be positive, got {amount}")
+        raise ValueError(f"refund amount must be positive, got {format_amount(amount, currency)} {currency}")
     if amount > remaining:
-        raise ValueError(f"refund amount {amount} exceeds the {remaining} that remains refundable")
+        raise ValueError(
+            f"refund amount {format_amount(amount, currency)} {currency} exceeds the "
+            f"{format_amount(remaining, currency)} {currency} that remains refundable"
+        )
     return amount

@@ -63,7 +63,9 @@ async def prepare(tx: Tx, call: Call, payment_intent_id: str, params: PaymentInt
     currency = intent["currency"]
     try:
         wanted = None if params.amount is None else money.parse_amount(params.amount, currency)
-        amount = money.check_refund(wanted, int(intent["amount_received"]), int(intent["amount_refunded"]))
+        amount = money.check_refund(
+            wanted, int(intent["amount_received"]), int(intent["amount_refunded"]), currency=currency
+        )
     except ValueError as exc:
         raise InvalidRequest(str(exc), param="amount") from None
     now = await clocks.now_for(tx.conn, call, intent["test_clock_id"])

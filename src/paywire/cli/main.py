@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
@@ -17,6 +17,13 @@ app.add_typer(remote.events_app, name="events")
 app.add_typer(remote.endpoints_app, name="endpoints")
 app.command()(remote.listen)
 app.command()(trigger.trigger)
+
+LogFormatOption = Annotated[
+    str,
+    typer.Option(
+        "--log-format", envvar="PAYWIRE_LOG_FORMAT", help="text, or json: one JSON object per line.", show_default=True
+    ),
+]
 
 DatabaseUrl = Annotated[
     str | None,
@@ -37,11 +44,43 @@ def serve(
     no_worker: Annotated[
         bool, typer.Option("--no-worker", help="Run the API alone (no delivery worker, no scheduler).")
     ] = False,
+    public_url: Annotated[
+        str | None,
+        typer.Option(
+            "--public-url",
+            envvar="PAYWIRE_PUBLIC_URL",
+            help="Base URL payers reach this server at (default: http://HOST:PORT).",
+            show_default=False,
+        ),
+    ] = None,
+    log_format: LogFormatOption = "text",
+    header_timeout: Annotated[
+        float, typer.Option(min=0.1, help="Seconds a client has to send a request's line and headers.")
+    ] = 10.0,
+    keep_alive_timeout: Annotated[
+        int, typer.Option(min=1, help="Seconds an idle keep-alive connection is kept open.")
+    ] = 5,
+    max_header_bytes: Annotated[
+        int, typer.Option(min=1024, help="Largest request line and headers, in bytes (larger: 400).")
+    ] = 16 * 1024,
+    limit_concurrency: Annotated[
+        int, typer.Option(min=0, help="Connections at once before new requests get 503 (0: no limit).")
+    ] = 2048,
 ) -> None:
     """Run the HTTP API, the delivery worker and the scheduler in one process."""
     from paywire.cli import server
+    from paywire.cli.http import HttpLimits
 
-    server.serve(host, port, database_url or default_database_url(), run_worker=not no_worker)
+    limits = HttpLimits(header_timeout, keep_alive_timeout, max_header_bytes, limit_concurrency or None)
+    server.serve(
+        host,
+        port,
+        database_url or default_database_url(),
+        run_worker=not no_worker,
+        public_url=public_url,
+        limits=limits,
+        log_format=_log_format(log_format),
+    )
 
 
 @app.command()
@@ -50,11 +89,27 @@ def worker(
     concurrency: Annotated[
         int | None, typer.Option(min=1, max=10_000, help="Webhook requests in flight, all endpoints together.")
     ] = None,
+    metrics_port: Annotated[
+        int | None, typer.Option(min=1, max=65_535, help="Serve /metrics, /healthz and /readyz on this port.")
+    ] = None,
+    metrics_host: Annotated[str, typer.Option(help="Address the metrics port listens on.")] = "127.0.0.1",
+    log_format: LogFormatOption = "text",
 ) -> None:
     """Run the webhook dispatcher and the billing scheduler, without the API (beside `serve --no-worker`)."""
     from paywire.cli import server
 
-    server.worker(database_url or default_database_url(), concurrency)
+    server.worker(
+        database_url or default_database_url(),
+        concurrency,
+        metrics=(metrics_host, metrics_port),
+        log_format=_log_format(log_format),
+    )
+
+
+def _log_format(value: str) -> Literal["text", "json"]:
+    if value not in ("text", "json"):
+        raise typer.BadParameter(f"{value!r}: use text or json", param_hint="--log-format")
+    return "json" if value == "json" else "text"
 
 
 @app.command()
@@ -63,6 +118,50 @@ def migrate(database_url: DatabaseUrl = None) -> None:
     from paywire.cli import server
 
     server.migrate(database_url or default_database_url())
+
+
+@app.command()
+def backup(
+    path: Annotated[str, typer.Argument(help="The new file to write the copy to.", show_default=False)],
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Copy a SQLite database consistently while Paywire runs (PostgreSQL: use pg_dump)."""
+    from pathlib import Path
+
+    from rich.progress import Progress
+
+    from paywire.ops.backup import BackupError, backup_sqlite
+
+    with Progress(transient=True) as bar:
+        task = bar.add_task("copying", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        try:
+            pages = backup_sqlite(database_url or default_database_url(), Path(path), progress)
+        except BackupError as exc:
+            typer.echo(f"paywire backup: {exc}", err=True)
+            raise typer.Exit(1) from None
+    typer.echo(f"backed up {pages} pages to {path}", err=True)
+
+
+@app.command("config")
+def show_config(
+    config_file: Annotated[
+        str | None, typer.Option("--config", envvar="PAYWIRE_CONFIG", help="A TOML settings file.", show_default=False)
+    ] = None,
+) -> None:
+    """Print the effective settings (defaults, config file, PAYWIRE_* variables), secrets masked."""
+    from paywire.settings import SettingsError, describe, load
+
+    try:
+        settings = load(config_file)
+    except SettingsError as exc:
+        typer.echo(f"paywire: {exc}", err=True)
+        raise typer.Exit(2) from None
+    for name, value in describe(settings):
+        typer.echo(f"{name} = {value}")
 
 
 @keys_app.command("create")

@@ -7,25 +7,34 @@ remote commands (`events`, `listen`, `trigger`…) start quickly.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import signal
 import time
+from collections.abc import Iterator
 from types import FrameType
 
 import uvicorn
+from fastapi import FastAPI
 from rich.console import Console
 
 from paywire import keys
 from paywire.app import PaywireApp
+from paywire.cli.http import HttpLimits, protocol_class
 from paywire.db import migrate as migrations
 from paywire.db.engine import Database
+from paywire.ops import logs
+from paywire.ops import routes as ops_routes
+from paywire.ops.logs import LogFormat
+from paywire.services import Services
+from paywire.settings import SettingsError, load
 
 err = Console(stderr=True)
 
 
-def _logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def _logging(log_format: LogFormat) -> None:
+    logs.configure(log_format, logging.INFO)
 
 
 async def _first_key(paywire: PaywireApp) -> str | None:
@@ -55,9 +64,35 @@ def _settle_heap() -> None:
     gc.freeze()
 
 
-def serve(host: str, port: int, database_url: str, *, run_worker: bool) -> None:
-    _logging()
-    paywire = PaywireApp(database_url, run_worker=run_worker)
+def listen_url(host: str, port: int) -> str:
+    """The address `serve` listens on, as a URL (a wildcard address becomes 127.0.0.1)."""
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+def serve(
+    host: str,
+    port: int,
+    database_url: str,
+    *,
+    run_worker: bool,
+    public_url: str | None = None,
+    limits: HttpLimits | None = None,
+    log_format: LogFormat = "text",
+) -> None:
+    limits = limits or HttpLimits()
+    _logging(log_format)
+    try:
+        settings = load(database_url=database_url, public_url=public_url)
+    except SettingsError as exc:
+        err.print(str(exc))
+        raise SystemExit(2) from None
+    if settings.public_url is None:  # payers reach the pages where serve listens
+        settings.public_url = listen_url(host, port)
+    paywire = PaywireApp(database_url, run_worker=run_worker, settings=settings)
 
     async def main() -> None:
         await migrations.upgrade(paywire.db)
@@ -65,8 +100,20 @@ def serve(host: str, port: int, database_url: str, *, run_worker: bool) -> None:
         if key:
             err.print(f"[bold]Created a test secret key[/bold] (shown only now): [green]{key}[/green]")
         err.print(f"payment providers: {paywire.providers.describe()}")
+        # h11 with a request-head deadline (uvicorn has none; see paywire.cli.http), whatever
+        # other HTTP implementation is installed.
         config = uvicorn.Config(
-            paywire.api, host=host, port=port, log_level="info", timeout_graceful_shutdown=3, lifespan="on"
+            paywire.api,
+            host=host,
+            port=port,
+            log_level="info",
+            log_config=None,  # our handlers (text or JSON), not uvicorn's
+            timeout_graceful_shutdown=3,
+            lifespan="on",
+            http=protocol_class(limits),
+            timeout_keep_alive=limits.keep_alive_timeout,
+            h11_max_incomplete_event_size=limits.max_header_bytes,
+            limit_concurrency=limits.limit_concurrency,
         )
         _settle_heap()
         await DrainingServer(config, paywire).serve()
@@ -74,9 +121,24 @@ def serve(host: str, port: int, database_url: str, *, run_worker: bool) -> None:
     asyncio.run(main())
 
 
-def worker(database_url: str, concurrency: int | None) -> None:
-    """The background half of `serve`: the webhook dispatcher and the billing scheduler."""
-    _logging()
+class _QuietServer(uvicorn.Server):
+    """A server inside a process whose own signal handlers stop it (they stay in place)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def worker(
+    database_url: str,
+    concurrency: int | None,
+    *,
+    metrics: tuple[str, int | None] = ("127.0.0.1", None),
+    log_format: LogFormat = "text",
+) -> None:
+    """The background half of `serve`: the webhook dispatcher and the billing scheduler; with a
+    metrics port, also `/metrics`, `/healthz` and `/readyz` there."""
+    _logging(log_format)
 
     async def main() -> None:
         paywire = PaywireApp(database_url, delivery_concurrency=concurrency)
@@ -85,11 +147,30 @@ def worker(database_url: str, concurrency: int | None) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         async with paywire.running():
+            ops = None
+            host, port = metrics
+            if port is not None:
+                config = uvicorn.Config(
+                    ops_app(paywire.services), host=host, port=port, log_level="warning", log_config=None
+                )
+                ops = _QuietServer(config)
+                serving = asyncio.create_task(ops.serve())
             _settle_heap()
             err.print("paywire worker: delivering webhooks and running billing jobs (Ctrl-C to stop)")
             await stop.wait()
+            if ops is not None:
+                ops.should_exit = True
+                await serving
 
     asyncio.run(main())
+
+
+def ops_app(services: Services) -> FastAPI:
+    """The worker's own small server: only the operations routes."""
+    app = FastAPI(title="Paywire worker", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.services = services
+    app.include_router(ops_routes.router)
+    return app
 
 
 def migrate(database_url: str) -> None:

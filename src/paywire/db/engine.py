@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +25,11 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from paywire.config import default_database_url
+from paywire.config import database_pool_timeout, default_database_url
 from paywire.db import sqlite
 from paywire.db.signal import PostgresListener, Signal
 
-__all__ = ["Database", "Tx", "async_url", "default_database_url", "is_unavailable"]
+__all__ = ["Database", "Outage", "Tx", "async_url", "default_database_url", "is_unavailable", "outage"]
 
 
 def async_url(url: str) -> str:
@@ -89,8 +90,9 @@ class Tx:
 
 
 class Database:
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, pool_size: int = 10, pool_timeout: float | None = None) -> None:
         self.url = url
+        timeout = database_pool_timeout() if pool_timeout is None else pool_timeout
         sa_url = make_url(async_url(url))
         self.dialect = "sqlite" if sa_url.get_backend_name() == "sqlite" else "postgresql"
         if self.dialect == "sqlite":
@@ -99,7 +101,12 @@ class Database:
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
             _quiet_driver_log("aiosqlite")
             self.engine: AsyncEngine = create_async_engine(
-                sa_url, pool_size=pool_size, max_overflow=0, hide_parameters=True, json_serializer=_json_serializer
+                sa_url,
+                pool_size=pool_size,
+                max_overflow=0,
+                pool_timeout=timeout,
+                hide_parameters=True,
+                json_serializer=_json_serializer,
             )
             sa_event.listen(self.engine.sync_engine, "do_connect", sqlite.use_buffered_cursors)
             sa_event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
@@ -109,6 +116,7 @@ class Database:
                 sa_url,
                 pool_size=pool_size,
                 max_overflow=pool_size,
+                pool_timeout=timeout,
                 pool_pre_ping=True,
                 hide_parameters=True,
                 json_serializer=_json_serializer,
@@ -157,10 +165,75 @@ class Database:
         await self.engine.dispose()
 
 
-def is_unavailable(exc: BaseException) -> bool:
-    """True for errors that mean the database is unreachable (restart, terminated connection)."""
+class Outage(StrEnum):
+    """A database failure that is not the request's fault: the same call may work later."""
+
+    UNAVAILABLE = "unavailable"  # unreachable: restarting, refusing connections, connection lost
+    TIMEOUT = "timeout"  # a statement ran past `statement_timeout` (or was cancelled)
+    POOL_EXHAUSTED = "pool_exhausted"  # no pooled connection came free within the pool timeout
+    STORAGE_FULL = "storage_full"  # the database's disk (or its size limit) is full
+
+
+# PostgreSQL SQLSTATEs, by what they mean here. Class 08 (connection exceptions) is unavailable too.
+_PG_TIMEOUT = frozenset({"57014"})  # query_canceled
+_PG_GONE = frozenset(
+    {
+        "57P01",  # admin_shutdown: the server is shutting down, or pg_terminate_backend
+        "57P02",  # crash_shutdown
+        "57P03",  # cannot_connect_now: the database system is starting up / shutting down
+        "57P04",  # database_dropped
+        "53300",  # too_many_connections
+        "53200",  # out_of_memory
+    }
+)
+_PG_FULL = frozenset({"53100"})  # disk_full
+# Only when raised outside a statement (SQLAlchemy records none for a failed connect): the
+# database exists but takes no connections now (`ALTER DATABASE … ALLOW_CONNECTIONS false`,
+# mid-restore); raised by a statement, 55000 is a program error.
+_PG_REFUSED = frozenset({"55000"})
+# SQLite primary result codes (the low byte of `sqlite_errorcode`).
+_SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_FULL = 5, 6, 13
+
+
+def outage(exc: BaseException) -> Outage | None:
+    """What kind of database outage `exc` is, or None if it is not one (a bug, a constraint…).
+
+    Recognised by exception class and SQLSTATE / SQLite result code, never by message text:
+    asyncpg's errors reach us wrapped by SQLAlchemy as a bare `DBAPIError` whose `orig` carries
+    the SQLSTATE (`CannotConnectNowError` 57P03, `AdminShutdownError` 57P01,
+    `ConnectionDoesNotExistError` 08003…), and a refused TCP connection arrives unwrapped as
+    `ConnectionRefusedError`.
+    """
+    if isinstance(exc, sa.exc.TimeoutError):  # QueuePool: no connection free within pool_timeout
+        return Outage.POOL_EXHAUSTED
+    orig = exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc
+    sqlstate = getattr(orig, "sqlstate", None)
+    if isinstance(sqlstate, str) and sqlstate:
+        if sqlstate in _PG_TIMEOUT:
+            return Outage.TIMEOUT
+        if sqlstate in _PG_FULL:
+            return Outage.STORAGE_FULL
+        connecting = isinstance(exc, sa.exc.DBAPIError) and exc.statement is None
+        if sqlstate.startswith("08") or sqlstate in _PG_GONE or (connecting and sqlstate in _PG_REFUSED):
+            return Outage.UNAVAILABLE
+    sqlite_code = getattr(orig, "sqlite_errorcode", None)
+    if isinstance(sqlite_code, int):
+        primary = sqlite_code & 0xFF
+        if primary == _SQLITE_FULL:
+            return Outage.STORAGE_FULL
+        if primary in (_SQLITE_BUSY, _SQLITE_LOCKED):  # contention past the busy timeout: not an outage
+            return None
     if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
-        return True
+        return Outage.UNAVAILABLE
     if isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError)):
-        return "locked" not in str(exc)
-    return isinstance(exc, (OSError, ConnectionError, asyncio.TimeoutError))
+        return Outage.UNAVAILABLE
+    if isinstance(exc, (OSError, ConnectionError, asyncio.TimeoutError)):
+        return Outage.UNAVAILABLE
+    if exc.__cause__ is not None and exc.__cause__ is not exc:
+        return outage(exc.__cause__)
+    return None
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True for database errors that are not the work's fault (see `outage`): retry it later."""
+    return outage(exc) is not None

@@ -9,11 +9,13 @@ SQLite claims inside a `BEGIN IMMEDIATE` write transaction, where there is one w
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from paywire.db.bulk import in_param, is_postgres
 from paywire.db.engine import Tx
@@ -27,6 +29,9 @@ d = webhook_deliveries
 e = webhook_endpoints
 
 MAX_ENDPOINTS_PER_CLAIM = 100  # more endpoints with due work are served by the next claims
+# With more endpoints than that, a claim first probes which have due work (an index probe each),
+# this many endpoints per statement, until it has found MAX_ENDPOINTS_PER_CLAIM of them.
+ENDPOINTS_PROBED = 2000
 
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass takes three times as long to create
@@ -94,6 +99,26 @@ def _claim_statement(postgres: bool, endpoints: int) -> sa.Update:
 
 
 @functools.cache
+def _probe_statement(postgres: bool) -> sa.Select[Any]:
+    """Which of the endpoints `:ids` (in that order) have a due delivery: the first `:n` of them.
+
+    One index probe per endpoint, in the order given, stopping once `:n` are found: a claim then
+    asks only endpoints with work, however many enabled endpoints have none (fan-out: thousands
+    of endpoints with one delivery each, most of them already drained).
+    """
+    now = sa.bindparam("now", type_=sa.Float)
+    if postgres:
+        ids = sa.func.unnest(sa.bindparam("ids", type_=postgresql.ARRAY(sa.String))).table_valued("id").render_derived()
+        candidate = ids.c.id
+    else:
+        ids = sa.func.json_each(sa.bindparam("ids", type_=sa.String)).table_valued("value")
+        candidate = ids.c.value
+    due = sa.exists().where(d.c.endpoint_id == candidate, _due(now))
+    # No ORDER BY: the ids are read in the order given, and a sort would probe every one of them.
+    return sa.select(candidate).select_from(ids).where(due).limit(sa.bindparam("n", type_=sa.Integer))
+
+
+@functools.cache
 def _targets_statement(postgres: bool) -> sa.Select[Any]:
     """URL and secrets of the endpoints `:ids`."""
     return sa.select(e.c.id, e.c.url, e.c.secret, e.c.previous_secrets).where(in_param(e.c.id, "ids", postgres))
@@ -127,40 +152,97 @@ async def claim(
     start: int = 0,
     endpoints: Sequence[str] | None = None,
 ) -> list[Job]:
+    """`claim_from`, without where it got to."""
+    jobs, _ = await claim_from(
+        tx,
+        owner=owner,
+        now=now,
+        lease=lease,
+        limit=limit,
+        quotas=quotas,
+        default_quota=default_quota,
+        exclude=exclude,
+        start=start,
+        endpoints=endpoints,
+    )
+    return jobs
+
+
+async def claim_from(
+    tx: Tx,
+    *,
+    owner: str,
+    now: float,
+    lease: float,
+    limit: int,
+    quotas: Mapping[str, int],
+    default_quota: int,
+    exclude: Collection[str],
+    start: int = 0,
+    endpoints: Sequence[str] | None = None,
+) -> tuple[list[Job], int]:
     """Lease up to `limit` due deliveries of enabled endpoints, at most a quota per endpoint.
 
     Each endpoint's due rows are read through its own index range, so one endpoint's backlog
     can neither fill the batch (fair claiming) nor make the claim slow when it is excluded
     (`exclude`: endpoints this dispatcher is not taking now, being full or backed off).
-    `start` rotates which endpoints are asked first when there are more than fit in one claim.
     `endpoints` is a recent list of enabled endpoints (read here if not given); the claim itself
     re-checks that each endpoint is still enabled.
+
+    With more endpoints than one claim asks, the claim goes round the list: it starts at index
+    `start`, first probes which endpoints from there have due work, and asks only those. Returns
+    the jobs and how many of the list's endpoints, from `start` on, it has dealt with: the next
+    claim starts after them (endpoints it did not get to are the next claim's first ones).
     """
     if limit <= 0:
-        return []
+        return [], 0
     conn = tx.conn
     postgres = is_postgres(conn)
     enabled = list(endpoints) if endpoints is not None else await enabled_endpoints(tx)
-    if enabled:
-        first = start % len(enabled)
-        enabled = enabled[first:] + enabled[:first]
+    if not enabled:
+        return [], 0
+    first = start % len(enabled)
+    rotated = enabled[first:] + enabled[:first]
     skip = set(exclude)
+    position = {  # candidate → its index in `rotated`
+        endpoint_id: index
+        for index, endpoint_id in enumerate(rotated)
+        if endpoint_id not in skip and quotas.get(endpoint_id, default_quota) > 0
+    }
+    if not position:
+        return [], len(rotated)
+    covered = len(rotated)  # unless enough endpoints with due work are found before the end
+    if len(position) <= MAX_ENDPOINTS_PER_CLAIM:
+        window = list(position)
+    else:
+        # Probe a chunk at a time (a list of ids is a parameter to send), until enough are found.
+        candidates, found = list(position), list[int]()
+        for chunk in range(0, len(candidates), ENDPOINTS_PROBED):
+            ids = candidates[chunk : chunk + ENDPOINTS_PROBED]
+            n = MAX_ENDPOINTS_PER_CLAIM - len(found)
+            probe = {"now": now, "ids": ids if postgres else json.dumps(ids), "n": n}
+            found += sorted(position[i] for i in (await conn.execute(_probe_statement(postgres), probe)).scalars())
+            if len(found) >= MAX_ENDPOINTS_PER_CLAIM:
+                covered = found[-1] + 1
+                break
+        window = [rotated[i] for i in found]
+    if not window:
+        return [], covered
     params: dict[str, Any] = {"now": now, "owner": owner, "until": now + lease, "limit": limit}
-    asked = 0
-    for endpoint_id in [i for i in enabled if i not in skip][:MAX_ENDPOINTS_PER_CLAIM]:
-        quota = min(quotas.get(endpoint_id, default_quota), limit)
-        if quota > 0:
-            params[f"endpoint_{asked}"], params[f"quota_{asked}"] = endpoint_id, quota
-            asked += 1
-    if not asked:
-        return []
+    for n, endpoint_id in enumerate(window):
+        params[f"endpoint_{n}"], params[f"quota_{n}"] = endpoint_id, min(quotas.get(endpoint_id, default_quota), limit)
+    asked = len(window)
     claimed = sorted(  # by seq: roughly the order the events were written
         # Plain tuples: a Row's attribute access costs more than the rest of building a Job.
         tuple(row)
         for row in await conn.execute(_claim_statement(postgres, asked), params)
     )
     if not claimed:
-        return []
+        return [], covered
+    if len(claimed) >= limit:
+        # Cut short by `limit`: the window's endpoints after the last one served come first next.
+        served = {endpoint_id for _, _, endpoint_id, _, _ in claimed}
+        covered = max(position[i] for i in window if i in served) + 1
     # Each endpoint and each event is read once, however many of the claimed rows share it.
     endpoint_ids = list({endpoint_id for _, _, endpoint_id, _, _ in claimed})
     targets = {
@@ -179,7 +261,7 @@ async def claim(
         # locks to cancel them. Were one missing, its rows would just wait out their lease.)
         if target is not None and body is not None:
             jobs.append(Job(seq, event_id, endpoint_id, livemode, target[0], target[1], body, attempts, now + lease))
-    return jobs
+    return jobs, covered
 
 
 async def release(tx: Tx, owner: str, seqs: Collection[int]) -> None:

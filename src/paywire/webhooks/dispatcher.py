@@ -127,7 +127,11 @@ class Dispatcher:
         self._in_flight: set[int] = set()  # deliveries (seq) being sent right now
         self._slot_wanted = False  # an endpoint has work but every global slot is taken
         self._queued = 0
-        self._claims = 0
+        self._claims = 0  # claim turns (for benchmarks and tests)
+        # Claims go round the enabled endpoints: the next one starts at `_cursor`, and a round
+        # ("pass") goes on, claim after claim, until `_pass_left` endpoints have been dealt with.
+        self._cursor = 0
+        self._pass_left = 0
         self._enabled: list[str] = []
         self._endpoints_read = 0.0
         self._starved = False
@@ -276,6 +280,8 @@ class Dispatcher:
             if limit > 0 and len(claimed) >= limit:
                 self._starved = True
                 continue  # more may be due right now
+            if limit > 0 and self._pass_left > 0:
+                continue  # endpoints this round has not got to yet may have due work
             await self._wait(snapshot)
             gap = started + MIN_TURN_GAP - time.monotonic()
             if gap > 0 and not self._stopping:
@@ -329,6 +335,8 @@ class Dispatcher:
         quotas, exclude = self._quotas(now)
         if limit > 0 and not self._may_claim(now, exclude):
             limit = 0
+        if limit <= 0:
+            self._pass_left = 0
         if not finished and not expired and limit <= 0:
             return []  # nothing to write or to ask: no transaction
         claimed: list[Job] = []
@@ -342,7 +350,9 @@ class Dispatcher:
                         self._enabled = await delivery.enabled_endpoints(tx)
                         self._endpoints_read = now
                         self._drop_disabled()
-                    claimed = await delivery.claim(
+                    if self._pass_left <= 0:
+                        self._pass_left = len(self._enabled)  # a new round
+                    claimed, covered = await delivery.claim_from(
                         tx,
                         owner=self.owner,
                         now=now,
@@ -351,9 +361,12 @@ class Dispatcher:
                         quotas=quotas,
                         default_quota=self.config.per_endpoint * self.first_claim,
                         exclude=exclude,
-                        start=self._claims,
+                        start=self._cursor,
                         endpoints=self._enabled,
                     )
+                    if self._enabled:
+                        self._cursor = (self._cursor + covered) % len(self._enabled)
+                    self._pass_left -= max(covered, 1)
         except BaseException:
             # Nothing of the turn was written: keep its work for the next one.
             if finished:

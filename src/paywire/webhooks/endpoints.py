@@ -46,6 +46,12 @@ def check_url(url: str) -> str:
         raise InvalidRequest("url must start with http:// or https://", param="url")
     if not parts.hostname:
         raise InvalidRequest("url has no host", param="url")
+    if "@" in parts.netloc:  # it would be stored, and shown in every retrieve and list
+        raise InvalidRequest(
+            "url must not contain credentials (user:password@); authenticate the receiver with the "
+            "webhook signature, or a secret path or query parameter",
+            param="url",
+        )
     if port == 0:
         raise InvalidRequest("url has port 0", param="url")
     if any(ch.isspace() for ch in url):

@@ -36,8 +36,8 @@ async def retrieve_test_clock(clock_id: str, ctx: Ctx = Depends(context)) -> dic
 
 @router.post("/{clock_id}/advance", response_model=TestClock)
 async def advance_test_clock(clock_id: str, body: TestClockAdvance, ctx: Ctx = Depends(context)) -> dict[str, Any]:
-    """Move the clock to `frozen_time`, running everything due on it in time order; returns
-    when done (status `ready`)."""
-    billing = ctx.billing
-    call = billing.call(ctx.livemode, ctx.request)
-    return await test_clocks.advance(ctx.db, billing, call, clock_id, body.frozen_time)
+    """Move the clock to `frozen_time`, running everything due on it in time order. Answers when
+    done (status `ready`), or after 20 s with status `advancing` while the rest runs on."""
+    return await test_clocks.advance(
+        ctx.db, ctx.billing, ctx.call(), clock_id, body.frozen_time, advances=ctx.services.advances
+    )

@@ -7,7 +7,8 @@
 - `provider_events`: the provider webhook events already applied (a repeat is ignored).
 
 Revision ID: 0008_stripe_provider
-Revises: 0005_pending_webhooks_on_read
+Revises: 0009_operations (branched from 0005_pending_webhooks_on_read; re-chained after main's
+0007_payer_pages → 0009_operations when main was merged in)
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0008_stripe_provider"
-down_revision: str | None = "0005_pending_webhooks_on_read"
+down_revision: str | None = "0009_operations"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,243 @@
+"""Open event streams vs API latency and write throughput, in the same run, on 127.0.0.1 only.
+
+    .venv/bin/python bench/streams.py [--streams 1000] [--seconds 10] [--db sqlite|postgres|both]
+
+A `paywire serve --no-worker` process serves the API. A light writer (one client creating
+customers back to back, each an event) and a reader (one client, `GET /api/events?size=1`)
+run for `--seconds`, first with no stream open, then with `--streams` open
+`GET /api/events/stream` connections held by a separate client process, which counts the
+events each stream receives. Printed: writes per second and read latency p50/p99 for both,
+and their ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from paywire import keys
+from paywire.db import migrate
+from paywire.db.engine import Database
+
+HOST = "127.0.0.1"
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# --- the stream holder (its own process) ----------------------------------------------------------
+
+
+async def hold_streams(url: str, key: str, n: int) -> None:
+    """Open `n` streams; print "ready" once all are open; on stdin EOF print event counts."""
+    counts = [0] * n
+    opened = 0
+    connector = aiohttp.TCPConnector(limit=0)
+    timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
+    async with aiohttp.ClientSession(
+        connector=connector, timeout=timeout, headers={"Authorization": f"Bearer {key}"}
+    ) as session:
+
+        async def one(i: int) -> None:
+            nonlocal opened
+            async with session.get(f"{url}/api/events/stream") as response:
+                assert response.status == 200, response.status
+                async for line in response.content:
+                    if line.startswith(b"event: ready"):
+                        opened += 1
+                    elif line.startswith(b"id: "):
+                        counts[i] += 1
+
+        tasks = []
+        for i in range(n):
+            tasks.append(asyncio.create_task(one(i)))
+            if i % 50 == 49:
+                await asyncio.sleep(0.05)  # a gentle ramp: the accept queue is finite
+        while opened < n:
+            if any(t.done() for t in tasks):
+                for t in tasks:
+                    if t.done() and t.exception():
+                        raise t.exception()  # type: ignore[misc]
+            await asyncio.sleep(0.05)
+        print("ready", flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+        print(f"counts {min(counts)} {max(counts)}", flush=True)
+        for t in tasks:
+            t.cancel()
+
+
+# --- load ---------------------------------------------------------------------------------------------
+
+
+async def load(url: str, key: str, seconds: float) -> tuple[float, float, float, int]:
+    """Writes per second, read latency p50 and p99 (ms), events written."""
+    headers = {"Authorization": f"Bearer {key}"}
+    latencies: list[float] = []
+    writes = 0
+    deadline = time.monotonic() + seconds
+    async with aiohttp.ClientSession(headers=headers) as session:
+
+        async def writer() -> None:
+            nonlocal writes
+            while time.monotonic() < deadline:
+                async with session.post(f"{url}/api/customers", json={"email": f"{writes}@example.com"}) as r:
+                    assert r.status == 200, await r.text()
+                    await r.read()
+                writes += 1
+
+        async def reader() -> None:
+            while time.monotonic() < deadline:
+                started = time.perf_counter()
+                async with session.get(f"{url}/api/events", params={"size": "1"}) as r:
+                    assert r.status == 200, await r.text()
+                    await r.read()
+                latencies.append((time.perf_counter() - started) * 1000)
+
+        started = time.monotonic()
+        await asyncio.gather(writer(), reader())
+        elapsed = time.monotonic() - started
+    latencies.sort()
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+    return writes / elapsed, statistics.median(latencies), p99, writes
+
+
+async def wait_up(url: str) -> None:
+    async with aiohttp.ClientSession() as session:
+        for _ in range(300):
+            try:
+                async with session.get(f"{url}/api/health") as r:
+                    if r.status < 500:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise RuntimeError("server did not start")
+
+
+async def one_database(name: str, db_url: str, args: argparse.Namespace, workdir: Path, src: str | None = None) -> None:
+    """Both phases against one server (its code from `src`, if given: a baseline to compare)."""
+    db = Database(db_url)
+    await migrate.upgrade(db)
+    async with db.transaction() as tx:
+        key = await keys.create_key(tx.conn, livemode=False, now=time.time())
+    await db.dispose()
+    log = open(workdir / f"serve-{name}.log", "wb")  # noqa: SIM115
+    # BENCH_SERVER: another way to start it (e.g. a script running the CLI under a profiler).
+    command = [sys.executable, *os.environ.get("BENCH_SERVER", "-m paywire.cli.main").split()]
+    server = subprocess.Popen(
+        [*command, "serve", "--no-worker", "--port", str(args.port), "--database-url", db_url],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONPATH": src} if src else None,
+    )
+    url = f"http://{HOST}:{args.port}"
+    try:
+        await wait_up(url)
+        await load(url, key, 1.0)  # warm-up
+        cpu = cpu_seconds(server.pid)
+        w0, p50_0, p99_0, _ = await load(url, key, args.seconds)
+        cpu0 = (cpu_seconds(server.pid) - cpu) / args.seconds
+        print(
+            f"{name:15} no streams            {w0:7.1f} writes/s   reads p50 {p50_0:6.1f} ms  p99 {p99_0:6.1f} ms"
+            f"   server CPU {cpu0:.2f}"
+        )
+        holder = subprocess.Popen(
+            [sys.executable, __file__, "--hold", url, "--key", key, "--streams", str(args.streams)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert holder.stdout is not None and holder.stdin is not None
+            opened = time.monotonic()
+            line = await asyncio.get_running_loop().run_in_executor(None, holder.stdout.readline)
+            assert line.strip() == "ready", line
+            opened = time.monotonic() - opened
+            cpu, held = cpu_seconds(server.pid), cpu_seconds(holder.pid)
+            w1, p50_1, p99_1, written = await load(url, key, args.seconds)
+            cpu1 = (cpu_seconds(server.pid) - cpu) / args.seconds
+            held = (cpu_seconds(holder.pid) - held) / args.seconds
+            await asyncio.sleep(2)  # the last events reach every stream
+            holder.stdin.close()
+            counts = await asyncio.get_running_loop().run_in_executor(None, holder.stdout.readline)
+        finally:
+            holder.kill()
+            holder.wait()
+        print(
+            f"{name:15} {args.streams:5d} streams         {w1:7.1f} writes/s   reads p50 {p50_1:6.1f} ms  "
+            f"p99 {p99_1:6.1f} ms   server CPU {cpu1:.2f}, stream client CPU {held:.2f}"
+            f"   (opened in {opened:.1f} s; events per stream min/max: "
+            f"{' '.join(counts.split()[1:])} of {written})"
+        )
+        print(f"{name:15} ratios: writes {w1 / w0:.2f}   read p50 {p50_1 / p50_0:.2f}   read p99 {p99_1 / p99_0:.2f}")
+    finally:
+        server.terminate()
+        try:
+            server.wait(15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+async def main(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory(prefix="paywire-streams-") as tmp:
+        workdir = Path(tmp)
+        runs: list[tuple[str, str | None]] = [("", None)]
+        if args.baseline:
+            runs.insert(0, ("base ", args.baseline))
+        if args.db in ("sqlite", "both"):
+            for label, src in runs:
+                db_path = workdir / f"s{uuid.uuid4().hex[:6]}.db"
+                await one_database(f"{label}SQLite", f"sqlite:///{db_path}", args, workdir, src)
+        if args.db in ("postgres", "both"):
+            import asyncpg
+
+            for label, src in runs:
+                name = f"paywire_streams_{uuid.uuid4().hex[:8]}"
+                conn = await asyncpg.connect(args.pg)
+                await conn.execute(f'CREATE DATABASE "{name}"')
+                await conn.close()
+                try:
+                    pg_url = args.pg.rsplit("/", 1)[0] + "/" + name
+                    await one_database(f"{label}PostgreSQL", pg_url, args, workdir, src)
+                finally:
+                    conn = await asyncpg.connect(args.pg)
+                    await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                    await conn.close()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--streams", type=int, default=1000)
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each measured run")
+    parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument(
+        "--pg",
+        default=os.environ.get("PAYWIRE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test"),
+        help="a PostgreSQL database to create the benchmark's own database from",
+    )
+    parser.add_argument(
+        "--baseline",
+        help="a `src` directory of other Paywire code (e.g. `git archive` of an older commit): run it first",
+    )
+    parser.add_argument("--port", type=int, default=8951)
+    parser.add_argument("--hold", help=argparse.SUPPRESS)
+    parser.add_argument("--key", help=argparse.SUPPRESS)
+    args: Any = parser.parse_args()
+    if args.hold:
+        asyncio.run(hold_streams(args.hold, args.key, args.streams))
+    else:
+        asyncio.run(main(args))

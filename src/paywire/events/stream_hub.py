@@ -1,0 +1,183 @@
+"""One reader of new events per process, shared by every open event stream (`GET /api/events/stream`).
+
+Each stream used to run its own query after every commit: with K streams open, a commit cost K
+reads (200 streams: API reads 9.7 → 226 ms median, writes 31 → 3.9 per second). The hub runs ONE
+query per wake-up, for events of both modes after the last one it has read, and keeps the rows
+it read in a bounded in-memory window. Streams take what they need from the window, each
+filtering by its own mode and types. A stream whose position is before the window (it started
+far back, or fell behind a slow client) reads pages on its own until it has caught up.
+
+The hub runs while streams are open: the first `subscribe` starts it, and it stops once the last
+one has ended (it starts again, from the newest event, with the next).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import contextlib
+import json
+import logging
+import weakref
+from typing import Any
+
+import sqlalchemy as sa
+
+from paywire.db.engine import Database
+from paywire.events import log as event_log
+
+log = logging.getLogger("paywire.events")
+
+PAGE = 500  # events per read, the hub's and a catching-up stream's
+WINDOW = 5000  # events the hub keeps in memory, newest last
+POLL_SECONDS = 1.0  # the hub reads at least this often (the fallback to commit signals)
+
+
+class Entry:
+    """An event the hub has read: what a stream filters on, and its SSE message (made once)."""
+
+    __slots__ = ("_sse", "livemode", "row", "seq", "type")
+
+    def __init__(self, row: sa.Row[Any]) -> None:
+        self.row = row
+        self.seq: int = row.seq
+        self.livemode: bool = row.livemode
+        self.type: str = row.type
+        self._sse: bytes | None = None
+
+    @property
+    def sse(self) -> bytes:
+        if self._sse is None:
+            self._sse = sse(event_log.render(self.row))
+        return self._sse
+
+
+def sse(event: dict[str, Any]) -> bytes:
+    data = json.dumps(event, separators=(",", ":"))
+    return f"id: {event['id']}\nevent: {event['type']}\ndata: {data}\n\n".encode()
+
+
+class StreamHub:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.reads = 0  # queries run by the hub (for tests and benchmarks)
+        self._entries: list[Entry] = []
+        self._seqs: list[int] = []  # the entries' seqs, for bisect
+        # Every event with seq in (start, position] is in `_entries`; None until the hub has started.
+        self.start: int | None = None
+        self.position = 0
+        self._changed = asyncio.Event()
+        self._streams = 0
+        self._task: asyncio.Task[None] | None = None
+        self._stopped = False  # by `stop`: the streams open then read on their own
+
+    # --- for streams ----------------------------------------------------------------------
+
+    def subscribe(self) -> None:
+        """A stream opens (call `unsubscribe` when it ends); a new stream restarts a stopped hub."""
+        self._streams += 1
+        self._stopped = False
+        self._ensure_running()
+
+    def _ensure_running(self) -> None:
+        if (self._task is None or self._task.done()) and not self._stopped:
+            self.start = None
+            self._task = asyncio.create_task(self._run(), name="paywire-stream-hub")
+
+    def unsubscribe(self) -> None:
+        self._streams -= 1
+        if self._streams <= 0 and self._task is not None:
+            self._task.cancel()  # nobody is left: the hub stops reading
+            self._task = None
+
+    def snapshot(self) -> asyncio.Event:
+        """Take before `after`, then wait on it: set once the hub has read again."""
+        return self._changed
+
+    async def stop(self) -> None:
+        """Stop (the app is stopping): streams still open read on their own from now on.
+        Optional: the hub also stops by itself when its last stream ends."""
+        self._stopped = True
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def wait(self, snapshot: asyncio.Event) -> None:
+        """Until the hub has read again: it does at least every `POLL_SECONDS`, so no timeout of
+        our own (a timeout per stream and wake-up costs 20 µs, several times the wake-up)."""
+        if self._task is None or self._task.done():  # (only if the hub failed, or was stopped)
+            self._ensure_running()
+            await wait(snapshot, POLL_SECONDS)
+        else:
+            await snapshot.wait()
+
+    def covers(self, seq: int) -> bool:
+        """Does the window hold every event after `seq` the hub has read?"""
+        return self.start is not None and seq >= self.start
+
+    def after(self, seq: int) -> list[Entry]:
+        """The window's events after `seq` (of both modes), oldest first; check `covers` first."""
+        return self._entries[bisect.bisect_right(self._seqs, seq) :]
+
+    # --- the reader -------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        signal = self.db.signal
+        try:
+            while True:
+                snapshot = signal.snapshot()
+                try:
+                    full = await self._read()
+                except Exception as exc:  # database restarting: streams keep their place, we retry
+                    log.debug("event stream hub: read failed (%s); retrying", exc)
+                    full = False
+                    await asyncio.sleep(POLL_SECONDS)
+                self._wake()  # also on a wake-up without events: streams check for a drain
+                if not full:
+                    await signal.wait(snapshot, POLL_SECONDS)
+        finally:
+            if self._task is None or self._task is asyncio.current_task():
+                self.start = None
+                self._entries, self._seqs = [], []
+                self._wake()
+
+    async def _read(self) -> bool:
+        """Read the events after `position` (one query); True if there may be more right now."""
+        async with self.db.read() as conn:
+            if self.start is None:  # (re)starting: from the newest event
+                self.position = await event_log.last_seq(conn)
+                self.start = self.position
+                return False
+            self.reads += 1
+            rows = await event_log.read_after(conn, self.position, livemode=None, limit=PAGE)
+        if rows:
+            self._entries += [Entry(row) for row in rows]
+            self._seqs += [row.seq for row in rows]
+            self.position = rows[-1].seq
+            if len(self._entries) > WINDOW:
+                drop = len(self._entries) - WINDOW
+                self.start = self._seqs[drop - 1]
+                del self._entries[:drop], self._seqs[:drop]
+        return len(rows) >= PAGE
+
+    def _wake(self) -> None:
+        fired, self._changed = self._changed, asyncio.Event()
+        fired.set()
+
+
+_hubs: weakref.WeakKeyDictionary[Database, StreamHub] = weakref.WeakKeyDictionary()
+
+
+def hub_for(db: Database) -> StreamHub:
+    """The process's hub for `db` (made on first use)."""
+    hub = _hubs.get(db)
+    if hub is None:
+        hub = _hubs[db] = StreamHub(db)
+    return hub
+
+
+async def wait(snapshot: asyncio.Event, timeout: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(snapshot.wait(), timeout)

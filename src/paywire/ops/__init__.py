@@ -1,0 +1,1 @@
+"""Running Paywire in production: backups, health and readiness, metrics."""

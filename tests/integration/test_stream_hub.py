@@ -1,0 +1,103 @@
+"""Many open event streams share one reader: a commit costs one query, not one per stream."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from paywire.events import stream_hub
+from tests.conftest import Server
+from tests.integration.test_stream import _customers, _event_ids, _messages, _take
+
+STREAMS = 50
+COMMITS = 12
+
+
+class EventReads:
+    """Counts the statements that read events after a position (the stream's and the hub's)."""
+
+    def __init__(self, server: Server) -> None:
+        self.count = 0
+        self.engine = server.app.db.engine.sync_engine
+
+    def __enter__(self) -> EventReads:
+        sa.event.listen(self.engine, "before_cursor_execute", self._seen)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        sa.event.remove(self.engine, "before_cursor_execute", self._seen)
+
+    def _seen(self, _conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if "FROM events" in statement and "events.seq >" in statement:
+            self.count += 1
+
+
+@contextlib.asynccontextmanager
+async def _streams(
+    client: httpx.AsyncClient, n: int, **kwargs: object
+) -> AsyncIterator[list[AsyncIterator[tuple[str, dict[str, object]]]]]:
+    streams = [_messages(client, **kwargs) for _ in range(n)]
+    try:
+        yield streams
+    finally:
+        for stream in streams:
+            await stream.aclose()  # type: ignore[attr-defined]
+
+
+async def test_many_streams_one_query_per_commit(
+    server: Server, api: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(stream_hub, "POLL_SECONDS", 60.0)  # count the reads commits cause, not polls
+    await _customers(api, 2)
+    limits = httpx.Limits(max_connections=STREAMS + 5)
+    async with server.client(limits=limits) as streamer, _streams(streamer, STREAMS) as streams:
+        readies = await asyncio.gather(*(_take(s, 1) for s in streams))
+        assert all(kind == "ready" for [(kind, _)] in readies)
+        with EventReads(server) as reads:
+            for _ in range(COMMITS):
+                await _customers(api, 1)
+            ids = (await _event_ids(api))[-COMMITS:]
+            got = await asyncio.gather(*(_take(s, COMMITS) for s in streams))
+        for messages in got:
+            assert [m["id"] for _, m in messages] == ids  # every event, in order, on every stream
+        # One read per wake-up of the hub, not one per stream: a commit wakes it once (PostgreSQL:
+        # twice, the in-process signal and the LISTEN/NOTIFY echo of the same commit), plus a few.
+        wakes_per_commit = 2 if server.app.db.is_postgres else 1
+        assert reads.count <= wakes_per_commit * COMMITS + 5, reads.count
+
+
+async def test_a_stream_far_behind_catches_up_then_goes_live(
+    server: Server, api: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(stream_hub, "PAGE", 4)  # the catch-up reads several pages
+    monkeypatch.setattr(stream_hub, "WINDOW", 6)  # and starts before the hub's window
+    async with server.client() as streamer, _streams(streamer, 1) as [live]:
+        await _take(live, 1)
+        await _customers(api, 15)
+        ids = await _event_ids(api)
+        async with _streams(streamer, 1, params={"after": "start"}) as [behind]:
+            got = await _take(behind, 1 + len(ids))
+            assert [m["id"] for _, m in got[1:]] == ids
+            more = await _customers(api, 2)
+            got = await _take(behind, 2)
+            assert [m["object_id"] for _, m in got] == more
+        # The live stream saw everything once, in order, throughout.
+        got = await _take(live, len(ids) + 2)
+        assert [m["id"] for _, m in got] == ids[: len(ids)] + [m["id"] for _, m in got[-2:]]
+        assert [m["object_id"] for _, m in got[-2:]] == more
+
+
+async def test_a_stopped_hub_leaves_open_streams_reading_on_their_own(server: Server, api: httpx.AsyncClient) -> None:
+    async with server.client() as streamer, _streams(streamer, 1) as [stream]:
+        await _take(stream, 1)
+        first = await _customers(api, 1)
+        assert [m["object_id"] for _, m in await _take(stream, 1)] == first
+        await stream_hub.hub_for(server.app.db).stop()
+        more = await _customers(api, 2)
+        assert [m["object_id"] for _, m in await _take(stream, 2)] == more
