@@ -41,7 +41,7 @@ import sqlalchemy as sa
 from paywire.billing.runtime import Billing, Call
 from paywire.db.engine import Database, Tx, is_unavailable
 from paywire.db.schema import customers, payment_intents
-from paywire.errors import Conflict, ServiceUnavailable
+from paywire.errors import ServiceUnavailable, StateError
 from paywire.events.log import NewEvent, RequestInfo, append
 from paywire.providers.base import ChargeResult, ProviderCustomer
 
@@ -149,7 +149,7 @@ def take_charge(call: Call, intent: dict[str, Any], payment_method: str, off_ses
         charged.taken = True
         return charged
     if intent["status"] == "processing":
-        raise Conflict(f"payment intent {intent['id']!r} is being charged; retry later", code="payment_in_progress")
+        raise StateError(f"payment intent {intent['id']!r} is being charged; retry later", code="payment_in_progress")
     raise ChargeNeeded(intent, payment_method, off_session)
 
 
@@ -204,7 +204,7 @@ async def prepare_charge(
         )
     )
     if busy is not None:
-        raise Conflict(f"a payment for {subject!r} is in progress; retry later", code="payment_in_progress")
+        raise StateError(f"a payment for {subject!r} is in progress; retry later", code="payment_in_progress")
     intent = need.intent
     exists = await tx.conn.scalar(sa.select(payment_intents.c.id).where(payment_intents.c.id == intent["id"]))
     ref = await tx.conn.scalar(
