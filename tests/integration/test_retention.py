@@ -148,7 +148,8 @@ async def test_batches_are_bounded(app: PaywireApp) -> None:
         sa_event.remove(engine, "rollback", on_rollback)
     assert result.removed["events"] == 35
     deleting = [t for t in transactions if any(kind == "DELETE" for kind, _ in t)]
-    assert len(deleting) == 4  # 10 + 10 + 10 + 5
+    assert len(deleting) >= 4  # 10 + 10 + 10 + 5 (smaller when a batch is slow)
+    assert sum(rows for t in deleting for kind, rows in t if kind == "DELETE") == 35
     for statements in deleting:
         assert len(statements) <= 4, statements  # (lock,) scan, delete, and nothing else
         assert all(rows <= 10 for kind, rows in statements if kind == "DELETE")

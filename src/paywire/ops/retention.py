@@ -12,12 +12,14 @@ What goes, once older than its retention (see docs/deployment.md, "Retention"):
   finds it;
 - idempotency keys created before `retention_idempotency_days`.
 
-Rows go in batches of `retention_batch_size` (1,000), each its own short write transaction
-(on SQLite, the one writer is held for one batch at a time) followed by a pause, so writers
-wait for at most one batch. Each batch walks the table by `seq` (its primary key) from where the
-last one stopped, and the run stops at the first row young enough to keep: no batch scans more
-than its own rows. Two workers never prune at once: each batch takes a PostgreSQL advisory
-transaction lock (SQLite's write transaction is exclusive anyway), and reads its rows under it.
+Rows go in batches of at most `retention_batch_size` (1,000), each its own short write
+transaction (on SQLite, the one writer is held for one batch at a time) followed by a pause, so
+writers wait for at most one batch. A batch aims at 20 ms (its size halves when slower, down to
+50 rows) and batches take at most a tenth of the time. Each batch walks the table by `seq` (its
+primary key) from where the last one stopped, and the run stops at the first row young enough
+to keep: no batch scans more than its own rows. Two workers never prune at once: each batch
+takes a PostgreSQL advisory transaction lock (SQLite's write transaction is exclusive anyway)
+and reads its rows under it.
 
 With `archive_dir` set, each batch of events is first appended (and fsynced) to
 `events-YYYY-MM-DD.jsonl.gz` in that folder, by the event's UTC creation day, one event per line
@@ -51,6 +53,7 @@ log = logging.getLogger("paywire.ops")
 DAY = 86_400.0
 RETENTION_LOCK = 7_346_223  # pg_advisory_xact_lock key (events/log.py uses 7_346_222)
 KINDS = ("attempts", "deliveries", "events", "idempotency_keys")
+MIN_BATCH = 50
 
 Progress = Callable[[str, int], None]  # (kind, rows removed so far in this kind)
 
@@ -60,8 +63,13 @@ class Policy:
     events_days: float = 30
     attempts_days: float = 30
     idempotency_days: float = 1
-    batch_size: int = 1000
-    pause: float = 0.05  # seconds between batches, at least (plus the batch's own time, twice)
+    batch_size: int = 1000  # rows per transaction, at most
+    # Pacing: a batch aims to hold the write lock for `batch_seconds` (its size halves when it
+    # takes longer, doubles back when well under), and batches take at most `duty` of the time:
+    # the pause after one is its own time * (1/duty - 1), and at least `pause`.
+    batch_seconds: float = 0.02
+    duty: float = 0.1
+    pause: float = 0.05
     archive_dir: Path | None = None
 
     @classmethod
@@ -144,23 +152,28 @@ async def prune(
     for kind in _kinds():
         if kind.name not in kinds:
             continue
-        after = 0
+        after, size = 0, policy.batch_size
         while True:
             started = time.monotonic()
-            removed, after, more = await _batch(db, kind, cutoffs[kind.name], after, policy, result, dry_run)
+            removed, after, more = await _batch(db, kind, cutoffs[kind.name], after, size, policy, result, dry_run)
             result.removed[kind.name] += removed
             result.batches += 1
             if progress is not None:
                 progress(kind.name, result.removed[kind.name])
             if not more:
                 break
-            if not dry_run:  # let writers in: the pause is at least twice what the batch took
-                await asyncio.sleep(max(policy.pause, 2 * (time.monotonic() - started)))
+            if not dry_run:  # let writers in
+                took = time.monotonic() - started
+                if took > policy.batch_seconds:
+                    size = max(min(MIN_BATCH, policy.batch_size), size // 2)
+                elif took < policy.batch_seconds / 2:
+                    size = min(policy.batch_size, size * 2)
+                await asyncio.sleep(max(policy.pause, took * (1 / policy.duty - 1)))
     return result
 
 
 async def _batch(
-    db: Database, kind: _Kind, cutoff: float, after: int, policy: Policy, result: Result, dry_run: bool
+    db: Database, kind: _Kind, cutoff: float, after: int, size: int, policy: Policy, result: Result, dry_run: bool
 ) -> tuple[int, int, bool]:
     """One batch: (rows removed or counted, seq to continue after, whether to go on)."""
     table = kind.table
@@ -170,13 +183,13 @@ async def _batch(
         scan = sa.select(seq, kind.age).where(seq > after)
         if kind.name == "events" and result.consumer_floor is not None:
             scan = scan.where(seq < result.consumer_floor)
-        rows = (await conn.execute(scan.order_by(seq).limit(policy.batch_size))).all()
+        rows = (await conn.execute(scan.order_by(seq).limit(size))).all()
         old = []
         for row in rows:
             if row[1] >= cutoff:  # young enough: everything after it is too
                 break
             old.append(int(row[0]))
-        more = len(old) == len(rows) == policy.batch_size
+        more = len(old) == len(rows) == size
         if not old:
             return 0, after, False
         last = old[-1]
