@@ -304,3 +304,22 @@ async def test_prune_and_export_commands(app: PaywireApp, database_url: str, tmp
 
     bad = _cli("export", "--since", "tomorrow", "--until", "2030-01-01", "--database-url", database_url, cwd=tmp_path)
     assert bad.returncode == 2 and "unix seconds" in bad.stderr
+
+
+async def test_the_worker_prunes_on_start(database_url: str) -> None:
+    """`PaywireApp(run_worker=True)` runs the Retention service: it prunes when it starts."""
+    setup = PaywireApp(database_url, run_worker=False)
+    async with setup.running():
+        old = await _events(setup.db, 3, at=OLD)
+        young = await _events(setup.db, 1, at=NOW)
+    assert old
+    paywire = PaywireApp(database_url)
+    async with paywire.running():
+        service = next(s for s in paywire.background if isinstance(s, retention.Retention))
+        for _ in range(250):
+            if service.last is not None:
+                break
+            await _sleep()
+        assert service.last is not None and service.last.removed["events"] == 3
+        assert await _ids(paywire.db, events.c.id) == young
+    assert service._task is None  # stopped with the app
