@@ -41,13 +41,13 @@ def _services(request: Request) -> Services:
     return services
 
 
-@router.get("/healthz")
+@router.get("/healthz", tags=["meta"])
 async def health() -> dict[str, str]:
     """The process is up (it does not look at the database)."""
     return {"status": "ok", "version": __version__}
 
 
-@router.get("/readyz")
+@router.get("/readyz", include_in_schema=False)  # an operator's probe, documented in deployment.md
 async def ready(request: Request) -> JSONResponse:
     services = _services(request)
     checks: dict[str, Any] = {}
@@ -79,7 +79,7 @@ def _may_scrape(request: Request, token: str | None) -> bool:
         return False
 
 
-@router.get("/metrics")
+@router.get("/metrics", include_in_schema=False)
 async def metrics(request: Request) -> Response:
     services = _services(request)
     token = services.settings.metrics_token.get_secret_value() if services.settings.metrics_token else None
