@@ -283,9 +283,8 @@ async def test_plain_secrets_of_the_previous_release_get_encrypted(old_release_u
     again = PaywireApp(url, run_worker=False, keyring=Keyring.from_text(NEW))
     async with again.running():  # idempotent: nothing plain is left, the values stay as they are
         assert await _stored(again.db) == stored
-    if not url.startswith("sqlite"):
-        raw = _raw_database(url)
-        assert plain.encode() not in raw and previous.encode() not in raw and private.encode() not in raw
+    raw = _raw_database(url)
+    assert plain.encode() not in raw and previous.encode() not in raw and private.encode() not in raw
 
 
 async def test_a_plain_value_is_read_until_it_is_encrypted(database_url: str) -> None:
