@@ -32,7 +32,7 @@ PREFIX = "enc:v1:"
 KEY_BYTES = 32
 NONCE_BYTES = 12
 KEY_FILE = "encryption.key"
-CACHE_SIZE = 10_000  # decrypted values kept by `decrypt_cached` (the delivery path)
+CACHE_SIZE = 20_000  # decrypted values `decrypt_cached` keeps (the delivery path), least recent dropped
 
 
 class SecretsError(ValueError):
@@ -139,6 +139,7 @@ class Keyring:
         cache_key = (aad, envelope)
         found = self._cache.get(cache_key)
         if found is not None:
+            self._cache.move_to_end(cache_key)  # least recently used goes first
             return found
         plain = self.decrypt(envelope, aad)
         self._cache[cache_key] = plain

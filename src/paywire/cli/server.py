@@ -39,7 +39,7 @@ from paywire.secrets_at_rest import (
     write_key_file,
 )
 from paywire.services import Services
-from paywire.settings import Settings
+from paywire.settings import Settings, SettingsError, load
 
 err = Console(stderr=True)
 
@@ -51,8 +51,8 @@ def _logging(log_format: LogFormat) -> None:
 def _paywire(database_url: str, **kwargs: object) -> PaywireApp:
     """The application, or one line and exit 2 for a missing or bad encryption key."""
     try:
-        return PaywireApp(database_url, **kwargs)  # type: ignore[arg-type]
-    except SecretsError as exc:
+        return PaywireApp(database_url, settings=load(database_url=database_url), **kwargs)  # type: ignore[arg-type]
+    except (SecretsError, SettingsError) as exc:
         typer.echo(f"paywire: {exc}", err=True)
         raise typer.Exit(2) from None
 
