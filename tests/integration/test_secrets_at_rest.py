@@ -18,6 +18,7 @@ import asyncpg
 import httpx
 import pytest
 import sqlalchemy as sa
+import uvicorn
 
 from paywire.app import PaywireApp
 from paywire.db import migrate
@@ -25,6 +26,7 @@ from paywire.db.engine import Database
 from paywire.db.schema import minter_keys, webhook_endpoints
 from paywire.minting import verify_receipt
 from paywire.minting.signed_receipt import signing_key
+from paywire.schemas import WebhookEndpointCreate
 from paywire.secrets_at_rest import Keyring, SecretsError, envelope_key_id, generate_key, key_file_for
 from paywire.webhooks import endpoints
 from tests.conftest import PG_ADMIN_URL, new_key, start_server, stop_server
@@ -44,15 +46,17 @@ class Running:
         return httpx.AsyncClient(base_url=self.url, headers={"Authorization": f"Bearer {self.key}"}, timeout=15)
 
 
-async def _running(database_url: str, keyring: Keyring | None) -> tuple[Running, object]:
+Handle = tuple[uvicorn.Server, "asyncio.Task[None]"]
+
+
+async def _running(database_url: str, keyring: Keyring | None) -> tuple[Running, Handle]:
     app = PaywireApp(database_url, keyring=keyring)
     uv, task, url = await start_server(app)
     return Running(app, url, await new_key(app)), (uv, task)
 
 
-async def _stop(handle: object) -> None:
-    uv, task = handle  # type: ignore[misc]
-    await stop_server(uv, task)
+async def _stop(handle: Handle) -> None:
+    await stop_server(*handle)
 
 
 @pytest.fixture
@@ -376,3 +380,30 @@ async def test_an_idempotent_create_leaves_no_secret_in_the_database(database_ur
     finally:
         await _stop(handle)
     assert created["secret"].encode() not in _raw_database(database_url)
+
+
+async def test_rotate_to_the_configured_key_finishes_a_rotation_and_is_idempotent(tmp_path: Path) -> None:
+    """Step 4 of docs/security.md: the new key already current, the old one among the old keys."""
+    url = f"sqlite:///{tmp_path / 'paywire.db'}"
+    app = PaywireApp(url, run_worker=False, keyring=Keyring.from_text(OLD))
+    async with app.running(), app.db.transaction() as tx:
+        params = WebhookEndpointCreate(url="http://127.0.0.1:9/hook", enabled_events=["*"])
+        created = await endpoints.create(tx, params, livemode=False, now=time.time())
+        await endpoints.rotate_secret(tx, created["id"], expires_in=3600, livemode=False, now=time.time())
+        await signing_key(tx.conn, app.keyring)
+    env: dict[str, str | None] = {"PAYWIRE_ENCRYPTION_KEY": NEW, "PAYWIRE_ENCRYPTION_OLD_KEYS": OLD}
+    first = await asyncio.to_thread(_paywire_cli, "encryption", "rotate", "--database-url", url, env=env)
+    assert first.returncode == 0, first.stderr
+    assert first.stderr.startswith("re-encrypted 1 endpoint(s) and 1 minter key(s)")
+    db = Database(url, keyring=Keyring.from_text(NEW))
+    try:
+        stored = await _stored(db)
+        assert len(stored) == 3 and {envelope_key_id(v) for v in stored} == {db.keyring.current_id}
+    finally:
+        await db.dispose()
+    again = await asyncio.to_thread(_paywire_cli, "encryption", "rotate", "--database-url", url, env=env)
+    assert again.returncode == 0 and again.stderr.startswith("re-encrypted 0 endpoint(s) and 0 minter key(s)")
+    lost = await asyncio.to_thread(
+        _paywire_cli, "encryption", "rotate", "--database-url", url, env={"PAYWIRE_ENCRYPTION_KEY": OLD}
+    )
+    assert lost.returncode == 1 and "which this process does not have" in lost.stderr
