@@ -107,6 +107,7 @@ class PaywireApp:
             await migrate.upgrade(self.db)
             # Secrets a release before encryption stored plain are encrypted now (idempotent).
             await secrets_store.encrypt_plain(self.db, self.keyring)
+            await secrets_store.check_keys(self.db, self.keyring)  # a wrong key stops start-up here
         await self.db.start_listening()
         await self.bus.start()
         for service in self.background:

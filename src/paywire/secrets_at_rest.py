@@ -126,6 +126,13 @@ class Keyring:
                 f"{aad}: the stored secret does not decrypt with key {kid} (corrupted, or moved from another row)"
             ) from None
 
+    def reload_keys(self) -> bool:
+        """Read the key file again (if the keys came from one); whether there was one."""
+        if self._reload is None:
+            return False
+        self._learn(self._reload())
+        return True
+
     def _learn(self, keys: list[bytes]) -> None:
         """Keys re-read from the key file: `paywire encryption rotate` put a new current key first."""
         for key in keys:

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from paywire.db.engine import Database
 from paywire.db.schema import minter_keys, webhook_endpoints
 from paywire.minting.signed_receipt import private_key_aad
-from paywire.secrets_at_rest import Keyring, is_encrypted
+from paywire.secrets_at_rest import PREFIX, Keyring, SecretsError, envelope_key_id, is_encrypted
 from paywire.webhooks.endpoints import encrypted_secrets
 
 log = logging.getLogger("paywire.secrets")
@@ -96,3 +96,24 @@ async def count_remaining(db: Database, keyring: Keyring) -> int:
         for stored in (await conn.execute(sa.select(minter_keys.c.private_key))).scalars():
             remaining += keyring.needs_encryption(stored)
     return remaining
+
+
+async def check_keys(db: Database, keyring: Keyring) -> None:
+    """Refuse (SecretsError, one line) when stored secrets are under a key this process lacks:
+    a wrong or missing `PAYWIRE_ENCRYPTION_KEY` is found at start-up, not at the first delivery."""
+    used: set[str] = set()
+    async with db.read() as conn:
+        for column in (e.c.secret, minter_keys.c.private_key):  # the key id: 16 characters after the prefix
+            kids = sa.select(sa.func.substr(column, len(PREFIX) + 1, 16)).where(column.like("enc:%")).distinct()
+            used.update((await conn.execute(kids)).scalars())
+        previous = sa.select(e.c.previous_secrets).where(sa.cast(e.c.previous_secrets, sa.Text).like("%enc:%"))
+        for entries in (await conn.execute(previous)).scalars():
+            used.update(kid for s in entries if (kid := envelope_key_id(s["secret"])) is not None)
+    missing = sorted(used - set(keyring.key_ids))
+    if missing and keyring.reload_keys():
+        missing = sorted(used - set(keyring.key_ids))
+    if missing:
+        raise SecretsError(
+            f"the database holds secrets encrypted with key {', '.join(missing)}, which this process does not "
+            f"have (it has {', '.join(keyring.key_ids)}): check PAYWIRE_ENCRYPTION_KEY and PAYWIRE_ENCRYPTION_OLD_KEYS"
+        )

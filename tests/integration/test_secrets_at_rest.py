@@ -407,3 +407,23 @@ async def test_rotate_to_the_configured_key_finishes_a_rotation_and_is_idempoten
         _paywire_cli, "encryption", "rotate", "--database-url", url, env={"PAYWIRE_ENCRYPTION_KEY": OLD}
     )
     assert lost.returncode == 1 and "which this process does not have" in lost.stderr
+
+
+async def test_a_wrong_key_stops_start_up_in_one_line(database_url: str) -> None:
+    app = PaywireApp(database_url, run_worker=False, keyring=Keyring.from_text(OLD))
+    async with app.running(), app.db.transaction() as tx:
+        params = WebhookEndpointCreate(url="http://127.0.0.1:9/hook", enabled_events=["*"])
+        await endpoints.create(tx, params, livemode=False, now=time.time())
+    wrong = PaywireApp(database_url, run_worker=False, keyring=Keyring.from_text(NEW))
+    old_id, new_id = Keyring.from_text(OLD).current_id, Keyring.from_text(NEW).current_id
+    with pytest.raises(SecretsError, match=f"encrypted with key {old_id}, which this process does not have"):
+        await wrong.start()
+    await wrong.db.dispose()
+    result = await asyncio.to_thread(
+        _paywire_cli, "worker", "--database-url", database_url, env={"PAYWIRE_ENCRYPTION_KEY": NEW}
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1:] == [  # after the migration's log lines
+        f"paywire: the database holds secrets encrypted with key {old_id}, which this process does not have (it "
+        f"has {new_id}): check PAYWIRE_ENCRYPTION_KEY and PAYWIRE_ENCRYPTION_OLD_KEYS"
+    ]

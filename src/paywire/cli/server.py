@@ -99,6 +99,11 @@ def serve(
 
     async def main() -> None:
         await migrations.upgrade(paywire.db)
+        try:
+            await secrets_store.check_keys(paywire.db, paywire.keyring)
+        except SecretsError as exc:
+            typer.echo(f"paywire: {exc}", err=True)
+            raise typer.Exit(2) from None
         key = await _first_key(paywire)
         if key:
             err.print(f"[bold]Created a test secret key[/bold] (shown only now): [green]{key}[/green]")
@@ -148,6 +153,12 @@ def worker(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        try:
+            await paywire.start()
+        except SecretsError as exc:
+            await paywire.db.dispose()
+            typer.echo(f"paywire: {exc}", err=True)
+            raise typer.Exit(2) from None
         async with paywire.running():
             ops = None
             host, port = metrics
