@@ -40,6 +40,11 @@ class Services:
     def now(self) -> float:
         return self.billing.clock.now()
 
+    def public_url(self, request_base_url: str) -> str:
+        """The base URL payers reach this server at: the `public_url` setting, else the address
+        the request came to (`paywire serve` always sets it)."""
+        return self.settings.public_url or request_base_url.rstrip("/")
+
     def drain(self) -> None:
         """The server is going down: end open event streams now (their clients reconnect)."""
         self.lifecycle.draining = True

@@ -11,7 +11,7 @@ import os
 import re
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
@@ -31,6 +31,9 @@ class Settings(BaseSettings):
         None, description="Base URL payers and operators reach this server at (default: the address serve listens on)"
     )
     business_name: str = Field("Paywire", description="Shown on checkout, portal and invoice pages")
+    default_locale: Literal["en", "zh"] = Field(
+        "en", description="Language of the payer pages when the browser asks for none Paywire speaks"
+    )
     stripe_secret_key: SecretStr | None = Field(None, description="Stripe secret key (sk_live_… or sk_test_…)")
     stripe_publishable_key: str | None = Field(None, description="Stripe publishable key, for Stripe.js on checkout")
     stripe_webhook_secret: SecretStr | None = Field(None, description="Signing secret of Stripe's webhooks (whsec_…)")

@@ -54,6 +54,8 @@ async def seed(client: httpx.AsyncClient, *, endpoint_url: str) -> dict[str, str
     invoices = (await client.get("/api/invoices", params={"subscription_id": subscription["id"]})).json()
     ids["invoice"] = invoices["list"][0]["id"]
     ids["refund"] = (await _post(client, "/api/refunds", {"payment_intent_id": ids["payment_intent"]}))["id"]
+    link = await _post(client, "/api/payment-links", {"line_items": [{"price_id": ids["one_time_price"]}]})
+    ids["payment_link"] = link["id"]
     ids["event"] = (await client.get("/api/events", params={"size": 1})).json()["list"][0]["id"]
     ids["event_consumer"] = f"seed-consumer-{'live' if customer['livemode'] else 'test'}"  # names are per mode
     consumer = await client.put(f"/api/event-consumers/{ids['event_consumer']}", json={"last_event_id": ids["event"]})

@@ -41,6 +41,7 @@ READS = [
     ("refund", "/api/refunds/{id}"),
     ("test_clock", "/api/test-clocks/{id}"),
     ("event_consumer", "/api/event-consumers/{id}"),
+    ("payment_link", "/api/payment-links/{id}"),
 ]
 # (resource, method, path, body) a key of the other mode must not be able to do (404).
 WRITES: list[tuple[str, str, str, dict[str, Any] | None]] = [
@@ -60,6 +61,7 @@ WRITES: list[tuple[str, str, str, dict[str, Any] | None]] = [
     ("invoice", "POST", "/api/invoices/{id}/pay", {"payment_method": "pm_card_visa"}),
     ("payment_intent", "POST", "/api/payment-intents/{id}/refund", {}),
     ("test_clock", "POST", "/api/test-clocks/{id}/advance", {"frozen_time": 4_000_000_000}),
+    ("payment_link", "PUT", "/api/payment-links/{id}", {"active": False}),
 ]
 # Creating in one's own mode while naming the other mode's object: refused (400/404), nothing made.
 REFERENCES: list[tuple[str, str, str, Any]] = [
@@ -77,6 +79,8 @@ REFERENCES: list[tuple[str, str, str, Any]] = [
     ("payment_intent", "POST", "/api/refunds", lambda o, m: {"payment_intent_id": o}),
     ("webhook_endpoint", "POST", "/api/events/{event}/resend", lambda o, m: {"webhook_endpoint_id": o}),
     ("event", "PUT", "/api/event-consumers/probe", lambda o, m: {"last_event_id": o}),
+    ("price", "POST", "/api/payment-links", lambda o, m: {"line_items": [{"price_id": o}]}),
+    ("customer", "POST", "/api/billing-portal/sessions", lambda o, m: {"customer_id": o}),
 ]
 # List filters that name an object: the other mode's object matches nothing.
 FILTERS = [
@@ -104,6 +108,7 @@ LISTS = [
     "/api/payment-intents",
     "/api/refunds",
     "/api/test-clocks",
+    "/api/payment-links",
 ]
 RESOURCES = sorted({r for r, _ in READS} | {"webhook_attempt"})
 

@@ -58,6 +58,7 @@ SEEDED = {
     "invoice_id": "invoice",
     "payment_intent_id": "payment_intent",
     "refund_id": "refund",
+    "link_id": "payment_link",
     # Not `clock_id` (the advance path): one advance may legitimately run three years of renewals
     # (MAX_ADVANCE in billing/test_clocks.py), too slow to repeat for every generated example.
     "test_clock_id": "test_clock",

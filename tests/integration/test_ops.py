@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -59,6 +60,22 @@ async def test_metrics_from_loopback_count_requests_and_read_the_queue(server: S
     pending = next(line for line in text.splitlines() if line.startswith("paywire_deliveries_pending "))
     assert float(pending.split()[1]) >= 1  # the customer.created delivery to the dead endpoint
     assert 'paywire_webhook_endpoints{status="enabled"} 1.0' in text
+
+
+async def test_metrics_count_delivery_attempts(server: Server) -> None:
+    from paywire.ops.metrics import ATTEMPTS
+
+    before = ATTEMPTS.labels("webhook", "failed")._value.get()
+    async with server.client() as api:
+        await api.post("/api/webhook-endpoints", json={"url": "http://127.0.0.1:9/hook", "enabled_events": ["*"]})
+        await api.post("/api/customers", json={"email": "m@example.com"})
+        for _ in range(100):  # the server's worker tries the dead endpoint at once
+            text = (await api.get("/metrics")).text
+            if ATTEMPTS.labels("webhook", "failed")._value.get() > before:
+                break
+            await asyncio.sleep(0.1)
+    assert ATTEMPTS.labels("webhook", "failed")._value.get() > before
+    assert 'paywire_delivery_attempts_total{destination="webhook",outcome="failed"}' in text
     gauges = ("paywire_delivery_oldest_pending_seconds", "paywire_billing_jobs_due", "paywire_billing_jobs_lag_seconds")
     for name in gauges:
         assert f"\n{name} " in text

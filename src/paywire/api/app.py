@@ -13,11 +13,13 @@ from paywire.api import errors, openapi
 from paywire.api.middleware import PaywireMiddleware
 from paywire.api.routes import (
     attempts,
+    billing_portal,
     checkout,
     customers,
     endpoints,
     events,
     invoices,
+    payment_links,
     payments,
     products,
     refunds,
@@ -41,6 +43,8 @@ ROUTERS = [
     payments.router,
     refunds.router,
     test_clocks.router,
+    payment_links.router,
+    billing_portal.router,
 ]
 
 

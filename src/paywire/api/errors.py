@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from paywire.db.engine import Outage, outage
 from paywire.errors import PaywireError, ServiceUnavailable, StorageFull
+from paywire.ops import metrics
 
 log = logging.getLogger("paywire.api")
 
@@ -54,6 +55,7 @@ def outage_response(exc: BaseException) -> JSONResponse | None:
     if kind is None:
         return None
     log.warning("database %s: %s", kind.value, exc)
+    metrics.DATABASE_ERRORS.labels(kind.value).inc()
     error, retry_after = _OUTAGES[kind]
     return error_response(error, headers={"Retry-After": retry_after} if retry_after else None)
 

@@ -65,10 +65,21 @@ def render(m: Any) -> dict[str, Any]:
         "nft_mint_details": m["nft_mint_details"],
         "completed_at": m["completed_at"],
         "test_clock_id": m["test_clock_id"],
+        "url": m.get("url"),
+        "locale": m.get("locale"),
+        "payment_link_id": m.get("payment_link_id"),
     }
 
 
-async def create(tx: Tx, call: Call, params: CheckoutSessionCreate) -> dict[str, Any]:
+async def create(
+    tx: Tx,
+    call: Call,
+    params: CheckoutSessionCreate,
+    *,
+    pages_url: str | None = None,
+    payment_link_id: str | None = None,
+) -> dict[str, Any]:
+    """`pages_url`: the public base URL of the hosted pages; the session's `url` is its page."""
     clock_id = None
     if params.customer_id is not None:
         try:
@@ -99,8 +110,9 @@ async def create(tx: Tx, call: Call, params: CheckoutSessionCreate) -> dict[str,
     if not int(now) + MIN_LIFETIME <= expires_at <= int(now) + DEFAULT_LIFETIME:
         raise InvalidRequest("expires_at must be 30 minutes to 24 hours from now", param="expires_at")
     subtotal = sum(item.amount for item in priced)
+    session_id = new_id("cs")
     row = {
-        "id": new_id("cs"),
+        "id": session_id,
         "livemode": call.livemode,
         "mode": params.mode,
         "status": "open",
@@ -128,6 +140,9 @@ async def create(tx: Tx, call: Call, params: CheckoutSessionCreate) -> dict[str,
         "nft_mint_details": None,
         "test_clock_id": clock_id,
         "completed_at": None,
+        "url": f"{pages_url}/pay/checkout/{session_id}" if pages_url else None,
+        "locale": params.locale or "auto",
+        "payment_link_id": payment_link_id,
         "metadata": params.metadata or {},
         "created": int(now),
         "updated": int(now),

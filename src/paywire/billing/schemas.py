@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
-from paywire.schemas import ApiObject, Metadata, ObjectId, Request, Url
+from paywire.schemas import ApiObject, Metadata, ObjectId, Request, Response, Url
 
 Quantity = Annotated[int, Field(ge=1, le=10_000)]
 PaymentMethod = Annotated[str, Field(min_length=1, max_length=80, examples=["pm_card_visa"])]
 UnixTime = Annotated[int, Field(ge=0, le=32_503_680_000)]  # up to the year 3000
 TrialDays = Annotated[int, Field(ge=0, le=730)]
+Locale = Literal["auto", "en", "zh"]  # the payer pages' language; auto: the browser's Accept-Language
 
 
 class LineItem(Request):
@@ -38,6 +39,7 @@ class CheckoutSessionCreate(Request):
     success_url: Url | None = None
     cancel_url: Url | None = None
     expires_at: UnixTime | None = None
+    locale: Locale | None = None
     metadata: Metadata | None = None
 
 
@@ -114,6 +116,8 @@ class CheckoutSession(ApiObject):
     subscription_id: str | None
     nft_mint_status: str | None
     nft_mint_details: dict[str, Any] | None
+    url: str | None = None
+    locale: str | None = None
 
 
 class Subscription(ApiObject):
@@ -166,3 +170,78 @@ class NftPublicKey(BaseModel):
     public_key: str
     public_key_pem: str
     token_format: str
+
+
+# --- payer pages: payment links and customer portal sessions -------------------------------
+
+
+class Redirect(Request):
+    url: Url
+
+
+class AfterCompletion(Request):
+    """Stripe's shape: `{"type": "redirect", "redirect": {"url": …}}`, or `hosted_confirmation`
+    (the built-in "Payment complete" page). `{CHECKOUT_SESSION_ID}` in the URL is replaced."""
+
+    type: Literal["redirect", "hosted_confirmation"]
+    redirect: Redirect | None = None
+
+
+class LinkSubscriptionData(Request):
+    trial_period_days: TrialDays | None = None
+
+
+class PaymentLinkCreate(Request):
+    line_items: Annotated[list[LineItem], Field(min_length=1, max_length=20)]
+    subscription_data: LinkSubscriptionData | None = None
+    after_completion: AfterCompletion | None = None
+    active: bool = True
+    locale: Locale = "auto"
+    metadata: Metadata | None = None
+
+
+class PaymentLinkUpdate(Request):
+    active: bool | None = None
+    after_completion: AfterCompletion | None = None
+    locale: Locale | None = None
+    metadata: Metadata | None = None
+
+
+class PaymentLink(ApiObject):
+    active: bool
+    url: str
+    mode: Literal["payment", "subscription"]
+    currency: str
+    line_items: list[dict[str, Any]]
+    subscription_data: dict[str, Any] | None
+    after_completion: dict[str, Any]
+    locale: str
+
+
+class PortalSessionCreate(Request):
+    customer_id: ObjectId | None = None
+    customer: ObjectId | None = None  # Stripe's name for customer_id
+    return_url: Url | None = None
+    locale: Locale = "auto"
+
+    @model_validator(mode="after")
+    def _one_customer(self) -> PortalSessionCreate:
+        if self.customer_id is None and self.customer is None:
+            raise ValueError("customer_id is required")
+        if self.customer_id is not None and self.customer is not None and self.customer_id != self.customer:
+            raise ValueError("customer and customer_id name different customers")
+        return self
+
+
+class PortalSession(Response):
+    id: str
+    object: str
+    livemode: bool
+    customer_id: str
+    customer: str
+    return_url: str | None
+    locale: str
+    url: Annotated[str, Field(description="Open within 5 minutes; works once.")]
+    expires_at: int
+    created: int
+    created_at: str

@@ -46,6 +46,15 @@ def serve(
     no_worker: Annotated[
         bool, typer.Option("--no-worker", help="Run the API alone (no delivery worker, no scheduler).")
     ] = False,
+    public_url: Annotated[
+        str | None,
+        typer.Option(
+            "--public-url",
+            envvar="PAYWIRE_PUBLIC_URL",
+            help="Base URL payers reach this server at (default: http://HOST:PORT).",
+            show_default=False,
+        ),
+    ] = None,
     log_format: LogFormatOption = "text",
     header_timeout: Annotated[
         float, typer.Option(min=0.1, help="Seconds a client has to send a request's line and headers.")
@@ -70,6 +79,7 @@ def serve(
         port,
         database_url or default_database_url(),
         run_worker=not no_worker,
+        public_url=public_url,
         limits=limits,
         log_format=_log_format(log_format),
     )

@@ -48,10 +48,11 @@ def _logging(log_format: LogFormat) -> None:
     logs.configure(log_format, logging.INFO)
 
 
-def _paywire(database_url: str, **kwargs: object) -> PaywireApp:
+def _paywire(database_url: str, *, settings: Settings | None = None, **kwargs: object) -> PaywireApp:
     """The application, or one line and exit 2 for a missing or bad encryption key."""
     try:
-        return PaywireApp(database_url, settings=load(database_url=database_url), **kwargs)  # type: ignore[arg-type]
+        settings = settings or load(database_url=database_url)
+        return PaywireApp(database_url, settings=settings, **kwargs)  # type: ignore[arg-type]
     except (SecretsError, SettingsError) as exc:
         typer.echo(f"paywire: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -84,18 +85,35 @@ def _settle_heap() -> None:
     gc.freeze()
 
 
+def listen_url(host: str, port: int) -> str:
+    """The address `serve` listens on, as a URL (a wildcard address becomes 127.0.0.1)."""
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
 def serve(
     host: str,
     port: int,
     database_url: str,
     *,
     run_worker: bool,
+    public_url: str | None = None,
     limits: HttpLimits | None = None,
     log_format: LogFormat = "text",
 ) -> None:
     limits = limits or HttpLimits()
     _logging(log_format)
-    paywire = _paywire(database_url, run_worker=run_worker)
+    try:
+        settings = load(database_url=database_url, public_url=public_url)
+    except SettingsError as exc:
+        err.print(str(exc))
+        raise SystemExit(2) from None
+    if settings.public_url is None:  # payers reach the pages where serve listens
+        settings.public_url = listen_url(host, port)
+    paywire = _paywire(database_url, settings=settings, run_worker=run_worker)
 
     async def main() -> None:
         await migrations.upgrade(paywire.db)

@@ -121,6 +121,15 @@ def price_updated(run: Run) -> None:
     run.payment.prices.update(run.price(), nickname="monthly")
 
 
+def payment_link_created(run: Run) -> None:
+    run.keep(run.payment.payment_links.create(line_items=[{"price_id": run.price(recurring=False)}]))
+
+
+def payment_link_updated(run: Run) -> None:
+    link = run.keep(run.payment.payment_links.create(line_items=[{"price_id": run.price(recurring=False)}]))
+    run.payment.payment_links.update(link.id, active=False)
+
+
 def checkout_created(run: Run) -> None:
     run.checkout()
 
@@ -319,6 +328,8 @@ SCENARIOS: dict[str, Scenario] = {
     "product.updated": Scenario(product_updated, "a product, renamed"),
     "price.created": Scenario(price_created, "a monthly price"),
     "price.updated": Scenario(price_updated, "a price, given a nickname"),
+    "payment_link.created": Scenario(payment_link_created, "a payment link for a one-time price"),
+    "payment_link.updated": Scenario(payment_link_updated, "a payment link, deactivated"),
     "webhook_endpoint.disabled": Scenario(
         endpoint_disabled, "endpoint to a local receiver answering 410; one event (needs a worker)"
     ),

@@ -419,3 +419,51 @@ worker_heartbeats = sa.Table(
     sa.Column("started", sa.Float, nullable=False),
     sa.Column("last_seen", sa.Float, nullable=False, index=True),
 )
+
+# Payer pages: hosted checkout, payment links, the customer portal.
+
+# A checkout session's hosted page: its absolute `url`, the page's `locale` (auto | en | zh) and
+# the payment link that created it, if any. Added to `checkout_sessions` here so all the payer
+# pages' schema stays in one block.
+checkout_sessions.append_column(sa.Column("url", sa.String(2048), nullable=True))
+checkout_sessions.append_column(sa.Column("locale", sa.String(8), nullable=True))
+checkout_sessions.append_column(sa.Column("payment_link_id", sa.String(40), nullable=True, index=True))
+
+payment_links = sa.Table(
+    "payment_links",
+    metadata,
+    _seq(),
+    sa.Column("id", sa.String(40), nullable=False, unique=True),
+    sa.Column("livemode", sa.Boolean, nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("line_items", Json, nullable=False),  # [{price_id, quantity}]
+    sa.Column("mode", sa.String(16), nullable=False),  # payment | subscription (from the prices)
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("trial_period_days", sa.Integer, nullable=True),
+    sa.Column("after_completion_url", sa.String(2048), nullable=True),  # None: the built-in page
+    sa.Column("locale", sa.String(8), nullable=False),
+    sa.Column("url", sa.String(2048), nullable=False),
+    sa.Column("metadata", Json, nullable=False),
+    sa.Column("created", sa.BigInteger, nullable=False),
+    sa.Column("updated", sa.BigInteger, nullable=False),
+    sa.Index(None, "livemode", "seq"),
+)
+
+# A customer portal session: its URL carries a one-time token (only its SHA-256 is stored),
+# exchanged on the first visit for a cookie whose SHA-256 is `cookie_hash`.
+billing_portal_sessions = sa.Table(
+    "billing_portal_sessions",
+    metadata,
+    _seq(),
+    sa.Column("id", sa.String(40), nullable=False, unique=True),
+    sa.Column("livemode", sa.Boolean, nullable=False),
+    sa.Column("customer_id", sa.String(40), nullable=False, index=True),
+    sa.Column("return_url", sa.String(2048), nullable=True),
+    sa.Column("locale", sa.String(8), nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("expires_at", sa.BigInteger, nullable=False),  # the URL must be opened by then
+    sa.Column("opened_at", sa.BigInteger, nullable=True),
+    sa.Column("cookie_hash", sa.String(64), nullable=True, unique=True),
+    sa.Column("cookie_expires_at", sa.BigInteger, nullable=True),
+    sa.Column("created", sa.BigInteger, nullable=False),
+)

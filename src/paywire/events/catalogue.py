@@ -58,6 +58,8 @@ _CATALOGUE: tuple[EventType, ...] = (
     EventType("invoice.voided", "invoice", "Invoice voided."),
     EventType("invoice.marked_uncollectible", "invoice", "Invoice marked uncollectible."),
     EventType("payment_intent.created", "payment_intent", "Payment intent created."),
+    EventType("payment_link.created", "payment_link", "Payment link created."),
+    EventType("payment_link.updated", "payment_link", "Payment link fields changed (e.g. deactivated)."),
     EventType(
         "webhook_endpoint.disabled", "webhook_endpoint", "Endpoint disabled: 410, or no success for 5 days."
     ),

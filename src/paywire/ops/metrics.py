@@ -32,15 +32,19 @@ API_LATENCY = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 ATTEMPTS = Counter(
-    "paywire_delivery_attempts", "Delivery attempts, by destination type and outcome.", ["destination", "outcome"]
-)
-DELIVERY_LATENCY = Histogram(
-    "paywire_delivery_latency_seconds",
-    "From the event's commit to the receiver's answer, first attempts only.",
-    ["destination"],
-    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 15, 60),
-)
-DATABASE_ERRORS = Counter("paywire_database_errors", "Requests or jobs that met an unavailable database.", ["where"])
+    "paywire_delivery_attempts", "Delivery attempts made by this process, by destination type and outcome.",
+    ["destination", "outcome"],
+)  # fmt: skip
+
+
+def count_attempts(destination: str, *, succeeded: int, failed: int) -> None:
+    if succeeded:
+        ATTEMPTS.labels(destination, "succeeded").inc(succeeded)
+    if failed:
+        ATTEMPTS.labels(destination, "failed").inc(failed)
+
+
+DATABASE_ERRORS = Counter("paywire_database_errors", "API requests that met a database outage, by kind.", ["kind"])
 
 
 class DatabaseState:

@@ -315,6 +315,26 @@ class AsyncTestClocks(_AsyncCreatable):
         return await self._action(id, "advance", {"frozen_time": frozen_time}, idempotency_key, self._model)
 
 
+class AsyncPaymentLinks(_AsyncCreatable):
+    async def update(self, id: str, **fields: Any) -> PaywireObject:
+        """Change a link; `active=False` deactivates it."""
+        return await self._update(id, fields)
+
+
+class AsyncBillingPortalSessions(AsyncResource[PaywireObject]):
+    def __init__(self, client: AsyncRequester, path: str) -> None:
+        super().__init__(client, path, MODELS["billing_portal.session"])
+
+    async def create(self, *, idempotency_key: str | None = None, **params: Any) -> PaywireObject:
+        """A one-time portal `url` for `customer_id` (open within 5 minutes)."""
+        return await self._create(params, idempotency_key)
+
+
+class AsyncBillingPortal:
+    def __init__(self, client: AsyncRequester) -> None:
+        self.sessions = AsyncBillingPortalSessions(client, "/api/billing-portal/sessions")
+
+
 class AsyncResources:
     """Every resource of one client, named as in the original SDK (in Python style)."""
 
@@ -331,3 +351,5 @@ class AsyncResources:
         self.payment_intents = AsyncPaymentIntents(client, "/api/payment-intents", "payment_intent")
         self.refunds = AsyncRefunds(client, "/api/refunds", "refund")
         self.test_clocks = AsyncTestClocks(client, "/api/test-clocks", "test_clock")
+        self.payment_links = AsyncPaymentLinks(client, "/api/payment-links", "payment_link")
+        self.billing_portal = AsyncBillingPortal(client)

@@ -48,6 +48,8 @@ BILLING_MODELS = {
     "payment_intent": "PaymentIntent",
     "refund": "Refund",
     "test_clock": "TestClock",
+    "payment_link": "PaymentLink",
+    "billing_portal.session": "PortalSession",
 }
 
 

@@ -318,6 +318,26 @@ class TestClocks(_Creatable):
         return self._action(id, "advance", {"frozen_time": frozen_time}, idempotency_key, self._model)
 
 
+class PaymentLinks(_Creatable):
+    def update(self, id: str, **fields: Any) -> PaywireObject:
+        """Change a link; `active=False` deactivates it."""
+        return self._update(id, fields)
+
+
+class BillingPortalSessions(Resource[PaywireObject]):
+    def __init__(self, client: Requester, path: str) -> None:
+        super().__init__(client, path, MODELS["billing_portal.session"])
+
+    def create(self, *, idempotency_key: str | None = None, **params: Any) -> PaywireObject:
+        """A one-time portal `url` for `customer_id` (open within 5 minutes)."""
+        return self._create(params, idempotency_key)
+
+
+class BillingPortal:
+    def __init__(self, client: Requester) -> None:
+        self.sessions = BillingPortalSessions(client, "/api/billing-portal/sessions")
+
+
 class Resources:
     """Every resource of one client, named as in the original SDK (in Python style)."""
 
@@ -334,3 +354,5 @@ class Resources:
         self.payment_intents = PaymentIntents(client, "/api/payment-intents", "payment_intent")
         self.refunds = Refunds(client, "/api/refunds", "refund")
         self.test_clocks = TestClocks(client, "/api/test-clocks", "test_clock")
+        self.payment_links = PaymentLinks(client, "/api/payment-links", "payment_link")
+        self.billing_portal = BillingPortal(client)

@@ -22,6 +22,7 @@ from paywire.db.engine import Tx
 from paywire.db.schema import webhook_attempts, webhook_deliveries, webhook_endpoints
 from paywire.events.log import NewEvent, append
 from paywire.ids import new_id
+from paywire.ops import metrics
 from paywire.webhooks import endpoints
 from paywire.webhooks.delivery import still_leased
 from paywire.webhooks.retry import next_retry as schedule_next
@@ -137,6 +138,7 @@ async def record(tx: Tx, outcomes: Sequence[Outcome], *, owner: str, now: float,
     conn = tx.conn
     postgres = is_postgres(conn)
     await insert_rows(conn, a, attempt_rows)
+    metrics.count_attempts("webhook", succeeded=len(done), failed=len(outcomes) - len(done))
     # Only rows still leased to us: if our lease lapsed and another worker took the row, its
     # outcome decides (our attempt is still logged; the receiver de-duplicates on webhook-id).
     finished = _finished_statement(postgres)

@@ -19,9 +19,11 @@ router = APIRouter(tags=["checkout"])
 
 
 @router.post("/api/checkout-sessions", response_model=CheckoutSession)
-async def create_session(body: CheckoutSessionCreate, ctx: Ctx = Depends(context)) -> dict[str, Any]:
+async def create_session(body: CheckoutSessionCreate, request: Request, ctx: Ctx = Depends(context)) -> dict[str, Any]:
+    """A session and its hosted payment page (`url`)."""
+    pages_url = ctx.services.public_url(str(request.base_url))
     async with ctx.db.transaction() as tx:
-        return await checkout.create(tx, ctx.call(), body)
+        return await checkout.create(tx, ctx.call(), body, pages_url=pages_url)
 
 
 @router.post("/api/checkout-sessions/{session_id}/confirm", response_model=CheckoutSession)

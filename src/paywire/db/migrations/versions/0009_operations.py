@@ -1,7 +1,7 @@
 """operations: worker heartbeats (for /readyz); who advances a test clock, under a lease
 
 Revision ID: 0009_operations
-Revises: 0005_pending_webhooks_on_read
+Revises: 0007_payer_pages
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0009_operations"
-down_revision: str | None = "0005_pending_webhooks_on_read"
+down_revision: str | None = "0007_payer_pages"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,97 @@
+"""The payer's pages, a sub-application mounted at `/pay`: hosted checkout, payment links and the
+customer portal. Every page is server-rendered and works without JavaScript; the scripts only
+format and check fields before a form is sent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from paywire.errors import PaywireError
+from paywire.services import Services
+from paywire.web.payer.i18n import N_, Lang, choose
+from paywire.web.security import DEFAULT_CSP, CsrfRefused
+from paywire.web.templating import render
+
+MOUNT = "/pay"
+
+
+def services_of(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+def pages_url(request: Request) -> str:
+    """The public base URL of the pages (the setting, else where this request came to)."""
+    root = str(request.scope.get("root_path", ""))
+    outer = root[: -len(MOUNT)] if root.endswith(MOUNT) else ""  # Paywire mounted under a prefix
+    return services_of(request).public_url(f"{request.url.scheme}://{request.url.netloc}{outer}")
+
+
+def lang_for(request: Request, locale: str | None) -> Lang:
+    """The page's language: `locale` (`en`, `zh`), or for `auto`/None the browser's preference."""
+    settings = services_of(request).settings
+    return Lang(choose(locale, request.headers.get("accept-language"), settings.default_locale))
+
+
+def page(
+    request: Request,
+    template: str,
+    lang: Lang,
+    context: dict[str, Any] | None = None,
+    *,
+    status_code: int = 200,
+    csp: str = DEFAULT_CSP,
+    livemode: bool | None = None,
+) -> HTMLResponse:
+    """A payer page in `lang`, with the business's name and whether it is test mode (None: not
+    known, as on a page for a missing link; no test-mode banner then)."""
+    values = {
+        "business_name": services_of(request).settings.business_name,
+        "livemode": livemode,
+        "base": request.scope.get("root_path", "") or MOUNT,
+        **lang.template_context(),
+        **(context or {}),
+    }
+    return render(request, template, values, status_code=status_code, csp=csp)
+
+
+def error_page(request: Request, status: int, title: str, message: str) -> HTMLResponse:
+    lang = lang_for(request, None)
+    return page(
+        request, "pay/message.html", lang,
+        {"title": lang.gettext(title), "message": lang.gettext(message), "tone": "bad"}, status_code=status,
+    )  # fmt: skip
+
+
+def create_app(services: Services) -> FastAPI:
+    from paywire.web.payer import checkout_routes, links, portal
+
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.services = services
+    app.include_router(checkout_routes.router)
+    app.include_router(links.router)
+    app.include_router(portal.router)
+
+    @app.exception_handler(CsrfRefused)
+    async def csrf_refused(request: Request, _exc: CsrfRefused) -> Response:
+        return error_page(
+            request, 403, N_("This form has expired"), N_("Reload the page and try again. Nothing was charged.")
+        )
+
+    @app.exception_handler(PaywireError)
+    async def paywire_error(request: Request, exc: PaywireError) -> Response:
+        if exc.status == 404:
+            return error_page(request, 404, N_("Page not found"), N_("This link is not valid. Check the address."))
+        return error_page(request, exc.status, N_("Something went wrong"), N_("Please try again."))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404:
+            return error_page(request, 404, N_("Page not found"), N_("This link is not valid. Check the address."))
+        return error_page(request, exc.status_code, N_("Something went wrong"), N_("Please try again."))
+
+    return app

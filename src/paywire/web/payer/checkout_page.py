@@ -1,0 +1,130 @@
+"""What the hosted checkout page shows: the business, each line item, the trial, the total, and
+the payment form of the provider that will charge."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from paywire.billing import clocks
+from paywire.db.schema import payment_intents, prices, products
+from paywire.errors import InvalidRequest
+from paywire.services import Services
+from paywire.web.payer.i18n import Lang
+from paywire.web.security import DEFAULT_CSP
+
+
+@dataclass(frozen=True)
+class PaymentForm:
+    """A provider's payment form: its template partial (under `pay/forms/`) and the page's CSP
+    (a provider whose form loads its own script adds its origins here)."""
+
+    template: str
+    csp: str = DEFAULT_CSP
+    accepts_cards: bool = True  # False: the form only explains that payments are unavailable
+
+
+UNAVAILABLE = PaymentForm("pay/forms/unavailable.html", accepts_cards=False)
+FORMS = {"test": PaymentForm("pay/forms/test_card.html")}
+
+
+def payment_form(services: Services, livemode: bool) -> PaymentForm:
+    """The form of the provider that charges in this mode, keyed by the provider's name."""
+    try:
+        name = services.billing.call(livemode).provider.name
+    except InvalidRequest:  # live mode with no provider: nothing can be charged
+        return UNAVAILABLE
+    return FORMS.get(name, UNAVAILABLE)
+
+
+async def session_now(services: Services, session: dict[str, Any]) -> float:
+    """Now, for this session (its test clock's time when it has one)."""
+    async with services.db.read() as conn:
+        return await clocks.now_for(conn, services.billing.call(bool(session["livemode"])), session["test_clock_id"])
+
+
+def is_expired(session: dict[str, Any], now: float) -> bool:
+    return session["status"] == "expired" or (session["status"] == "open" and now >= int(session["expires_at"]))
+
+
+async def line_items(services: Services, session: dict[str, Any], lang: Lang) -> list[dict[str, Any]]:
+    ids = [line["price_id"] for line in session["line_items"]]
+    async with services.db.read() as conn:
+        rows = (
+            await conn.execute(
+                sa.select(prices, products.c.name.label("product_name"))
+                .join(products, products.c.id == prices.c.product_id)
+                .where(prices.c.id.in_(ids))
+            )
+        ).mappings()
+        by_id = {row["id"]: row for row in rows}
+    result = []
+    for line in session["line_items"]:
+        price = by_id.get(line["price_id"])
+        unit, quantity, currency = int(line["unit_amount"]), int(line["quantity"]), session["currency"]
+        per = None
+        if price is not None and price["type"] == "recurring":
+            per = lang.interval(price["recurring_interval"], int(price["recurring_interval_count"]))
+        name = price["product_name"] if price is not None else line["price_id"]
+        if price is not None and price["nickname"]:
+            name = f"{name} \u00b7 {price['nickname']}"
+        result.append(
+            {
+                "name": name,
+                "quantity": quantity,
+                "unit": lang.money(unit, currency),
+                "total": lang.money(unit * quantity, currency),
+                "per": per,
+                "recurring_minor": unit * quantity if per else 0,
+            }
+        )
+    return result
+
+
+def recurring_summary(lines: list[dict[str, Any]], session: dict[str, Any], lang: Lang) -> str | None:
+    """"$19.99 / month", for a subscription."""
+    if session["mode"] != "subscription" or not lines:
+        return None
+    amount = lang.money(sum(int(line["recurring_minor"]) for line in lines), session["currency"])
+    return lang.gettext("%(amount)s / %(interval)s") % {"amount": amount, "interval": lines[0]["per"] or ""}
+
+
+def trial_summary(session: dict[str, Any], recurring: str | None, lang: Lang) -> str | None:
+    """"7 days free, then $19.99 / month"."""
+    days = session["trial_period_days"]
+    if session["mode"] != "subscription" or not days or recurring is None:
+        return None
+    text = lang.ngettext("%(num)d day free, then %(recurring)s", "%(num)d days free, then %(recurring)s", int(days))
+    return text % {"num": int(days), "recurring": recurring}
+
+
+async def intent_status(services: Services, session: dict[str, Any]) -> str | None:
+    """The status of the session's payment intent, if it has one (`processing` while a provider
+    that confirms asynchronously has not answered yet)."""
+    if not session["payment_intent_id"]:
+        return None
+    async with services.db.read() as conn:
+        status = await conn.scalar(
+            sa.select(payment_intents.c.status).where(payment_intents.c.id == session["payment_intent_id"])
+        )
+    return str(status) if status is not None else None
+
+
+async def decline_message(services: Services, session: dict[str, Any], lang: Lang) -> str:
+    """Why the last attempt failed: the payment intent's error, in this language when known."""
+    message = None
+    if session["payment_intent_id"]:
+        async with services.db.read() as conn:
+            error = await conn.scalar(
+                sa.select(payment_intents.c.last_payment_error).where(
+                    payment_intents.c.id == session["payment_intent_id"]
+                )
+            )
+        if isinstance(error, dict):
+            message = error.get("message")
+    known = {"Your card was declined.": lang.gettext("Your card was declined.")}
+    if message in known or message is None:
+        return known["Your card was declined."]
+    return lang.gettext("Your card was declined: %(reason)s") % {"reason": message}
