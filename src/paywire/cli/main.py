@@ -1,8 +1,9 @@
-"""`paywire serve | worker | migrate | keys create | keys revoke | encryption rotate`, and the remote
-commands (`events`, `endpoints`, `listen`, `trigger`)."""
+"""`paywire serve | worker | migrate | keys create | keys revoke | operators create | list | delete |
+encryption rotate`, and the remote commands (`events`, `endpoints`, `listen`, `trigger`)."""
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated, Literal
 
 import typer
@@ -15,6 +16,8 @@ keys_app = typer.Typer(no_args_is_help=True, help="Manage secret API keys.")
 app.add_typer(keys_app, name="keys")
 encryption_app = typer.Typer(no_args_is_help=True, help="The key of the secrets stored encrypted in the database.")
 app.add_typer(encryption_app, name="encryption")
+operators_app = typer.Typer(no_args_is_help=True, help="Manage dashboard operators (people who sign in at /dashboard).")
+app.add_typer(operators_app, name="operators")
 app.add_typer(remote.events_app, name="events")
 app.add_typer(remote.endpoints_app, name="endpoints")
 app.command()(remote.listen)
@@ -223,6 +226,56 @@ def rotate_encryption(
     from paywire.cli import server
 
     server.rotate_encryption(database_url or default_database_url(), new_key, generate=generate, batch=batch)
+
+
+def _read_password() -> str:
+    """Asked twice (hidden) on a terminal; otherwise one line from stdin (for scripts)."""
+    if sys.stdin.isatty():
+        password: str = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+        return password
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+@operators_app.command("create")
+def create_operator(
+    email: Annotated[str, typer.Argument(help="The operator's email: what they sign in with.", show_default=False)],
+    role: Annotated[str, typer.Option(help="admin (every action) or viewer (read-only).")] = "admin",
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Create a dashboard operator; the password is read from the terminal (twice) or stdin."""
+    from paywire.cli import server
+
+    if role not in ("admin", "viewer"):
+        server.err.print("role must be admin or viewer")
+        raise typer.Exit(2)
+    problem = server.create_operator(database_url or default_database_url(), email, _read_password(), role)
+    if problem:
+        server.err.print(f"[red]{problem}[/red]")
+        raise typer.Exit(1)
+    server.err.print(f"operator {email.strip().lower()} created ({role}); sign in at /dashboard")
+
+
+@operators_app.command("list")
+def list_operators(database_url: DatabaseUrl = None) -> None:
+    """Every operator: email, role, created (UTC)."""
+    from paywire.cli import server
+
+    for line in server.list_operators(database_url or default_database_url()):
+        print(line)
+
+
+@operators_app.command("delete")
+def delete_operator(
+    email: Annotated[str, typer.Argument(help="The operator to delete.", show_default=False)],
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Delete an operator; their sessions end at once."""
+    from paywire.cli import server
+
+    if not server.delete_operator(database_url or default_database_url(), email):
+        server.err.print("no such operator")
+        raise typer.Exit(1)
+    server.err.print("operator deleted")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,4 +1,4 @@
-"""The commands that own a database: `serve`, `worker`, `migrate`, `keys create`, `keys revoke`.
+"""The commands that own a database: `serve`, `worker`, `migrate`, `keys create`, `keys revoke`, `operators …`.
 
 Heavy imports (SQLAlchemy, FastAPI, uvicorn) happen here, only when one of these runs, so the
 remote commands (`events`, `listen`, `trigger`…) start quickly.
@@ -297,3 +297,62 @@ def rotate_encryption(database_url: str, new_key: str | None, *, generate: bool,
     if remaining:  # written meanwhile by a process still encrypting under the old key
         typer.echo("run it again once every process uses the new key", err=True)
         raise typer.Exit(1)
+
+
+def create_operator(database_url: str, email: str, password: str, role: str) -> str | None:
+    """Create a dashboard operator; returns what is wrong instead, if anything."""
+    from paywire.errors import PaywireError
+    from paywire.web.dashboard import auth
+
+    async def main() -> str | None:
+        db = Database(database_url)
+        try:
+            await migrations.upgrade(db)
+            async with db.transaction() as tx:
+                await auth.create_operator(tx, email, password, role=role, now=time.time())
+        except PaywireError as exc:
+            return exc.message
+        finally:
+            await db.dispose()
+        return None
+
+    return asyncio.run(main())
+
+
+def list_operators(database_url: str) -> list[str]:
+    from datetime import UTC, datetime
+
+    from paywire.web.dashboard import auth
+
+    async def main() -> list[str]:
+        db = Database(database_url)
+        try:
+            await migrations.upgrade(db)
+            async with db.read() as conn:
+                rows = await auth.list_operators(conn)
+        finally:
+            await db.dispose()
+        return [
+            f"{r['email']}\t{r['role']}\t{datetime.fromtimestamp(r['created'], UTC):%Y-%m-%d %H:%M} UTC" for r in rows
+        ]
+
+    return asyncio.run(main())
+
+
+def delete_operator(database_url: str, email: str) -> bool:
+    from paywire.errors import NotFound
+    from paywire.web.dashboard import auth
+
+    async def main() -> bool:
+        db = Database(database_url)
+        try:
+            await migrations.upgrade(db)
+            async with db.transaction() as tx:
+                await auth.delete_operator(tx, email)
+        except NotFound:
+            return False
+        finally:
+            await db.dispose()
+        return True
+
+    return asyncio.run(main())

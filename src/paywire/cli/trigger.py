@@ -341,6 +341,7 @@ NOT_TRIGGERABLE: dict[str, str] = {
         "emitted only when the server's configured minter fails; the built-in signed-receipt "
         "minter does not, and no API call can make it"
     ),
+    "webhook_endpoint.test": "sent by an operator from the dashboard's endpoint page, to that endpoint only",
 }
 
 

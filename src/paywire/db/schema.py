@@ -163,7 +163,7 @@ webhook_attempts = sa.Table(
     sa.Column("livemode", sa.Boolean, nullable=False),
     sa.Column("delivery_seq", sa.BigInteger, nullable=False),
     sa.Column("event_id", sa.String(40), nullable=False, index=True),
-    sa.Column("endpoint_id", sa.String(40), nullable=False, index=True),
+    sa.Column("endpoint_id", sa.String(40), nullable=False),
     sa.Column("status", sa.String(16), nullable=False),  # succeeded | failed
     sa.Column("response_status", sa.Integer, nullable=True),
     sa.Column("response_body", sa.Text, nullable=True),
@@ -466,4 +466,69 @@ billing_portal_sessions = sa.Table(
     sa.Column("cookie_hash", sa.String(64), nullable=True, unique=True),
     sa.Column("cookie_expires_at", sa.BigInteger, nullable=True),
     sa.Column("created", sa.BigInteger, nullable=False),
+)
+
+# Operator dashboard
+# People who sign in to /dashboard (never API keys): argon2 password hashes, roles admin | viewer.
+operators = sa.Table(
+    "operators",
+    metadata,
+    _seq(),
+    sa.Column("id", sa.String(40), nullable=False, unique=True),
+    sa.Column("email", sa.String(320), nullable=False, unique=True),
+    sa.Column("password_hash", sa.String(256), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),  # admin | viewer
+    sa.Column("created", sa.BigInteger, nullable=False),
+    sa.Column("updated", sa.BigInteger, nullable=False),
+)
+
+# Server-side sessions: only the SHA-256 of the cookie's token is stored.
+operator_sessions = sa.Table(
+    "operator_sessions",
+    metadata,
+    _seq(),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("operator_id", sa.String(40), nullable=False, index=True),
+    sa.Column("livemode", sa.Boolean, nullable=False),  # the dashboard's test/live switch
+    sa.Column("created", sa.BigInteger, nullable=False),
+    sa.Column("last_seen", sa.BigInteger, nullable=False),
+    sa.Column("expires", sa.BigInteger, nullable=False),  # absolute limit
+)
+
+# Failed sign-ins, counted per email and per client address to slow down guessing.
+sign_in_failures = sa.Table(
+    "sign_in_failures",
+    metadata,
+    _seq(),
+    sa.Column("email", sa.String(320), nullable=False),
+    sa.Column("ip", sa.String(64), nullable=False),
+    sa.Column("created", sa.Float, nullable=False),
+    sa.Index(None, "email", "created"),
+    sa.Index(None, "ip", "created"),
+)
+
+# What operators did, append-only: the dashboard never updates or deletes these rows.
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    _seq(),
+    sa.Column("operator_id", sa.String(40), nullable=True),
+    sa.Column("operator_email", sa.String(320), nullable=False),
+    sa.Column("action", sa.String(40), nullable=False),
+    sa.Column("object_id", sa.String(40), nullable=True),
+    sa.Column("livemode", sa.Boolean, nullable=True),
+    sa.Column("ip", sa.String(64), nullable=True),
+    sa.Column("detail", Json, nullable=False),
+    sa.Column("created", sa.Float, nullable=False),
+)
+
+# Endpoint health over the last 24 h reads each endpoint's recent attempts from this index alone
+# (covering: status and duration too). It replaces `webhook_attempts(endpoint_id)`, its prefix,
+# so recording an attempt writes no more index entries than before.
+sa.Index(
+    "ix_webhook_attempts_endpoint_id_created",
+    webhook_attempts.c.endpoint_id,
+    webhook_attempts.c.created,
+    webhook_attempts.c.status,
+    webhook_attempts.c.duration_ms,
 )

@@ -63,6 +63,11 @@ _CATALOGUE: tuple[EventType, ...] = (
     EventType(
         "webhook_endpoint.disabled", "webhook_endpoint", "Endpoint disabled: 410, or no success for 5 days."
     ),
+    EventType(
+        "webhook_endpoint.test",
+        "webhook_endpoint",
+        "A test event an operator sent to this one endpoint (from the dashboard); nothing changed.",
+    ),
 )
 
 EVENT_TYPES: dict[str, EventType] = {t.name: t for t in _CATALOGUE}

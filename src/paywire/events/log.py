@@ -55,8 +55,13 @@ async def append(
     livemode: bool,
     now: float,
     request: RequestInfo | None = None,
+    only_to: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Write `new_events` in order, with their deliveries; returns them as the API shows them."""
+    """Write `new_events` in order, with their deliveries; returns them as the API shows them.
+
+    `only_to`: deliver to these endpoints alone (enabled ones of this mode), whatever they
+    enabled (a test event sent to one endpoint), instead of every endpoint that enabled the type.
+    """
     if not new_events:
         return []
     conn = tx.conn
@@ -80,7 +85,10 @@ async def append(
     for new in new_events:
         kind = catalogue.get(new.type)
         event_id = new_id("evt")
-        targets = [e.id for e in endpoints if catalogue.matches(e.enabled_events, new.type)]
+        if only_to is not None:
+            targets = [e.id for e in endpoints if e.id in only_to]
+        else:
+            targets = [e.id for e in endpoints if catalogue.matches(e.enabled_events, new.type)]
         row = {
             "id": event_id,
             "livemode": livemode,

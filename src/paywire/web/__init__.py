@@ -11,7 +11,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from paywire.services import Services
-from paywire.web import payer
+from paywire.web import dashboard, payer
 from paywire.web.security import StaticFilesWithHeaders
 
 ASSETS_PATH = "/assets"
@@ -21,3 +21,4 @@ def mount(api: FastAPI, services: Services) -> None:
     """Serve the static files and every page area on `api`."""
     api.mount(ASSETS_PATH, StaticFilesWithHeaders(packages=[("paywire.web", "static")]), name="assets")
     api.mount(payer.MOUNT, payer.create_app(services), name="pay")
+    api.mount("/dashboard", dashboard.create_app(services))

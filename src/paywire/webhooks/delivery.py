@@ -18,10 +18,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
+from paywire import objects
 from paywire.db.bulk import in_param, is_postgres
 from paywire.db.engine import Tx
 from paywire.db.schema import events, webhook_deliveries, webhook_endpoints
 from paywire.db.signal import CHANNEL
+from paywire.errors import NotFound, StateError
 from paywire.events import catalogue
 from paywire.events import log as event_log
 from paywire.secrets_at_rest import Keyring, SecretsError
@@ -370,3 +372,28 @@ async def cancel_pending(tx: Tx, endpoint_id: str, *, now: float, reason: str) -
         .where(d.c.endpoint_id == endpoint_id, d.c.status == "pending")
         .values(status="canceled", updated=int(now), last_error=reason)
     )
+
+
+async def resend(tx: Tx, event_id: str, endpoint_id: str | None, *, livemode: bool, now: float) -> list[str]:
+    """Queue the event again now: to one enabled endpoint, or to every enabled endpoint that
+    matches its type. Returns the endpoints it was queued to (the API and the dashboard call this)."""
+    row = await event_log.get(tx.conn, event_id, livemode)
+    if row is None:
+        raise NotFound(f"no such event: {event_id!r}", param="id")
+    if endpoint_id is None:
+        targets = await matching_endpoints(tx, row.type, livemode=livemode)
+    else:
+        endpoint = await objects.fetch(tx.conn, webhook_endpoints, endpoint_id, livemode)
+        if endpoint["status"] != "enabled":
+            raise StateError(
+                f"webhook endpoint {endpoint_id!r} is disabled; enable it first", param="webhook_endpoint_id"
+            )
+        targets = [endpoint_id]
+    await enqueue(tx, event_id, targets, livemode=livemode, now=now)
+    return targets
+
+
+async def recover_endpoint(tx: Tx, endpoint_id: str, *, livemode: bool, since: float, now: float) -> int:
+    """`recover` for an endpoint of this mode (404 if there is none)."""
+    await objects.fetch(tx.conn, webhook_endpoints, endpoint_id, livemode)
+    return await recover(tx, endpoint_id, since=since, now=now)

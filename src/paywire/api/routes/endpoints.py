@@ -84,8 +84,9 @@ async def recover_endpoint(
 ) -> dict[str, Any]:
     """Re-queue every delivery to this endpoint that failed for good since `since` (unix seconds)."""
     async with ctx.db.transaction() as tx:
-        await objects.fetch(tx.conn, table, endpoint_id, ctx.livemode)
-        requeued = await delivery.recover(tx, endpoint_id, since=body.since, now=ctx.now())
+        requeued = await delivery.recover_endpoint(
+            tx, endpoint_id, livemode=ctx.livemode, since=body.since, now=ctx.now()
+        )
         tx.after_commit.append(ctx.db.signal.notify)
     return {
         "object": "webhook_endpoint_recovery",

@@ -9,12 +9,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
-from paywire import objects
 from paywire.api.context import Ctx, context
 from paywire.api.paging import page_params
 from paywire.db.schema import events as table
-from paywire.db.schema import webhook_endpoints as endpoints_table
-from paywire.errors import InvalidRequest, NotFound, StateError
+from paywire.errors import InvalidRequest, NotFound
 from paywire.events import catalogue, stream_hub
 from paywire.events import log as event_log
 from paywire.events.local import store_position, stored_position
@@ -180,20 +178,7 @@ async def resend_event(
     """Queue a new delivery now: to one endpoint, or to every enabled endpoint that matches."""
     endpoint_id = (body or EventResend()).webhook_endpoint_id
     async with ctx.db.transaction() as tx:
-        row = await event_log.get(tx.conn, event_id, ctx.livemode)
-        if row is None:
-            raise NotFound(f"no such event: {event_id!r}", param="id")
-        if endpoint_id is None:
-            targets = await delivery.matching_endpoints(tx, row.type, livemode=ctx.livemode)
-        else:
-            endpoint = await objects.fetch(tx.conn, endpoints_table, endpoint_id, ctx.livemode)
-            if endpoint["status"] != "enabled":
-                raise StateError(
-                    f"webhook endpoint {endpoint_id!r} is disabled; enable it first",
-                    param="webhook_endpoint_id",
-                )
-            targets = [endpoint_id]
-        await delivery.enqueue(tx, event_id, targets, livemode=ctx.livemode, now=ctx.now())
+        targets = await delivery.resend(tx, event_id, endpoint_id, livemode=ctx.livemode, now=ctx.now())
         tx.after_commit.append(ctx.db.signal.notify)
     return {"object": "event_resend", "event_id": event_id, "webhook_endpoint_ids": targets}
 

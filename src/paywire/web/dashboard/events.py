@@ -1,0 +1,278 @@
+"""Events: the list (filters, keyset pages), one event with its deliveries and attempts, resend,
+the live tail (Server-Sent Events on the session cookie) and the event type catalogue."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response, StreamingResponse
+
+from paywire.db.schema import events, webhook_attempts, webhook_deliveries, webhook_endpoints
+from paywire.errors import NotFound
+from paywire.events import catalogue
+from paywire.events import log as event_log
+from paywire.web.dashboard import auth
+from paywire.web.dashboard.common import (
+    Cursor,
+    KeysetPage,
+    admin_form,
+    audit_action,
+    current,
+    cursor_params,
+    field,
+    page,
+    parse_utc,
+    redirect,
+    services_of,
+)
+
+router = APIRouter()
+
+HEARTBEAT_SECONDS = 15.0
+POLL_SECONDS = 1.0
+
+
+def type_filter(value: str) -> list[str] | None:
+    """None: every type. A `prefix.*` is the catalogue's types under that prefix (an index range
+    each, merged), so a prefix filter never scans the log."""
+    value = value.strip()
+    if not value or value == "*":
+        return None
+    if value.endswith("*"):
+        prefix = value[:-1]
+        return [name for name in catalogue.EVENT_TYPES if name.startswith(prefix)]
+    return [value]
+
+
+def type_choices() -> list[str]:
+    """Prefixes (`customer.*`, `customer.subscription.*`…) then every type, for the filter's list."""
+    prefixes: set[str] = set()
+    for name in catalogue.EVENT_TYPES:
+        parts = name.split(".")
+        for i in range(1, len(parts)):
+            prefixes.add(".".join(parts[:i]) + ".*")
+    return sorted(prefixes) + list(catalogue.EVENT_TYPES)
+
+
+async def page_of_events(
+    conn: Any,
+    livemode: bool,
+    *,
+    types: list[str] | None,
+    object_id: str | None,
+    since: int | None,
+    until: int | None,
+    cursor: Cursor,
+) -> KeysetPage:
+    """One page of events, newest first, by keyset on `seq` (see `type_filter`)."""
+    seq, n = events.c.seq, cursor.size
+    ascending = cursor.after is not None
+
+    def part(event_type: str | None) -> sa.Select[Any]:
+        q = sa.select(seq).where(events.c.livemode == livemode)
+        if event_type is not None:
+            q = q.where(events.c.type == event_type)
+        if object_id:
+            q = q.where(events.c.object_id == object_id)
+        if since is not None:
+            q = q.where(events.c.created >= since)
+        if until is not None:
+            q = q.where(events.c.created < until)
+        if cursor.after is not None:
+            q = q.where(seq > cursor.after)
+        elif cursor.before is not None:
+            q = q.where(seq < cursor.before)
+        return q.order_by(seq.asc() if ascending else seq.desc()).limit(n + 1)
+
+    if types is not None and not types:
+        return KeysetPage([], None, None)
+    parts = [part(t) for t in types] if types else [part(None)]
+    if len(parts) == 1:
+        seq_query = parts[0]
+    else:
+        merged = sa.union_all(*(sa.select(p.subquery().c.seq) for p in parts)).subquery()
+        seq_query = sa.select(merged.c.seq).order_by(merged.c.seq.asc() if ascending else merged.c.seq.desc())
+        seq_query = seq_query.limit(n + 1)
+    seqs = list((await conn.execute(seq_query)).scalars())
+    more = len(seqs) > n
+    seqs = seqs[:n]
+    rows = (
+        list((await conn.execute(event_log.select_events().where(seq.in_(seqs)).order_by(seq.desc()))).all())
+        if seqs
+        else []
+    )
+    if ascending:
+        return KeysetPage(rows, rows[-1].seq if rows else None, rows[0].seq if rows and more else None)
+    return KeysetPage(
+        rows, rows[-1].seq if rows and more else None, rows[0].seq if rows and cursor.before is not None else None
+    )
+
+
+@router.get("/events")
+async def list_events(
+    request: Request,
+    type: Annotated[str, Query(max_length=80)] = "",
+    object_id: Annotated[str, Query(max_length=40)] = "",
+    since: Annotated[str, Query(max_length=40)] = "",
+    until: Annotated[str, Query(max_length=40)] = "",
+    cursor: Cursor = Depends(cursor_params),
+    session: auth.Session = Depends(current),
+) -> Response:
+    services = services_of(request)
+    since_ts = parse_utc(since, "since") if since else None
+    until_ts = parse_utc(until, "until") if until else None
+    async with services.db.read() as conn:
+        result = await page_of_events(
+            conn,
+            session.livemode,
+            types=type_filter(type),
+            object_id=object_id.strip() or None,
+            since=since_ts,
+            until=until_ts,
+            cursor=cursor,
+        )
+    filters = {"type": type, "object_id": object_id, "since": since, "until": until}
+    context = {
+        "events": [event_log.render(r) for r in result.rows],
+        "page": result.links(request),
+        "filters": filters,
+        "filtered": any(filters.values()),
+        "type_choices": type_choices(),
+    }
+    return page(request, session, "events.html", context, nav="events")
+
+
+async def event_deliveries(conn: Any, event_id: str, livemode: bool) -> list[dict[str, Any]]:
+    """Every delivery of the event, per endpoint, each with its attempts (oldest first)."""
+    d, a, e = webhook_deliveries, webhook_attempts, webhook_endpoints
+    rows = (
+        await conn.execute(
+            sa.select(d, e.c.url, e.c.status.label("endpoint_status"))
+            .outerjoin(e, e.c.id == d.c.endpoint_id)
+            .where(d.c.event_id == event_id, d.c.livemode == livemode)
+            .order_by(d.c.seq)
+        )
+    ).mappings()
+    deliveries = [{**row, "attempt_list": []} for row in rows]
+    by_seq = {row["seq"]: row for row in deliveries}
+    attempts = (
+        await conn.execute(sa.select(a).where(a.c.event_id == event_id, a.c.livemode == livemode).order_by(a.c.seq))
+    ).mappings()
+    for attempt in attempts:
+        delivery = by_seq.get(attempt["delivery_seq"])
+        if delivery is not None:
+            delivery["attempt_list"].append(attempt)
+    return deliveries
+
+
+@router.get("/events/{event_id}")
+async def show_event(event_id: str, request: Request, session: auth.Session = Depends(current)) -> Response:
+    services = services_of(request)
+    async with services.db.read() as conn:
+        row = await event_log.get(conn, event_id, session.livemode)
+        if row is None:
+            raise NotFound(f"no such event: {event_id!r}")
+        deliveries = await event_deliveries(conn, event_id, session.livemode)
+        matching = (
+            await conn.execute(
+                sa.select(webhook_endpoints.c.id, webhook_endpoints.c.enabled_events).where(
+                    webhook_endpoints.c.livemode == session.livemode, webhook_endpoints.c.status == "enabled"
+                )
+            )
+        ).all()
+    event = event_log.render(row)
+    context = {
+        "event": event,
+        "event_json": json.dumps(event, indent=2, ensure_ascii=False),
+        "deliveries": deliveries,
+        "matching_count": sum(1 for m in matching if catalogue.matches(m.enabled_events, event["type"])),
+        "description": catalogue.EVENT_TYPES[event["type"]].description
+        if event["type"] in catalogue.EVENT_TYPES
+        else "",
+    }
+    return page(request, session, "event.html", context, nav="events")
+
+
+@router.post("/events/{event_id}/resend")
+async def resend_event(event_id: str, request: Request, session: auth.Session = Depends(current)) -> Response:
+    """Queue the event again: to one endpoint (`endpoint_id`) or to every matching endpoint."""
+    from paywire.webhooks import delivery
+
+    form = await admin_form(request, session)
+    endpoint_id = field(form, "endpoint_id") or None
+    services = services_of(request)
+    async with services.db.transaction() as tx:
+        targets = await delivery.resend(tx, event_id, endpoint_id, livemode=session.livemode, now=services.now())
+        await audit_action(tx.conn, request, session, "event_resent", event_id, {"endpoints": targets})
+        tx.after_commit.append(services.db.signal.notify)
+    return redirect(f"/events/{event_id}", "resent")
+
+
+@router.get("/live")
+async def live(request: Request, session: auth.Session = Depends(current)) -> Response:
+    return page(request, session, "live.html", {"type_choices": type_choices()}, nav="live")
+
+
+def _sse(row: Any) -> bytes:
+    data = {
+        "id": row.id,
+        "type": row.type,
+        "object_id": row.object_id,
+        "created": row.created,
+        "pending_webhooks": row.pending_webhooks,
+    }
+    return f"id: {row.seq}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+
+
+@router.get("/live/stream")
+async def live_stream(request: Request, session: auth.Session = Depends(current)) -> StreamingResponse:
+    """This mode's events from now on (or after `Last-Event-ID`, a seq, on reconnect)."""
+    services = services_of(request)
+    db = services.db
+    resume = request.headers.get("last-event-id", "")
+    async with db.read() as conn:
+        after = int(resume) if resume.isdigit() else await event_log.last_seq(conn)
+    token = request.cookies.get(auth.SESSION_COOKIE)
+
+    async def messages() -> AsyncIterator[bytes]:
+        seq = after
+        yield b"retry: 2000\n\n"
+        last_sent = time.monotonic()
+        while not services.lifecycle.draining and not await request.is_disconnected():
+            snapshot = db.signal.snapshot()
+            try:
+                async with db.read() as conn:
+                    rows = await event_log.read_after(conn, seq, livemode=session.livemode, limit=200)
+            except Exception:  # the database is restarting: keep our place and retry
+                await asyncio.sleep(POLL_SECONDS)
+                continue
+            for row in rows:
+                seq = row.seq
+                yield _sse(row)
+                last_sent = time.monotonic()
+            if rows:
+                continue
+            if time.monotonic() - last_sent >= HEARTBEAT_SECONDS:
+                if await auth.session_of(db, token, now=time.time()) is None:
+                    return  # signed out or expired: the stream ends with the session
+                yield b": keep-alive\n\n"
+                last_sent = time.monotonic()
+            await db.signal.wait(snapshot, POLL_SECONDS)
+
+    return StreamingResponse(
+        messages(), media_type="text/event-stream", headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    )
+
+
+@router.get("/event-types")
+async def event_types(request: Request, session: auth.Session = Depends(current)) -> Response:
+    return page(
+        request, session, "event_types.html", {"types": list(catalogue.EVENT_TYPES.values())}, nav="event_types"
+    )
+

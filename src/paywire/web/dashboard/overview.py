@@ -1,0 +1,151 @@
+"""The overview (deliveries in the last 24 hours, endpoints needing attention, the queue, the
+EventBus consumers) and the audit log page."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from paywire.db.schema import (
+    audit_log,
+    event_consumers,
+    events,
+    webhook_attempts,
+    webhook_deliveries,
+    webhook_endpoints,
+)
+from paywire.events.local import consumer_scope
+from paywire.web.dashboard import audit, auth
+from paywire.web.dashboard.common import Cursor, current, cursor_params, keyset, page, services_of
+
+router = APIRouter()
+a, d, e = webhook_attempts, webhook_deliveries, webhook_endpoints
+HOURS = 24
+BEHIND_CAP = 10_000  # consumers further behind show "10,000+" (counting further costs a scan)
+
+
+async def hourly(conn: AsyncConnection, endpoint_ids: list[str], now: float) -> list[dict[str, Any]]:
+    """Attempts per hour for the last 24 hours by outcome, oldest hour first (read per
+    endpoint through `(endpoint_id, created)`)."""
+    start = (int(now) // 3600 - (HOURS - 1)) * 3600
+    buckets = [{"start": start + i * 3600, "succeeded": 0, "failed": 0} for i in range(HOURS)]
+    hour = sa.cast((a.c.created - start) / 3600, sa.Integer).label("hour")
+    for endpoint_id in endpoint_ids:
+        rows = await conn.execute(
+            sa.select(hour, a.c.status, sa.func.count())
+            .where(a.c.endpoint_id == endpoint_id, a.c.created >= start)
+            .group_by(hour, a.c.status)
+        )
+        for index, status, count in rows:
+            if 0 <= int(index) < HOURS and status in ("succeeded", "failed"):
+                buckets[int(index)][status] += int(count)
+    return buckets
+
+
+def duration(seconds: int) -> str:
+    """`42 s`, `5 min`, `3 h 20 min`, `2 d 4 h`."""
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min"
+    if seconds < 86_400:
+        return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+    return f"{seconds // 86_400} d {seconds % 86_400 // 3600} h"
+
+
+def chart(buckets: list[dict[str, Any]]) -> dict[str, Any]:
+    """Geometry of the server-rendered SVG bar chart (no script, no inline style)."""
+    width, height, gap = 720, 160, 4
+    bar = (width - gap * (len(buckets) - 1)) / len(buckets)
+    top = max((b["succeeded"] + b["failed"] for b in buckets), default=0) or 1
+    bars = []
+    for i, b in enumerate(buckets):
+        ok_h = height * b["succeeded"] / top
+        bad_h = height * b["failed"] / top
+        x = i * (bar + gap)
+        bars.append({
+            "x": round(x, 1), "w": round(bar, 1), "start": b["start"],
+            "ok_y": round(height - ok_h, 1), "ok_h": round(ok_h, 1),
+            "bad_y": round(height - ok_h - bad_h, 1), "bad_h": round(bad_h, 1),
+            "succeeded": b["succeeded"], "failed": b["failed"], "label": i % 6 == 0,
+        })  # fmt: skip
+    return {"width": width, "height": height, "bars": bars, "max": top}
+
+
+@router.get("/")
+async def overview(request: Request, session: auth.Session = Depends(current)) -> Response:
+    services = services_of(request)
+    now = services.now()
+    livemode = session.livemode
+    async with services.db.read() as conn:
+        endpoint_rows = (
+            (await conn.execute(sa.select(e).where(e.c.livemode == livemode).order_by(e.c.seq))).mappings().all()
+        )
+        ids = [row["id"] for row in endpoint_rows]
+        buckets = await hourly(conn, ids, now)
+        pending, oldest = 0, None
+        for endpoint_id in ids:
+            count, first = (
+                await conn.execute(
+                    sa.select(sa.func.count(), sa.func.min(d.c.created)).where(
+                        d.c.endpoint_id == endpoint_id, d.c.status == "pending"
+                    )
+                )
+            ).one()
+            pending += int(count or 0)
+            if first is not None and (oldest is None or first < oldest):
+                oldest = first
+        consumers = []
+        for row in (
+            await conn.execute(
+                sa.select(event_consumers)
+                .where(event_consumers.c.scope.in_([consumer_scope(livemode), "all"]))
+                .order_by(event_consumers.c.name)
+            )
+        ).mappings():
+            behind_query = sa.select(sa.literal(1)).where(events.c.seq > row["last_seq"])
+            if row["scope"] != "all":
+                behind_query = behind_query.where(events.c.livemode == livemode)
+            behind = await conn.scalar(
+                sa.select(sa.func.count()).select_from(behind_query.limit(BEHIND_CAP + 1).subquery())
+            )
+            consumers.append({**row, "behind": int(behind or 0)})
+    attention = [r for r in endpoint_rows if r["status"] == "disabled" or r["failing_since"] is not None]
+    context = {
+        "succeeded": sum(b["succeeded"] for b in buckets),
+        "failed": sum(b["failed"] for b in buckets),
+        "pending": pending,
+        "oldest_age": None if oldest is None else duration(max(0, int(now - oldest))),
+        "chart": chart(buckets),
+        "attention": attention,
+        "endpoint_count": len(endpoint_rows),
+        "consumers": consumers,
+        "behind_cap": BEHIND_CAP,
+    }
+    return page(request, session, "overview.html", context, nav="overview")
+
+
+@router.get("/audit")
+async def audit_page(
+    request: Request,
+    action: Annotated[str, Query(max_length=40)] = "",
+    operator: Annotated[str, Query(max_length=320)] = "",
+    cursor: Cursor = Depends(cursor_params),
+    session: auth.Session = Depends(current),
+) -> Response:
+    services = services_of(request)
+    async with services.db.read() as conn:
+        query = audit.listing(action=action or None, operator=operator.strip().lower() or None)
+        result = await keyset(conn, query, audit_log.c.seq, cursor)
+    context = {
+        "entries": [row._mapping for row in result.rows],
+        "page": result.links(request),
+        "actions": audit.ACTIONS,
+        "action": action,
+        "operator": operator,
+    }
+    return page(request, session, "audit.html", context, nav="audit")
