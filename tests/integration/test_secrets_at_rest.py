@@ -29,7 +29,7 @@ from paywire.minting.signed_receipt import signing_key
 from paywire.schemas import WebhookEndpointCreate
 from paywire.secrets_at_rest import Keyring, SecretsError, envelope_key_id, generate_key, key_file_for
 from paywire.webhooks import endpoints
-from tests.conftest import PG_ADMIN_URL, new_key, start_server, stop_server
+from tests.conftest import PG_ADMIN_URL, Server, new_key, start_server, stop_server
 from tests.integration.delivery_receiver import Receiver, until
 from tests.integration.test_billing_timelines import ok, price
 
@@ -427,3 +427,28 @@ async def test_a_wrong_key_stops_start_up_in_one_line(database_url: str) -> None
         f"paywire: the database holds secrets encrypted with key {old_id}, which this process does not have (it "
         f"has {new_id}): check PAYWIRE_ENCRYPTION_KEY and PAYWIRE_ENCRYPTION_OLD_KEYS"
     ]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the dashboard's reveal-secret (src/paywire/web/dashboard/endpoints.py, not in this change) reads "
+    "row['secret'] and shows the envelope: it should call webhooks.endpoints.secret(conn, keyring, id, livemode=…)",
+)
+async def test_the_dashboard_reveals_the_secret_not_its_envelope(server: Server) -> None:
+    from tests.web.dashboard_helpers import ADMIN, Browserless, create_operator
+
+    await create_operator(server.app, *ADMIN)
+    async with server.client() as api:
+        created = await ok(
+            api.post("/api/webhook-endpoints", json={"url": "http://127.0.0.1:9/hook", "enabled_events": ["*"]})
+        )
+    admin = Browserless(server)
+    try:
+        await admin.sign_in(*ADMIN)
+        await admin.get(f"/dashboard/endpoints/{created['id']}")
+        revealed = await admin.post(f"/dashboard/endpoints/{created['id']}/reveal-secret")
+        assert revealed.status_code == 200
+        assert "enc:v1:" not in revealed.text
+        assert created["secret"] in revealed.text
+    finally:
+        await admin.close()
