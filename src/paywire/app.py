@@ -62,8 +62,18 @@ class PaywireApp:
         self.run_worker = run_worker  # False: API only (`serve --no-worker`)
         self.bus = EventBus(LocalSource(self.db), name=bus_name)
         self.background: list[Service] = []
-        # The billing engine's outside world: this app's clock, the payment provider, the minter.
-        self.billing = Billing(clock=clock, minter=SignedReceiptMinter(self.keyring))
+        # The billing engine's outside world: this app's clock, the payment providers (chosen by
+        # the settings: providers/choose.py), the minter.
+        from paywire.providers.choose import choose
+
+        self.providers = choose(self.settings)
+        self.billing = Billing(
+            clock=clock,
+            provider=self.providers.test,
+            live_provider=self.providers.live,
+            charge_grace=self.settings.charge_grace_seconds,
+            minter=SignedReceiptMinter(self.keyring),
+        )
         # What the API and the pages are handed (they never see this object).
         self.services = Services(self.db, self.billing, self.settings, max_body_bytes=max_body_bytes)
         if run_worker:  # the background half: billing scheduler and webhook dispatcher

@@ -39,6 +39,13 @@ class Settings(BaseSettings):
     stripe_webhook_secret: SecretStr | None = Field(None, description="Signing secret of Stripe's webhooks (whsec_…)")
     stripe_api_base: str = Field("https://api.stripe.com", description="Stripe API base URL")
     stripe_js_url: str = Field("https://js.stripe.com/v3/", description="Where the checkout page loads Stripe.js from")
+    test_provider: Literal["builtin", "stripe"] | None = Field(
+        None,
+        description="Test mode's payment provider (default: stripe with an sk_test_ Stripe key, else builtin)",
+    )
+    charge_grace_seconds: float = Field(
+        60.0, gt=0, description="A charge or refund left unsettled this long (a crash) is settled by the reconciler"
+    )
     metrics_token: SecretStr | None = Field(
         None, description="Bearer token /metrics asks for; unset: /metrics answers loopback clients only"
     )

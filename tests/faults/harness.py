@@ -45,6 +45,7 @@ FAULT_ENV = {
     "PAYWIRE_WEBHOOK_POLL_INTERVAL": "0.1",
     "PAYWIRE_WEBHOOK_TIMEOUT": "3",
     "PAYWIRE_WEBHOOK_RETRY_SCHEDULE": ",".join(["0.2", "0.5"] + ["1"] * 20),
+    "PAYWIRE_CHARGE_GRACE_SECONDS": "2",  # a charge or refund a crash left in flight settles soon
 }
 
 
@@ -334,8 +335,13 @@ async def _count(conn: AsyncConnection, query: sa.Select[Any]) -> list[Any]:
 
 
 async def settled(db: Database, now: float) -> bool:
-    """Every delivery finished and no wall-clock job left due."""
+    """Every delivery finished, no wall-clock job left due, no charge or refund in flight."""
     async with db.read() as conn:
+        in_flight = await conn.scalar(
+            sa.select(sa.func.count()).where(payment_intents.c.status == "processing")
+        ) + await conn.scalar(sa.select(sa.func.count()).where(refunds.c.status == "pending"))
+        if in_flight:
+            return False
         open_deliveries = await conn.scalar(sa.select(sa.func.count()).where(webhook_deliveries.c.status == "pending"))
         due_jobs = await conn.scalar(
             sa.select(sa.func.count()).where(

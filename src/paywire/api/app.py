@@ -23,6 +23,7 @@ from paywire.api.routes import (
     payments,
     products,
     refunds,
+    stripe_webhooks,
     subscriptions,
     test_clocks,
 )
@@ -45,6 +46,7 @@ ROUTERS = [
     test_clocks.router,
     payment_links.router,
     billing_portal.router,
+    stripe_webhooks.router,
 ]
 
 

@@ -193,9 +193,10 @@ async def _session_intent(tx: Tx, call: Call, session: dict[str, Any], now: floa
             .mappings()
             .first()
         )
-        if row is not None and row["status"] == "requires_payment_method":
+        if row is not None and row["status"] in ("requires_payment_method", "requires_action", "processing"):
             return dict(row), False
     intent = payments.build(
+        call=call,
         livemode=call.livemode,
         amount=session["amount_total"],
         currency=session["currency"],
@@ -209,7 +210,11 @@ async def _session_intent(tx: Tx, call: Call, session: dict[str, Any], now: floa
 
 
 async def confirm(tx: Tx, call: Call, session_id: str, payment_method: str) -> Outcome[dict[str, Any]]:
-    """Pay (or, for a trial, save the card) and complete the session."""
+    """Pay (or, for a trial, save the card) and complete the session. Run it under the charge
+    step (`charging.run`, flow `checkout.confirm`): the provider is then called between
+    transactions. A payment needing the payer's action (3-D Secure) is answered like a decline
+    whose payment intent is `requires_action` with its `next_action`; confirming again once the
+    payer has authenticated continues the same charge."""
     before = await _load(tx, session_id, call.livemode)
     if before["status"] != "open":
         raise StateError(f"checkout session {session_id!r} is {before['status']}")
@@ -218,7 +223,10 @@ async def confirm(tx: Tx, call: Call, session_id: str, payment_method: str) -> O
         raise StateError(f"checkout session {session_id!r} has expired", code="checkout_session_expired")
     # Nothing to charge (a trial): saving the card is the confirmation, so a card that cannot be
     # saved is declined here. Otherwise the charge itself decides.
-    await check_payment_method(call, payment_method, "payment_method", saving=before["amount_total"] == 0)
+    await check_payment_method(
+        call, payment_method, "payment_method", saving=before["amount_total"] == 0,
+        tx=tx, customer_id=before["customer_id"],
+    )  # fmt: skip
     session = {**before, "payment_method": payment_method}
     events: list[NewEvent] = []
     intent: dict[str, Any] | None = None
@@ -227,11 +235,7 @@ async def confirm(tx: Tx, call: Call, session_id: str, payment_method: str) -> O
         if is_new:
             events.append(NewEvent("payment_intent.created", payments.render(intent)))
         intent = await payments.charge(call, intent, payment_method, now)
-        values = {k: v for k, v in intent.items() if k != "seq"}
-        if is_new:
-            await tx.conn.execute(payment_intents.insert().values(**values))
-        else:
-            await tx.conn.execute(payment_intents.update().where(payment_intents.c.id == intent["id"]).values(**values))
+        await payments.write(tx, intent)
         session["payment_intent_id"] = intent["id"]
         if intent["status"] != "succeeded":
             await _save(tx, before, session, now)
@@ -286,7 +290,10 @@ async def on_expire(tx: Tx, call: Call, job: Any, now: float) -> None:
     if before["payment_intent_id"]:
         await tx.conn.execute(
             payment_intents.update()
-            .where(payment_intents.c.id == before["payment_intent_id"], payment_intents.c.status != "succeeded")
+            .where(
+                payment_intents.c.id == before["payment_intent_id"],
+                payment_intents.c.status.not_in(("succeeded", "processing")),  # a charge in flight settles itself
+            )
             .values(status="canceled", updated=int(now))
         )
     await append(tx, [NewEvent("checkout.session.expired", render(after))], livemode=call.livemode, now=now)

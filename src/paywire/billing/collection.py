@@ -58,11 +58,12 @@ def _outcome(invoice: dict[str, Any], intent: dict[str, Any] | None) -> list[New
 async def _charge_invoice(
     call: Call, invoice: dict[str, Any], intent: dict[str, Any] | None, payment_method: str | None, now: float
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """Charge what is due (nothing due: paid at once, no payment intent)."""
+    """Charge what is due (nothing due: paid at once, no payment intent). Invoices are charged
+    off-session: the customer is not there (renewals, retries, a merchant's call)."""
     if invoice["amount_due"] == 0:
         return mark_paid(invoice, None, now), None
     assert intent is not None
-    intent = await payments.charge(call, intent, payment_method, now)
+    intent = await payments.charge(call, intent, payment_method, now, off_session=True)
     if intent["status"] == "succeeded":
         return mark_paid(invoice, intent, now), intent
     failed = {**invoice, "attempt_count": invoice["attempt_count"] + 1, "updated": int(now)}
@@ -82,6 +83,7 @@ async def open_and_collect(
     intent = None
     if invoice["amount_due"] > 0:
         intent = payments.build(
+            call=call,
             livemode=invoice["livemode"],
             amount=invoice["amount_due"],
             currency=invoice["currency"],
@@ -98,7 +100,7 @@ async def open_and_collect(
     invoice, intent = await _charge_invoice(call, invoice, intent, payment_method, now)
     await tx.conn.execute(invoices_table.insert().values(**invoice))
     if intent is not None:
-        await tx.conn.execute(payment_intents.insert().values(**intent))
+        await payments.write(tx, intent)
     await invoices.carry_credit(tx, invoice, now=now)
     return Collection(invoice, intent, created, _outcome(invoice, intent))
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from paywire.billing import charging
 from paywire.billing.runtime import Call
+from paywire.db.engine import Tx
 from paywire.errors import CardError, InvalidRequest
 from paywire.providers.base import UnknownPaymentMethod
 
@@ -44,12 +46,30 @@ class Outcome(Generic[T]):
         return self.value
 
 
-async def check_payment_method(call: Call, payment_method: str, param: str, *, saving: bool = True) -> None:
+async def check_payment_method(
+    call: Call,
+    payment_method: str,
+    param: str,
+    *,
+    saving: bool = True,
+    tx: Tx | None = None,
+    customer_id: str | None = None,
+) -> None:
     """400 for an unknown payment method; when `saving` it, 402 for one that cannot be saved.
-    Nothing is written either way."""
-    try:
-        error = await call.provider.check(payment_method)
-    except UnknownPaymentMethod as exc:
-        raise InvalidRequest(str(exc), param=param, code="resource_missing") from None
-    if error is not None and saving:
-        raise Declined(error.as_dict(payment_method))
+    With a customer, the provider saves it to that customer's provider account (made on first
+    need). Under the charge step the provider is asked between transactions."""
+    ref = await charging.customer_ref(tx, call, customer_id) if tx is not None else None
+    provider = call.provider
+
+    async def question() -> dict[str, Any] | None:
+        try:
+            error = await provider.check(payment_method, customer_ref=ref)
+        except UnknownPaymentMethod:
+            return {"unknown": True}
+        return error.as_dict(payment_method) if error is not None else None
+
+    answer = await charging.ask(call, f"check:{payment_method}:{ref}", question)
+    if answer is not None and answer.get("unknown"):
+        raise InvalidRequest(str(UnknownPaymentMethod(payment_method)), param=param, code="resource_missing")
+    if answer is not None and saving:
+        raise Declined(answer)

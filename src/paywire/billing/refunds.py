@@ -1,7 +1,11 @@
 """Refunds: full or partial, never more than what a payment intent received.
 
 The payment intent's row is locked while its refundable amount is checked and updated, so two
-concurrent refunds cannot together exceed the payment.
+concurrent refunds cannot together exceed the payment. The provider is asked between two
+transactions: the first records the refund `pending` (its amount already counted as refunded),
+the second records the provider's answer — `succeeded` with `refund.succeeded`, or `failed`
+(the amount is refundable again). A refund a crash left `pending` is settled by the reconciler,
+which asks again with the same idempotency key (the refund's id): never refunded twice.
 """
 
 from __future__ import annotations
@@ -11,12 +15,12 @@ from typing import Any
 import sqlalchemy as sa
 
 from paywire import objects
-from paywire.billing import clocks, money
-from paywire.billing.runtime import Call
+from paywire.billing import charging, clocks, money
+from paywire.billing.runtime import Billing, Call
 from paywire.billing.schemas import PaymentIntentRefund
-from paywire.db.engine import Tx
+from paywire.db.engine import Database, Tx
 from paywire.db.schema import payment_intents, refunds
-from paywire.errors import InvalidRequest, PaywireError, StateError
+from paywire.errors import InvalidRequest, PaywireError, ServiceUnavailable, StateError
 from paywire.events.log import NewEvent, append
 from paywire.ids import new_id
 
@@ -33,6 +37,24 @@ def render(m: Any) -> dict[str, Any]:
 
 
 async def create(tx: Tx, call: Call, payment_intent_id: str, params: PaymentIntentRefund) -> dict[str, Any]:
+    """A refund in one transaction, for an in-process provider (the test provider): recorded and
+    answered at once. With any other provider it is left `pending` for `settle`; the API uses
+    `refund`, which never calls a provider inside a transaction."""
+    row = await prepare(tx, call, payment_intent_id, params)
+    if not charging.is_local(call):
+        return render(row)
+    result = await call.provider.refund(
+        charge_ref=row["charge_ref"], amount=int(row["amount"]), currency=row["currency"], idempotency_key=row["id"]
+    )
+    if not result.succeeded:
+        message = result.error.message if result.error else "the provider refused the refund"
+        raise PaywireError(message, param="amount", code="refund_failed")
+    row.pop("charge_ref")
+    return await record(tx, call, row, succeeded=True, refund_ref=result.refund_ref)
+
+
+async def prepare(tx: Tx, call: Call, payment_intent_id: str, params: PaymentIntentRefund) -> dict[str, Any]:
+    """Check and record the refund as `pending`; the provider is asked after this commits."""
     intent = await objects.fetch(tx.conn, payment_intents, payment_intent_id, call.livemode, lock=True)
     if intent["status"] != "succeeded":
         raise StateError(
@@ -47,22 +69,16 @@ async def create(tx: Tx, call: Call, payment_intent_id: str, params: PaymentInte
     except ValueError as exc:
         raise InvalidRequest(str(exc), param="amount") from None
     now = await clocks.now_for(tx.conn, call, intent["test_clock_id"])
-    refund_id = new_id("re")
-    result = await call.provider.refund(
-        charge_ref=intent["charge_ref"] or intent["id"], amount=amount, currency=currency, idempotency_key=refund_id
-    )
-    if not result.succeeded:
-        message = result.error.message if result.error else "the provider refused the refund"
-        raise PaywireError(message, param="amount", code="refund_failed")
     row = {
-        "id": refund_id,
+        "id": new_id("re"),
         "livemode": call.livemode,
         "payment_intent_id": intent["id"],
         "amount": amount,
         "currency": currency,
-        "status": "succeeded",
+        "status": "pending",
         "reason": params.reason,
-        "refund_ref": result.refund_ref,
+        "refund_ref": None,
+        "processing_since": call.billing.clock.now(),
         "metadata": params.metadata or {},
         "created": int(now),
         "updated": int(now),
@@ -73,9 +89,84 @@ async def create(tx: Tx, call: Call, payment_intent_id: str, params: PaymentInte
         .where(payment_intents.c.id == intent["id"])
         .values(amount_refunded=int(intent["amount_refunded"]) + amount, updated=int(now))
     )
-    refund = render(row)
-    await append(tx, [NewEvent("refund.succeeded", refund)], livemode=call.livemode, now=now, request=call.request)
+    return {**row, "charge_ref": intent["charge_ref"] or intent["id"]}
+
+
+async def refund(db: Database, call: Call, payment_intent_id: str, params: PaymentIntentRefund) -> dict[str, Any]:
+    """`POST /api/refunds`: record it pending, ask the provider, record the answer."""
+    async with db.transaction() as tx:
+        row = await prepare(tx, call, payment_intent_id, params)
+    return await settle(db, call.billing, row["id"], request=call)
+
+
+async def settle(db: Database, billing: Billing, refund_id: str, *, request: Call | None = None) -> dict[str, Any]:
+    """Ask the provider for a `pending` refund (no transaction open) and record its answer."""
+    async with db.read() as conn:
+        row = (await conn.execute(sa.select(refunds).where(refunds.c.id == refund_id))).mappings().one()
+        intent = (
+            (await conn.execute(sa.select(payment_intents).where(payment_intents.c.id == row["payment_intent_id"])))
+            .mappings()
+            .one()
+        )
+    if row["status"] != "pending":
+        return render(row)
+    call = request or billing.call(bool(row["livemode"]))
+    try:
+        result = await call.provider.refund(
+            charge_ref=intent["charge_ref"] or intent["id"],
+            amount=int(row["amount"]),
+            currency=row["currency"],
+            idempotency_key=refund_id,
+        )
+    except Exception as exc:
+        raise ServiceUnavailable(
+            "the payment provider did not answer; the refund is pending and will be settled", code="refund_pending"
+        ) from exc
+    await charging.pause_for_tests()
+
+    async def answer() -> dict[str, Any]:
+        async with db.transaction() as tx:
+            row = (
+                (await tx.conn.execute(sa.select(refunds).where(refunds.c.id == refund_id).with_for_update()))
+                .mappings()
+                .one()
+            )
+            if row["status"] != "pending" or result.pending:
+                return render(row)
+            return await record(tx, call, dict(row), succeeded=result.succeeded, refund_ref=result.refund_ref)
+
+    refund: dict[str, Any] = await charging.record_retrying(answer)
+    if not result.succeeded:  # recorded as failed; the caller hears why
+        message = result.error.message if result.error else "the provider refused the refund"
+        raise PaywireError(message, param="amount", code="refund_failed")
     return refund
+
+
+async def record(
+    tx: Tx, call: Call, row: dict[str, Any], *, succeeded: bool, refund_ref: str | None
+) -> dict[str, Any]:
+    """A pending refund's answer: `succeeded` (and its event) or `failed` (refundable again)."""
+    intent = await objects.fetch(tx.conn, payment_intents, row["payment_intent_id"], bool(row["livemode"]), lock=True)
+    now = await clocks.now_for(tx.conn, call, intent["test_clock_id"])
+    if succeeded:
+        after = {**row, "status": "succeeded", "refund_ref": refund_ref or row["refund_ref"], "processing_since": None}
+        await tx.conn.execute(
+            refunds.update()
+            .where(refunds.c.id == row["id"])
+            .values(status="succeeded", refund_ref=after["refund_ref"], processing_since=None)
+        )
+        refund = render(after)
+        await append(tx, [NewEvent("refund.succeeded", refund)], livemode=call.livemode, now=now, request=call.request)
+        return refund
+    await tx.conn.execute(
+        refunds.update().where(refunds.c.id == row["id"]).values(status="failed", processing_since=None)
+    )
+    await tx.conn.execute(
+        payment_intents.update()
+        .where(payment_intents.c.id == intent["id"])
+        .values(amount_refunded=int(intent["amount_refunded"]) - int(row["amount"]), updated=int(now))
+    )
+    return render({**row, "status": "failed"})
 
 
 def listing(livemode: bool, *, payment_intent_id: str | None = None) -> sa.Select[Any]:

@@ -171,7 +171,9 @@ async def pay_invoice(tx: Tx, call: Call, invoice_id: str, payment_method: str |
     if row["status"] != "open":
         raise StateError(f"invoice {invoice_id!r} is {row['status']}; only an open invoice can be paid")
     if payment_method is not None:
-        await check_payment_method(call, payment_method, "payment_method", saving=False)
+        await check_payment_method(
+            call, payment_method, "payment_method", saving=False, tx=tx, customer_id=row["customer_id"]
+        )
     now = await clocks.now_for(tx.conn, call, row["test_clock_id"])
     if payment_method is None and sub is not None:
         payment_method = sub["default_payment_method"]

@@ -1,12 +1,14 @@
 """What the billing engine needs from outside: the wall clock, the payment provider, the minter.
 
 `Billing` is built once per `PaywireApp`; `Call` adds the caller's mode and request for one
-API call or one scheduled job.
+API call or one scheduled job, and, while a flow runs under the charge step
+(`billing/charging.py`), that step: the provider's answers so far and the time the flow reads.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from paywire.clock import SYSTEM_CLOCK, Clock
 from paywire.errors import InvalidRequest
@@ -16,17 +18,23 @@ from paywire.minting.signed_receipt import SignedReceiptMinter
 from paywire.providers.base import PaymentProvider
 from paywire.providers.test import TestProvider
 
+if TYPE_CHECKING:
+    from paywire.billing.charging import Step
+
 
 @dataclass
 class Billing:
     """`provider` serves test mode; live mode charges only through `live_provider`, which the
-    operator plugs in. Until then every live-mode charge is refused: test cards must never
-    "pay" a live invoice."""
+    settings choose (providers/choose.py: Stripe with a live key). Without one every live-mode
+    charge is refused: test cards must never "pay" a live invoice."""
 
     clock: Clock = SYSTEM_CLOCK
     provider: PaymentProvider = field(default_factory=TestProvider)
     live_provider: PaymentProvider | None = None
     minter: Minter = field(default_factory=SignedReceiptMinter)
+    # A charge left `processing` this long (a crash between the provider's answer and its
+    # record) is settled by the reconciler, which asks the provider again.
+    charge_grace: float = 60.0
 
     def call(self, livemode: bool, request: RequestInfo | None = None) -> Call:
         return Call(self, livemode, request)
@@ -37,6 +45,7 @@ class Call:
     billing: Billing
     livemode: bool
     request: RequestInfo | None = None
+    step: Step | None = None
 
     @property
     def provider(self) -> PaymentProvider:
@@ -44,10 +53,13 @@ class Call:
             return self.billing.provider
         if self.billing.live_provider is None:
             raise InvalidRequest(
-                "live mode has no payment provider: set PaywireApp.billing.live_provider",
+                "live mode has no payment provider: set PAYWIRE_STRIPE_SECRET_KEY to a live Stripe key (sk_live_…)",
                 code="livemode_provider_missing",
             )
         return self.billing.live_provider
 
     def wall_now(self) -> float:
+        # Under the charge step every pass of a flow reads the same time.
+        if self.step is not None:
+            return self.step.now
         return self.billing.clock.now()

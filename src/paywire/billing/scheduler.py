@@ -1,10 +1,12 @@
 """The scheduler: runs due billing jobs. A `Service` of `PaywireApp` (in `serve` and `worker`).
 
 Each job runs in one transaction that claims it, applies the transition (rows and events) and
-marks it done, so a job runs to completion exactly once however many schedulers share the
-database: on PostgreSQL they claim with `FOR UPDATE SKIP LOCKED`; on SQLite write transactions
-are exclusive (`BEGIN IMMEDIATE`). A job that raises is rolled back and retried with back-off;
-after `MAX_ATTEMPTS` it is marked failed and logged.
+marks it done — or, for a job that charges, records the charge as `processing` and marks the job
+done, the charge finishing after the provider's answer (billing/charging.py) — so a job runs to
+completion exactly once however many schedulers share the database: on PostgreSQL they claim
+with `FOR UPDATE SKIP LOCKED`; on SQLite write transactions are exclusive (`BEGIN IMMEDIATE`).
+A job that raises is rolled back and retried with back-off; after `MAX_ATTEMPTS` it is marked
+failed and logged.
 
 The scheduler runs wall-clock jobs only; a test clock's jobs run when the clock advances
 (`test_clocks.advance`), with the clock's time.
@@ -16,11 +18,12 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 import sqlalchemy as sa
 
-from paywire.billing import checkout, jobs, renewals
+from paywire.billing import charging, checkout, jobs, reconcile, renewals
 from paywire.billing.runtime import Billing, Call
 from paywire.db.engine import Database, Tx, is_unavailable
 from paywire.db.schema import test_clocks
@@ -44,24 +47,44 @@ MAX_ATTEMPTS = 5
 async def run_one(
     db: Database, billing: Billing, *, clock_id: str | None, until: float, object_id: str | None = None
 ) -> bool:
-    """Claim and run the earliest due job; False when nothing is due."""
+    """Claim and run the earliest due job; False when nothing is due.
+
+    A job that charges runs under the charge step: the transaction that claims it records the
+    payment intent as `processing` and marks the job done, the provider is called after that
+    commit, and the charge's continuation finishes the job's transition. So a crash after the
+    charge never runs the job (and charges) again: the reconciler finishes it instead.
+    """
     job: Any = None
+    answers: dict[str, Any] = {}
     try:
-        async with db.transaction() as tx:
-            job = await jobs.claim_next(tx.conn, clock_id=clock_id, until=until, object_id=object_id)
-            if job is None:
-                return False
-            if clock_id is None:
-                now = billing.clock.now()
-            else:  # the clock shows the job's time while it runs
-                now = float(job["due"])
-                await tx.conn.execute(
-                    test_clocks.update()
-                    .where(test_clocks.c.id == clock_id, test_clocks.c.frozen_time < job["due"])
-                    .values(frozen_time=job["due"])
-                )
-            await HANDLERS[job["kind"]](tx, billing.call(job["livemode"]), job, now)
-            await jobs.finish(tx, job["seq"], now=now)
+        while True:
+            async with db.transaction() as tx:
+                job = await jobs.claim_next(tx.conn, clock_id=clock_id, until=until, object_id=object_id)
+                if job is None:
+                    return False
+                if clock_id is None:
+                    now = billing.clock.now()
+                else:  # the clock shows the job's time while it runs
+                    now = float(job["due"])
+                    await tx.conn.execute(
+                        test_clocks.update()
+                        .where(test_clocks.c.id == clock_id, test_clocks.c.frozen_time < job["due"])
+                        .values(frozen_time=job["due"])
+                    )
+                base = billing.call(job["livemode"])
+                call = replace(base, step=charging.Step(now=now, answers=answers, local=charging.is_local(base)))
+                args = {"job": dict(job), "now": now}
+                outcome = await charging.prepare_job(tx, call, args, str(job["object_id"]))
+                if not isinstance(outcome, charging.Ask):
+                    await jobs.finish(tx, job["seq"], now=now)
+            if isinstance(outcome, charging.Ask):  # nothing was written: ask, then claim again
+                answers[outcome.key] = await outcome.question()
+                continue
+            if isinstance(outcome, dict):  # a charge recorded as processing, the job done
+                try:
+                    await charging.settle(db, billing, outcome)
+                except Exception as exc:  # the job is done either way: the reconciler settles it
+                    log.warning("billing job %s: charge %s left processing (%r)", job["kind"], outcome["id"], exc)
             return True
     except Exception as exc:
         # The database going away is not the job's fault: no attempt is spent, the loop waits.
@@ -98,6 +121,7 @@ class Scheduler:
         self.poll_interval = poll_interval
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._next_reconcile = 0.0
 
     async def start(self) -> None:
         if self._task is None:
@@ -115,7 +139,10 @@ class Scheduler:
 
     async def tick(self) -> float:
         """Run what is due; return how long to sleep. Reads first, so an idle scheduler never
-        takes SQLite's write lock."""
+        takes SQLite's write lock. Settles charges and refunds a crash left in flight."""
+        if self.billing.clock.now() >= self._next_reconcile:
+            self._next_reconcile = self.billing.clock.now() + max(1.0, self.billing.charge_grace / 4)
+            await reconcile.run(self.db, self.billing)
         async with self.db.read() as conn:
             due = await jobs.next_due(conn, None)
         if due is not None and due <= self.billing.clock.now():

@@ -145,8 +145,14 @@ class Invoice(ApiObject):
 class PaymentIntent(ApiObject):
     amount: str
     currency: str
-    status: str
+    status: str = Field(
+        description="requires_payment_method | processing (the provider is being asked) | requires_action | "
+        "succeeded | canceled"
+    )
     last_payment_error: dict[str, Any] | None
+    next_action: dict[str, Any] | None = Field(
+        None, description="requires_action: what the payer must do (`type`, `client_secret` for Stripe.js)"
+    )
 
 
 class Refund(ApiObject):

@@ -109,7 +109,9 @@ async def create(tx: Tx, call: Call, params: SubscriptionCreate) -> dict[str, An
     recurrence = items.recurrence(priced, "items")
     trial_days = params.trial_period_days if params.trial_period_days is not None else recurrence.trial_period_days or 0
     if params.default_payment_method is not None:
-        await check_payment_method(call, params.default_payment_method, "default_payment_method")
+        await check_payment_method(
+            call, params.default_payment_method, "default_payment_method", tx=tx, customer_id=customer["id"]
+        )
     elif trial_days == 0:
         raise InvalidRequest(
             "default_payment_method is required for a subscription without a trial",
@@ -254,7 +256,9 @@ async def update(tx: Tx, call: Call, subscription_id: str, params: SubscriptionU
     fields = params.model_fields_set
     after = dict(before)
     if params.default_payment_method is not None:
-        await check_payment_method(call, params.default_payment_method, "default_payment_method")
+        await check_payment_method(
+            call, params.default_payment_method, "default_payment_method", tx=tx, customer_id=before["customer_id"]
+        )
         after["default_payment_method"] = params.default_payment_method
     if "metadata" in fields:
         after["metadata"] = objects.merge_metadata(before["metadata"], params.metadata)

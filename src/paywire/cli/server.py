@@ -125,6 +125,7 @@ def serve(
         key = await _first_key(paywire)
         if key:
             err.print(f"[bold]Created a test secret key[/bold] (shown only now): [green]{key}[/green]")
+        err.print(f"payment providers: {paywire.providers.describe()}")
         # h11 with a request-head deadline (uvicorn has none; see paywire.cli.http), whatever
         # other HTTP implementation is installed.
         config = uvicorn.Config(

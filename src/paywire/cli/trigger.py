@@ -342,6 +342,10 @@ NOT_TRIGGERABLE: dict[str, str] = {
         "minter does not, and no API call can make it"
     ),
     "webhook_endpoint.test": "sent by an operator from the dashboard's endpoint page, to that endpoint only",
+    "charge.dispute.created": (
+        "emitted only when Stripe reports a dispute to POST /api/integrations/stripe/webhook; "
+        "no Paywire API call can make one"
+    ),
 }
 
 

@@ -49,6 +49,7 @@ customers = sa.Table(
     sa.Column("description", sa.Text, nullable=True),
     sa.Column("metadata", Json, nullable=False),
     sa.Column("test_clock_id", sa.String(40), nullable=True, index=True),
+    sa.Column("provider_customer_ref", sa.String(80), nullable=True),  # e.g. the Stripe customer (cus_…)
     sa.Column("created", sa.BigInteger, nullable=False),
     sa.Column("updated", sa.BigInteger, nullable=False),
     sa.Index(None, "livemode", "seq"),
@@ -346,11 +347,18 @@ payment_intents = sa.Table(
     sa.Column("amount_received", sa.BigInteger, nullable=False),
     sa.Column("amount_refunded", sa.BigInteger, nullable=False),
     sa.Column("currency", sa.String(3), nullable=False),
-    sa.Column("status", sa.String(32), nullable=False),  # requires_payment_method | succeeded | canceled
+    # requires_payment_method | processing | requires_action | succeeded | canceled
+    sa.Column("status", sa.String(32), nullable=False),
     sa.Column("payment_method", sa.String(80), nullable=True),
     sa.Column("charge_ref", sa.String(80), nullable=True),  # the provider's id of the charge
     sa.Column("charge_attempts", sa.Integer, nullable=False),
     sa.Column("last_payment_error", Json, nullable=True),
+    sa.Column("next_action", Json, nullable=True),  # requires_action: what the payer must do (3-D Secure)
+    # A charge in flight (`processing`): the flow to finish once the provider has answered
+    # (billing/charging.py), what it charges for, and since when (the reconciler's grace period).
+    sa.Column("subject_id", sa.String(40), nullable=True, index=True),
+    sa.Column("continuation", Json, nullable=True),
+    sa.Column("processing_since", sa.Float, nullable=True),
     sa.Column("description", sa.Text, nullable=True),
     sa.Column("test_clock_id", sa.String(40), nullable=True),
     sa.Column("metadata", Json, nullable=False),
@@ -368,9 +376,10 @@ refunds = sa.Table(
     sa.Column("payment_intent_id", sa.String(40), nullable=False, index=True),
     sa.Column("amount", sa.BigInteger, nullable=False),
     sa.Column("currency", sa.String(3), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),  # succeeded | failed
+    sa.Column("status", sa.String(16), nullable=False),  # pending | succeeded | failed
     sa.Column("reason", sa.String(40), nullable=True),
     sa.Column("refund_ref", sa.String(80), nullable=True),
+    sa.Column("processing_since", sa.Float, nullable=True),  # pending: asked the provider since then
     sa.Column("metadata", Json, nullable=False),
     sa.Column("created", sa.BigInteger, nullable=False),
     sa.Column("updated", sa.BigInteger, nullable=False),
@@ -531,4 +540,15 @@ sa.Index(
     webhook_attempts.c.created,
     webhook_attempts.c.status,
     webhook_attempts.c.duration_ms,
+)
+
+# Providers ------------------------------------------------------------------------------------
+# Events a payment provider sent to its webhook (Stripe's `evt_…`), kept so a repeat is ignored.
+provider_events = sa.Table(
+    "provider_events",
+    metadata,
+    sa.Column("id", sa.String(255), primary_key=True),
+    sa.Column("provider", sa.String(16), nullable=False),
+    sa.Column("type", sa.String(80), nullable=False),
+    sa.Column("received", sa.BigInteger, nullable=False),
 )

@@ -58,6 +58,7 @@ _CATALOGUE: tuple[EventType, ...] = (
     EventType("invoice.voided", "invoice", "Invoice voided."),
     EventType("invoice.marked_uncollectible", "invoice", "Invoice marked uncollectible."),
     EventType("payment_intent.created", "payment_intent", "Payment intent created."),
+    EventType("charge.dispute.created", "dispute", "The payment provider reported a dispute (chargeback)."),
     EventType("payment_link.created", "payment_link", "Payment link created."),
     EventType("payment_link.updated", "payment_link", "Payment link fields changed (e.g. deactivated)."),
     EventType(

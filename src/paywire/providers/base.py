@@ -1,14 +1,18 @@
-"""The interface every payment provider implements (the built-in test one, later real ones).
+"""The interface every payment provider implements (the built-in test one, Stripe, yours).
 
-The engine asks three things: can this payment method be saved, charge it, refund a charge.
-A decline is a normal result, not an exception; an unknown payment method is the caller's
-mistake and raises `UnknownPaymentMethod` (the API answers 400).
+The engine asks: can this payment method be saved (for this customer), charge it, refund a
+charge. A decline is a normal result, not an exception; an unknown payment method is the
+caller's mistake and raises `UnknownPaymentMethod` (the API answers 400).
+
+The engine never calls a provider inside a database transaction (billing/charging.py). It
+records the charge as `processing` first and may ask again after a crash: the same call with
+the same `idempotency_key` must return the same result and never charge twice.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -31,9 +35,24 @@ class PaymentError:
 
 @dataclass(frozen=True)
 class ChargeResult:
+    """A charge's outcome: `succeeded`; a decline (`error`); `next_action` when the payer must
+    authenticate first (3-D Secure); `pending` when the provider has not decided yet."""
+
     succeeded: bool
     charge_ref: str | None = None  # the provider's id of the charge, for refunds
     error: PaymentError | None = None
+    next_action: dict[str, Any] | None = None
+    pending: bool = False
+
+    @property
+    def status(self) -> str:
+        if self.succeeded:
+            return "succeeded"
+        if self.next_action is not None:
+            return "requires_action"
+        if self.pending:
+            return "processing"
+        return "failed"
 
 
 @dataclass(frozen=True)
@@ -41,6 +60,16 @@ class RefundResult:
     succeeded: bool
     refund_ref: str | None = None
     error: PaymentError | None = None
+    pending: bool = False
+
+
+@dataclass(frozen=True)
+class ProviderCustomer:
+    """The customer a payment method is saved to: ours, and the provider's (None: not made yet)."""
+
+    id: str
+    email: str | None
+    ref: str | None
 
 
 class UnknownPaymentMethod(Exception):
@@ -49,15 +78,39 @@ class UnknownPaymentMethod(Exception):
         self.payment_method = payment_method
 
 
+class ProviderUnavailable(Exception):
+    """The provider could not be reached or answered an error that is not a decline; the
+    outcome of a charge is then unknown and the reconciler asks again later."""
+
+
 class PaymentProvider(Protocol):
     name: str
 
-    async def check(self, payment_method: str) -> PaymentError | None:
-        """Whether `payment_method` can be saved for later charges (None: it can)."""
+    async def ensure_customer(self, customer: ProviderCustomer) -> str | None:
+        """The provider's customer for `customer` (made on first need); None if it has none."""
         ...
 
-    async def charge(self, *, payment_method: str, amount: int, currency: str, idempotency_key: str) -> ChargeResult:
-        """Charge `amount` minor units; the same `idempotency_key` never charges twice."""
+    async def check(self, payment_method: str, *, customer_ref: str | None = None) -> PaymentError | None:
+        """Whether `payment_method` can be saved for later charges (None: it can); with a
+        `customer_ref`, save it to that customer."""
+        ...
+
+    async def charge(
+        self,
+        *,
+        payment_method: str,
+        amount: int,
+        currency: str,
+        idempotency_key: str,
+        customer_ref: str | None = None,
+        off_session: bool = False,
+        charge_ref: str | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> ChargeResult:
+        """Charge `amount` minor units; the same `idempotency_key` never charges twice.
+
+        `charge_ref` names the provider's charge of an earlier attempt that needed the payer's
+        action: the provider continues that one instead of starting another."""
         ...
 
     async def refund(self, *, charge_ref: str, amount: int, currency: str, idempotency_key: str) -> RefundResult: ...

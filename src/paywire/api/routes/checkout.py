@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Request
 from paywire import objects
 from paywire.api.context import Ctx, context, services_of
 from paywire.api.paging import page_params
-from paywire.billing import checkout
+from paywire.billing import checkout, flows
 from paywire.billing.scheduler import run_due
 from paywire.billing.schemas import CheckoutConfirm, CheckoutSession, CheckoutSessionCreate, NftPublicKey
 from paywire.db.schema import checkout_sessions as table
@@ -30,9 +30,7 @@ async def create_session(body: CheckoutSessionCreate, request: Request, ctx: Ctx
 async def confirm_session(session_id: str, body: CheckoutConfirm, ctx: Ctx = Depends(context)) -> dict[str, Any]:
     """Pay with a payment method. A decline answers 402 after recording the failed payment
     (the session stays open for another card)."""
-    call = ctx.call()
-    async with ctx.db.transaction() as tx:
-        outcome = await checkout.confirm(tx, call, session_id, body.payment_method)
+    outcome = await flows.confirm_checkout(ctx.db, ctx.call(), session_id, body.payment_method)
     session = outcome.unwrap()
     if session["nft_mint_status"] == "pending":
         await run_due(ctx.db, ctx.billing, object_id=session_id)  # mint now, not at the next poll

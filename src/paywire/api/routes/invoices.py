@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends
 from paywire import objects
 from paywire.api.context import Ctx, context
 from paywire.api.paging import page_params
-from paywire.billing import invoices, renewals
+from paywire.billing import flows, invoices
 from paywire.billing.schemas import Invoice, InvoicePay
 from paywire.db.schema import invoices as table
 from paywire.pagination import Page, paginate
@@ -39,7 +39,5 @@ async def retrieve_invoice(invoice_id: str, ctx: Ctx = Depends(context)) -> dict
 async def pay_invoice(invoice_id: str, body: InvoicePay | None = None, ctx: Ctx = Depends(context)) -> dict[str, Any]:
     """Charge an open invoice now; a decline answers 402 after recording the failed payment."""
     payment_method = body.payment_method if body is not None else None
-    async with ctx.db.transaction() as tx:
-        call = ctx.call()
-        outcome = await renewals.pay_invoice(tx, call, invoice_id, payment_method)
+    outcome = await flows.pay_invoice(ctx.db, ctx.call(), invoice_id, payment_method)
     return outcome.unwrap()

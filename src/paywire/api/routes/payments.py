@@ -39,6 +39,4 @@ async def refund_payment_intent(
     payment_intent_id: str, body: PaymentIntentRefund | None = None, ctx: Ctx = Depends(context)
 ) -> dict[str, Any]:
     """Refund all that remains (no `amount`) or part of it; never more than was paid."""
-    async with ctx.db.transaction() as tx:
-        call = ctx.call()
-        return await refunds.create(tx, call, payment_intent_id, body or PaymentIntentRefund())
+    return await refunds.refund(ctx.db, ctx.call(), payment_intent_id, body or PaymentIntentRefund())

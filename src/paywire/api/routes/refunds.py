@@ -19,12 +19,10 @@ router = APIRouter(prefix="/api/refunds", tags=["refunds"])
 
 @router.post("", response_model=Refund)
 async def create_refund(body: RefundCreate, ctx: Ctx = Depends(context)) -> dict[str, Any]:
-    call = ctx.call()
-    async with ctx.db.transaction() as tx:
-        try:
-            return await refunds.create(tx, call, body.payment_intent_id, body)
-        except NotFound as exc:
-            raise InvalidRequest(exc.message, param="payment_intent_id") from None
+    try:
+        return await refunds.refund(ctx.db, ctx.call(), body.payment_intent_id, body)
+    except NotFound as exc:
+        raise InvalidRequest(exc.message, param="payment_intent_id") from None
 
 
 @router.get("", response_model=ListResponse[Refund])

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends
 from paywire import objects
 from paywire.api.context import Ctx, context
 from paywire.api.paging import page_params
-from paywire.billing import subscriptions
+from paywire.billing import flows, subscriptions
 from paywire.billing.schemas import Subscription, SubscriptionCancel, SubscriptionCreate, SubscriptionUpdate
 from paywire.db.schema import subscriptions as table
 from paywire.pagination import Page, paginate
@@ -18,8 +18,7 @@ router = APIRouter(prefix="/api/subscriptions", tags=["subscriptions"])
 
 @router.post("", response_model=Subscription)
 async def create_subscription(body: SubscriptionCreate, ctx: Ctx = Depends(context)) -> dict[str, Any]:
-    async with ctx.db.transaction() as tx:
-        return await subscriptions.create(tx, ctx.call(), body)
+    return await flows.create_subscription(ctx.db, ctx.call(), body)
 
 
 @router.get("", response_model=ListResponse[Subscription])
@@ -46,8 +45,7 @@ async def update_subscription(
 ) -> dict[str, Any]:
     """Change items (prorated to the second), payment method, `cancel_at_period_end`, metadata.
     An upgrade whose proration is declined answers 402 and changes nothing."""
-    async with ctx.db.transaction() as tx:
-        outcome = await subscriptions.update(tx, ctx.call(), subscription_id, body)
+    outcome = await flows.update_subscription(ctx.db, ctx.call(), subscription_id, body)
     return outcome.unwrap()
 
 
@@ -69,5 +67,4 @@ async def pause_subscription(subscription_id: str, ctx: Ctx = Depends(context)) 
 
 @router.post("/{subscription_id}/resume", response_model=Subscription)
 async def resume_subscription(subscription_id: str, ctx: Ctx = Depends(context)) -> dict[str, Any]:
-    async with ctx.db.transaction() as tx:
-        return await subscriptions.resume(tx, ctx.call(), subscription_id)
+    return await flows.resume_subscription(ctx.db, ctx.call(), subscription_id)

@@ -11,7 +11,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from paywire.billing import checkout
+from paywire.billing import flows
 from paywire.billing.declines import Outcome
 from paywire.billing.scheduler import run_due
 from paywire.db.schema import checkout_sessions
@@ -40,8 +40,8 @@ async def pay(
     """Confirm the session with `payment_method`; a decline is in the outcome (already committed).
     Raises `StateError` when the session is no longer open (paid meanwhile, or expired)."""
     call = services.billing.call(livemode, RequestInfo(id=request_id))
-    async with services.db.transaction() as tx:
-        outcome = await checkout.confirm(tx, call, session_id, payment_method)
+    # Under the charge step: the provider is called between transactions (billing/charging.py).
+    outcome = await flows.confirm_checkout(services.db, call, session_id, payment_method)
     if outcome.declined is None and outcome.value["nft_mint_status"] == "pending":
         await run_due(services.db, services.billing, object_id=session_id)  # as the API does
     return outcome

@@ -5,7 +5,7 @@ the keyring the application is configured with: a migration has no business find
 Until then a plain value is still read as it is.
 
 Revision ID: 0010_secrets_encrypted
-Revises: 0006_operators (re-chained: main has 0006_operators after 0009_operations)
+Revises: 0009_stripe_provider (re-chained as main renumbered its migrations into one line)
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0010_secrets_encrypted"
-down_revision: str | None = "0006_operators"
+down_revision: str | None = "0009_stripe_provider"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,6 +1,6 @@
 """payer pages: hosted checkout URLs and locales, payment links, customer portal sessions
 
-Revision ID: 0007_payer_pages
+Revision ID: 0006_payer_pages
 Revises: 0005_pending_webhooks_on_read
 """
 
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0007_payer_pages"
+revision: str = "0006_payer_pages"
 down_revision: str | None = "0005_pending_webhooks_on_read"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

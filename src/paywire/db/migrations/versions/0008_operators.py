@@ -4,8 +4,8 @@ Also: `webhook_attempts(endpoint_id)` becomes `(endpoint_id, created, status, du
 endpoint's health over the last 24 hours reads only those attempts, from the index alone. It
 replaces its own prefix, so recording an attempt keeps the same number of index writes.
 
-Revision ID: 0006_operators
-Revises: 0009_operations
+Revision ID: 0008_operators
+Revises: 0007_operations
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0006_operators"
-down_revision: str | None = "0009_operations"
+revision: str = "0008_operators"
+down_revision: str | None = "0007_operations"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

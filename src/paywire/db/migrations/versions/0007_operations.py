@@ -1,7 +1,7 @@
 """operations: worker heartbeats (for /readyz); who advances a test clock, under a lease
 
-Revision ID: 0009_operations
-Revises: 0007_payer_pages
+Revision ID: 0007_operations
+Revises: 0006_payer_pages
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0009_operations"
-down_revision: str | None = "0007_payer_pages"
+revision: str = "0007_operations"
+down_revision: str | None = "0006_payer_pages"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,415 @@
+"""The charge step: the provider is called between transactions, never inside one.
+
+A billing flow (checkout confirm, subscription create, upgrade, resume, pay an invoice, a
+scheduled job) is an ordinary function of one write transaction. Under `run` it is run in
+*passes*, each inside a savepoint:
+
+1. **prepare** — the flow runs until it needs the provider. A question that moves no money
+   (make the provider's customer, save a payment method) rolls the pass back, is asked with no
+   transaction open, and the flow runs again with the answer. A charge rolls the pass back too,
+   but the same transaction then records the payment intent as `processing` — with the attempt
+   number, the payment method and a *continuation* (the flow's name, its arguments, its time,
+   the answers it got) — and commits. No event is written yet.
+2. **call** — the provider is asked to charge, outside any transaction (on SQLite: without the
+   write lock), with the idempotency key `<payment intent id>/<attempt>`.
+3. **finish** — one transaction locks the intent; if it is still `processing` it runs the
+   continuation's flow again with the provider's answer in place of the charge: the flow writes
+   its rows and appends all its events, in the contract's order, exactly as a single-transaction
+   run would have. An intent no longer `processing` was settled by someone else: nothing to do.
+
+A process that dies between 1 and 3 leaves the intent `processing`; the reconciler
+(`billing/reconcile.py`, run by the scheduler) asks the provider again with the same key —
+which returns the first answer, never a second charge — and finishes it the same way.
+
+Only one charge per *subject* (checkout session, subscription, invoice) is in flight at a
+time: preparing a second answers 409 `payment_in_progress`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from paywire.billing.runtime import Billing, Call
+from paywire.db.engine import Database, Tx, is_unavailable
+from paywire.db.schema import customers, payment_intents
+from paywire.errors import ServiceUnavailable, StateError
+from paywire.events.log import NewEvent, RequestInfo, append
+from paywire.providers.base import ChargeResult, ProviderCustomer
+
+log = logging.getLogger("paywire.charging")
+
+PAUSE_ENV = "PAYWIRE_TEST_PAUSE_AFTER_CHARGE"  # tests only: stop between the charge and its record
+Flow = Callable[[Tx, Call, dict[str, Any]], Awaitable[Any]]
+
+
+class Ask(Exception):
+    """A question for the provider that moves no money, asked with no transaction open."""
+
+    def __init__(self, key: str, question: Callable[[], Awaitable[Any]]) -> None:
+        super().__init__(key)
+        self.key = key
+        self.question = question
+
+
+class ChargeNeeded(Exception):
+    """The flow reached its charge: `intent` as it is before it, `payment_method` to charge."""
+
+    def __init__(self, intent: dict[str, Any], payment_method: str, off_session: bool) -> None:
+        super().__init__(intent["id"])
+        self.intent = intent
+        self.payment_method = payment_method
+        self.off_session = off_session
+
+
+@dataclass
+class Charged:
+    """In the finish pass: the charge the provider answered, for the flow to take."""
+
+    intent_id: str
+    attempt: int
+    payment_method: str
+    result: ChargeResult
+    new: bool  # the flow created this intent in that run (it emits `payment_intent.created`)
+    built: bool = False
+    taken: bool = False
+
+
+@dataclass
+class Step:
+    now: float
+    answers: dict[str, Any] = field(default_factory=dict)
+    charged: Charged | None = None
+    local: bool = False  # the provider answers in-process: ask at once, no extra pass
+
+
+# --- asking the provider from inside a flow ---------------------------------------------------
+
+
+async def ask(call: Call, key: str, question: Callable[[], Awaitable[Any]]) -> Any:
+    """The provider's answer to `question`: known, asked at once (no step, or a local provider),
+    or asked between transactions (raises `Ask`; the flow runs again with the answer)."""
+    step = call.step
+    if step is None or step.local:
+        return await question()
+    if key in step.answers:
+        return step.answers[key]
+    if step.charged is not None:
+        raise RuntimeError(f"the flow asked the provider something new while finishing: {key}")
+    raise Ask(key, question)
+
+
+async def customer_ref(tx: Tx, call: Call, customer_id: str | None) -> str | None:
+    """The provider's customer for ours, made on first need (and remembered on our row)."""
+    if customer_id is None:
+        return None
+    row = (
+        await tx.conn.execute(
+            sa.select(customers.c.email, customers.c.provider_customer_ref).where(customers.c.id == customer_id)
+        )
+    ).first()
+    if row is None:
+        return None
+    if row.provider_customer_ref:
+        return str(row.provider_customer_ref)
+    provider = call.provider
+    ref: str | None = await ask(
+        call,
+        f"customer:{customer_id}",
+        lambda: provider.ensure_customer(ProviderCustomer(customer_id, row.email, None)),
+    )
+    if ref:
+        await tx.conn.execute(customers.update().where(customers.c.id == customer_id).values(provider_customer_ref=ref))
+    return ref
+
+
+def build_id(call: Call) -> str | None:
+    """While finishing, the id the prepared new payment intent had (the flow reuses it)."""
+    step = call.step
+    if step is not None and step.charged is not None and step.charged.new and not step.charged.built:
+        step.charged.built = True
+        return step.charged.intent_id
+    return None
+
+
+def take_charge(call: Call, intent: dict[str, Any], payment_method: str, off_session: bool) -> Charged:
+    """At the flow's charge: the provider's answer (finish pass), else `ChargeNeeded`."""
+    step = call.step
+    assert step is not None
+    charged = step.charged
+    if charged is not None and not charged.taken and charged.intent_id == intent["id"]:
+        charged.taken = True
+        return charged
+    if intent["status"] == "processing":
+        raise StateError(f"payment intent {intent['id']!r} is being charged; retry later", code="payment_in_progress")
+    raise ChargeNeeded(intent, payment_method, off_session)
+
+
+def is_local(call: Call) -> bool:
+    """Whether the mode's provider answers in-process (the test provider): its questions are
+    answered at once; its charges still take the charge step."""
+    provider = call.billing.live_provider if call.livemode else call.billing.provider
+    return bool(getattr(provider, "local", False))
+
+
+# --- running a flow ---------------------------------------------------------------------------
+
+
+@dataclass
+class Done:
+    value: Any
+
+
+async def _pass(tx: Tx, call: Call, flow: str, args: dict[str, Any]) -> Done | Ask | ChargeNeeded:
+    from paywire.billing.flows import FLOWS
+
+    mark, appended = len(tx.after_commit), tx.events_appended
+    savepoint = await tx.conn.begin_nested()
+    try:
+        value = await FLOWS[flow](tx, call, args)
+    except (Ask, ChargeNeeded) as signal:
+        await savepoint.rollback()
+        del tx.after_commit[mark:]
+        tx.events_appended = appended
+        return signal
+    # Any other error leaves the savepoint alone: the whole transaction rolls back (and a lost
+    # connection's error reaches the caller as it is, not as a failed savepoint rollback).
+    await savepoint.commit()
+    return Done(value)
+
+
+async def _subject_lock(tx: Tx, subject: str) -> None:
+    """Serialise preparing charges of one subject (SQLite's write transactions already are)."""
+    if tx.conn.dialect.name == "postgresql":
+        await tx.conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:s))"), {"s": f"charge:{subject}"})
+
+
+async def prepare_charge(
+    tx: Tx, call: Call, flow: str, args: dict[str, Any], need: ChargeNeeded, subject: str
+) -> dict[str, Any]:
+    """Record the intent as `processing` with its continuation (the caller commits)."""
+    assert call.step is not None
+    await _subject_lock(tx, subject)
+    busy = await tx.conn.scalar(
+        sa.select(payment_intents.c.id).where(
+            payment_intents.c.subject_id == subject, payment_intents.c.status == "processing"
+        )
+    )
+    if busy is not None:
+        raise StateError(f"a payment for {subject!r} is in progress; retry later", code="payment_in_progress")
+    intent = need.intent
+    exists = await tx.conn.scalar(sa.select(payment_intents.c.id).where(payment_intents.c.id == intent["id"]))
+    ref = await tx.conn.scalar(
+        sa.select(customers.c.provider_customer_ref).where(customers.c.id == intent["customer_id"])
+    ) if intent["customer_id"] else None  # fmt: skip
+    continuation = {
+        "flow": flow,
+        "args": args,
+        "now": call.step.now,
+        "livemode": call.livemode,
+        "request": dataclasses.asdict(call.request) if call.request else None,
+        "answers": call.step.answers,
+        "new": exists is None,
+        "off_session": need.off_session,
+        "customer_ref": ref,
+        "previous_status": intent["status"],
+    }
+    attempt = int(intent["charge_attempts"]) + 1
+    values = {
+        **{k: v for k, v in intent.items() if k != "seq"},
+        "status": "processing",
+        "payment_method": need.payment_method,
+        "charge_attempts": attempt,
+        "subject_id": subject,
+        "continuation": continuation,
+        "processing_since": call.billing.clock.now(),
+    }
+    if exists is None:
+        await tx.conn.execute(payment_intents.insert().values(**values))
+    else:
+        values.pop("id")
+        await tx.conn.execute(payment_intents.update().where(payment_intents.c.id == intent["id"]).values(**values))
+    return {**values, "id": intent["id"]}
+
+
+async def prepare_job(tx: Tx, call: Call, args: dict[str, Any], subject: str) -> Done | Ask | dict[str, Any]:
+    """A scheduled job's first pass, in the transaction that claimed it: done, a question, or
+    the payment intent now recorded as `processing` (the caller marks the job done, commits and
+    settles it)."""
+    outcome = await _pass(tx, call, "job", args)
+    if isinstance(outcome, ChargeNeeded):
+        return await prepare_charge(tx, call, "job", args, outcome, subject)
+    return outcome
+
+
+async def call_provider(billing: Billing, intent: dict[str, Any]) -> ChargeResult:
+    """Ask the provider to charge a `processing` intent (no transaction open). The same intent
+    and attempt always send the same idempotency key, so asking again never charges twice."""
+    cont = intent["continuation"]
+    call = billing.call(bool(intent["livemode"]))
+    provider = call.provider
+    ref = cont.get("customer_ref")
+    if ref is None and intent["customer_id"] and not cont.get("local"):
+        ref = await provider.ensure_customer(ProviderCustomer(intent["customer_id"], None, None))
+        cont["customer_ref"] = ref
+    return await provider.charge(
+        payment_method=intent["payment_method"],
+        amount=int(intent["amount"]),
+        currency=intent["currency"],
+        idempotency_key=f"{intent['id']}/{intent['charge_attempts']}",
+        customer_ref=ref,
+        off_session=bool(cont.get("off_session")),
+        charge_ref=intent["charge_ref"] if cont.get("previous_status") == "requires_action" else None,
+        metadata={"paywire_payment_intent": intent["id"], "paywire_attempt": str(intent["charge_attempts"])},
+    )
+
+
+async def pause_for_tests() -> None:
+    path = os.environ.get(PAUSE_ENV)
+    if path:
+        Path(path).write_text(str(os.getpid()))
+        while True:  # the test kills this process here
+            await asyncio.sleep(3600)
+
+
+async def finish(db: Database, billing: Billing, intent_id: str, result: ChargeResult, customer: str | None) -> Any:
+    """Record the provider's answer: run the continuation's flow with it (one transaction).
+    None if the intent was already settled (by the reconciler, a webhook, or the first try)."""
+    from paywire.billing.flows import FLOWS
+
+    async with db.transaction() as tx:
+        row = (
+            (
+                await tx.conn.execute(
+                    sa.select(payment_intents).where(payment_intents.c.id == intent_id).with_for_update()
+                )
+            )
+            .mappings()
+            .first()
+        )
+        if row is None or row["status"] != "processing":
+            return None
+        if result.pending:
+            return None  # the provider decides later: its webhook (or the reconciler) settles it
+        intent = dict(row)
+        cont = intent["continuation"]
+        if customer and intent["customer_id"]:
+            await tx.conn.execute(
+                customers.update()
+                .where(customers.c.id == intent["customer_id"], customers.c.provider_customer_ref.is_(None))
+                .values(provider_customer_ref=customer)
+            )
+        request = RequestInfo(**cont["request"]) if cont.get("request") else None
+        charged = Charged(
+            intent_id, int(intent["charge_attempts"]), intent["payment_method"], result, bool(cont["new"])
+        )
+        step = Step(now=float(cont["now"]), answers=dict(cont.get("answers") or {}), charged=charged)
+        call = Call(billing, bool(intent["livemode"]), request, step)
+        step.local = is_local(call)
+        # The flow runs as if it were the first time, but on the intent recorded as processing.
+        await tx.conn.execute(
+            payment_intents.update()
+            .where(payment_intents.c.id == intent_id)
+            .values(status=cont.get("previous_status") or "requires_payment_method")
+        )
+        savepoint = await tx.conn.begin_nested()
+        try:
+            value = await FLOWS[cont["flow"]](tx, call, cont["args"])
+            if not charged.taken:
+                raise _Orphan()
+        except Exception as exc:  # the flow no longer applies (its object changed meanwhile)
+            if isinstance(exc, (sa.exc.SQLAlchemyError, OSError)) or is_unavailable(exc):
+                raise  # the database went away: the intent stays processing, the reconciler retries
+            await savepoint.rollback()
+            log.warning(
+                "charge %s: its flow %s did not finish (%r); recording the payment alone", intent_id, cont["flow"], exc
+            )
+            await _record_alone(tx, call, intent, result)
+            return None
+        await savepoint.commit()
+        if result.next_action is not None:  # kept: Stripe's webhook may finish it once the payer acts
+            await tx.conn.execute(
+                payment_intents.update()
+                .where(payment_intents.c.id == intent_id, payment_intents.c.status == "requires_action")
+                .values(continuation=cont)
+            )
+        return value
+
+
+class _Orphan(Exception):
+    pass
+
+
+async def _record_alone(tx: Tx, call: Call, intent: dict[str, Any], result: ChargeResult) -> None:
+    """The money moved (or did not) but the flow it was for cannot finish: record the intent's
+    outcome and its event, so nothing is lost; the operator decides (refund it)."""
+    from paywire.billing import payments
+
+    after = payments.apply_result(
+        intent, intent["payment_method"], int(intent["charge_attempts"]), result, call.step.now if call.step else 0
+    )
+    values = {k: v for k, v in after.items() if k not in ("seq", "id")}
+    values.update(continuation=None, processing_since=None)
+    await tx.conn.execute(payment_intents.update().where(payment_intents.c.id == intent["id"]).values(**values))
+    now = call.step.now if call.step else call.wall_now()
+    await append(tx, [NewEvent(payments.outcome_event(after), payments.render(after))], livemode=call.livemode, now=now)
+
+
+async def settle(db: Database, billing: Billing, intent: dict[str, Any]) -> Any:
+    """Steps 2 and 3 for a recorded `processing` intent."""
+    try:
+        result = await call_provider(billing, intent)
+    except Exception as exc:
+        log.warning("charge %s: the provider did not answer (%r); the reconciler will ask again", intent["id"], exc)
+        raise ServiceUnavailable(
+            "the payment provider did not answer; the payment is processing and will be settled",
+            code="payment_processing",
+        ) from exc
+    await pause_for_tests()
+    ref = intent["continuation"].get("customer_ref")
+    return await record_retrying(lambda: finish(db, billing, intent["id"], result, ref))
+
+
+async def record_retrying(record: Callable[[], Awaitable[Any]], attempts: int = 5) -> Any:
+    """Record a provider's answer, trying again while the database is briefly unavailable (a
+    restart, a dropped connection): the money has moved, so the answer is worth keeping now
+    rather than at the reconciler's next look."""
+    for attempt in range(attempts):
+        try:
+            return await record()
+        except Exception as exc:
+            if attempt == attempts - 1 or not is_unavailable(exc):
+                raise
+            await asyncio.sleep(0.2 * 2**attempt)
+    raise AssertionError("unreachable")
+
+
+async def run(db: Database, call: Call, flow: str, args: dict[str, Any], subject: str) -> Any:
+    """Run `flow` under the charge step (see the module's docstring); returns the flow's value."""
+    call = dataclasses.replace(call, step=Step(now=call.wall_now(), local=is_local(call)))
+    assert call.step is not None
+    while True:
+        async with db.transaction() as tx:
+            outcome = await _pass(tx, call, flow, args)
+            if isinstance(outcome, ChargeNeeded):
+                intent = await prepare_charge(tx, call, flow, args, outcome, subject)
+        if isinstance(outcome, Done):
+            return outcome.value
+        if isinstance(outcome, Ask):
+            call.step.answers[outcome.key] = await outcome.question()
+            continue
+        value = await settle(db, call.billing, intent)
+        if value is None:  # the provider decides later, or someone else recorded it meanwhile
+            raise ServiceUnavailable(
+                f"payment intent {intent['id']!r} is processing; retrieve it (or what it pays for) later",
+                code="payment_processing",
+            )
+        return value
