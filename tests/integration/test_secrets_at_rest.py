@@ -34,6 +34,7 @@ from tests.integration.delivery_receiver import Receiver, until
 from tests.integration.test_billing_timelines import ok, price
 
 OLD, NEW = generate_key(), generate_key()
+PREVIOUS_RELEASE = "0009_stripe_provider"  # the head before 0010_secrets_encrypted
 
 
 class Running:
@@ -230,7 +231,7 @@ async def test_rotate_while_a_server_with_the_old_key_runs_then_only_the_new_key
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def old_release_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    """An empty database of its own, at the previous release's schema (0009)."""
+    """An empty database of its own, at the previous release's schema (the revision before 0010)."""
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'old.db'}"
     else:
@@ -239,7 +240,7 @@ async def old_release_url(request: pytest.FixtureRequest, tmp_path: Path) -> Asy
         await admin.execute(f'CREATE DATABASE "{name}"')
         url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
     db = Database(url)
-    await migrate.upgrade(db, "0009_operations")
+    await migrate.upgrade(db, PREVIOUS_RELEASE)
     await db.dispose()
     try:
         yield url
