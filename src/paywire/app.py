@@ -80,6 +80,7 @@ class PaywireApp:
             from paywire.billing.scheduler import Scheduler
             from paywire.billing.test_clocks import AdvanceRecovery
             from paywire.ops.heartbeat import Heartbeat
+            from paywire.ops.retention import Retention
             from paywire.webhooks.dispatcher import DeliveryConfig, Dispatcher
 
             self.background.append(Heartbeat(self.db))
@@ -87,6 +88,7 @@ class PaywireApp:
             self.background.append(AdvanceRecovery(self.db, self.billing, self.services.advances))
             config = DeliveryConfig.from_env(concurrency=delivery_concurrency)
             self.background.append(Dispatcher(self.db, config, keyring=self.keyring))
+            self.background.append(Retention(self.db, self.settings))
         self._api: FastAPI | None = None
         self.started = False
 

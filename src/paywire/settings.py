@@ -79,6 +79,22 @@ class Settings(BaseSettings):
         current, old = self.encryption_key, self.encryption_old_keys
         return (current.get_secret_value() if current else None, old.get_secret_value() if old else None)
 
+    retention_days: int = Field(
+        30, gt=0, description="Days events, webhook deliveries and attempts are kept (the per-kind settings win)"
+    )
+    retention_events_days: int | None = Field(
+        None, gt=0, description="Days events and their finished deliveries are kept (unset: retention_days)"
+    )
+    retention_attempts_days: int | None = Field(
+        None, gt=0, description="Days webhook attempts (request logs) are kept (unset: retention_days)"
+    )
+    retention_idempotency_days: int = Field(1, gt=0, description="Days an idempotency key is remembered")
+    retention_interval: int = Field(600, gt=0, description="Seconds between retention runs of the worker")
+    retention_batch_size: int = Field(1000, ge=1, le=100_000, description="Rows removed per retention transaction")
+    archive_dir: Path | None = Field(
+        None, description="Folder pruned events are appended to first (events-YYYY-MM-DD.jsonl.gz); unset: none"
+    )
+
     @field_validator("public_url", "stripe_api_base", "stripe_js_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:

@@ -1,5 +1,5 @@
-"""`paywire serve | worker | migrate | keys create | keys revoke | operators create | list | delete |
-encryption rotate`, and the remote commands (`events`, `endpoints`, `listen`, `trigger`)."""
+"""`paywire serve | worker | migrate | prune | export | backup | config | keys | operators | encryption`, and the
+remote commands (`events`, `endpoints`, `listen`, `trigger`)."""
 
 from __future__ import annotations
 
@@ -149,6 +149,50 @@ def backup(
             typer.echo(f"paywire backup: {exc}", err=True)
             raise typer.Exit(1) from None
     typer.echo(f"backed up {pages} pages to {path}", err=True)
+
+
+@app.command()
+def prune(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count what would be removed.")] = False,
+    database_url: DatabaseUrl = None,
+    config_file: Annotated[
+        str | None, typer.Option("--config", envvar="PAYWIRE_CONFIG", help="A TOML settings file.", show_default=False)
+    ] = None,
+) -> None:
+    """Remove events, deliveries, attempts and idempotency keys past retention now (the worker does every 10 min)."""
+    from paywire.cli import data
+    from paywire.settings import SettingsError, load
+
+    try:
+        settings = load(config_file, database_url=database_url)
+    except SettingsError as exc:
+        typer.echo(f"paywire: {exc}", err=True)
+        raise typer.Exit(2) from None
+    data.prune(settings, dry_run=dry_run)
+
+
+@app.command()
+def export(
+    since: Annotated[str, typer.Option(help="First moment: unix seconds, 2026-11-01 or an ISO datetime (UTC).")],
+    until: Annotated[str, typer.Option(help="End (excluded), like --since.")],
+    type: Annotated[
+        str | None, typer.Option("--type", help="Only this event type, or a prefix ending in *.", show_default=False)
+    ] = None,
+    output: Annotated[
+        str | None, typer.Option("--output", "-o", help="File to write (default: stdout).", show_default=False)
+    ] = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Write the events created in [--since, --until) as JSON lines, the way the API renders them."""
+    from pathlib import Path
+
+    from paywire.cli import data
+
+    try:
+        data.export(database_url or default_database_url(), since, until, type, Path(output) if output else None)
+    except ValueError as exc:
+        typer.echo(f"paywire export: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 @app.command("config")

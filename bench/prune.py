@@ -1,0 +1,257 @@
+"""Retention vs API write latency, in the same run, on 127.0.0.1 only.
+
+    .venv/bin/python bench/prune.py [--events 1000000] [--seconds 20] [--clients 8] [--db sqlite|postgres|both]
+
+The database is filled (bulk inserts, 10,000 rows a statement) with `--events` events created 40
+days ago, each with one succeeded delivery and one attempt: all past the default 30-day
+retention. A `paywire serve --no-worker` process serves the API (no worker: nothing prunes but
+the bench). `--clients` clients create customers back to back (`POST /api/customers`, each a
+write transaction with an event) for `--seconds` with nothing else running, then again while a
+`paywire prune` process runs (the worker's own code and batches; measured from `--startup`
+seconds after it is launched), until it ends or `--seconds` pass. Printed per database: p50/p99
+write latency of both phases, their ratio, and the rows the prune removed and how fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from paywire import keys
+from paywire.db import migrate
+from paywire.db.bulk import insert_rows
+from paywire.db.engine import Database
+from paywire.db.schema import events, webhook_attempts, webhook_deliveries
+from paywire.ids import new_id
+
+HOST = "127.0.0.1"
+CHUNK = 10_000
+
+
+async def fill(db: Database, n: int) -> float:
+    """`n` old events, each with a succeeded delivery and an attempt; returns seconds taken."""
+    started = time.monotonic()
+    old = time.time() - 40 * 86_400
+    async with db.read() as conn:
+        first = int(await conn.scalar(sa_max_seq()) or 0)
+    for lo in range(0, n, CHUNK):
+        hi = min(n, lo + CHUNK)
+        ids = [new_id("evt") for _ in range(lo, hi)]
+        event_rows = [
+            {
+                "id": ids[i - lo],
+                "livemode": False,
+                "type": "customer.created",
+                "api_version": "2026-11-26",
+                "object_type": "customer",
+                "object_id": f"cus_bench{i}",
+                "data": {"object": {"id": f"cus_bench{i}", "object": "customer", "email": f"c{i}@example.com"}},
+                "request_id": None,
+                "idempotency_key": None,
+                "metadata": {},
+                "created": int(old),
+            }
+            for i in range(lo, hi)
+        ]
+        delivery_rows = [
+            {
+                "event_id": ids[i - lo],
+                "endpoint_id": "we_bench",
+                "livemode": False,
+                "status": "succeeded",
+                "attempts": 1,
+                "next_attempt": old,
+                "lease_until": None,
+                "lease_owner": None,
+                "last_error": None,
+                "created": int(old),
+                "updated": int(old),
+            }
+            for i in range(lo, hi)
+        ]
+        async with db.transaction() as tx:
+            await insert_rows(tx.conn, events, event_rows)
+            await insert_rows(tx.conn, webhook_deliveries, delivery_rows)
+            attempt_rows = [
+                {
+                    "id": new_id("wha"),
+                    "livemode": False,
+                    "delivery_seq": first + i + 1,
+                    "event_id": ids[i - lo],
+                    "endpoint_id": "we_bench",
+                    "status": "succeeded",
+                    "response_status": 200,
+                    "response_body": "ok",
+                    "retry_count": 0,
+                    "duration_ms": 3,
+                    "error": None,
+                    "error_type": None,
+                    "next_retry": None,
+                    "created": old,
+                }
+                for i in range(lo, hi)
+            ]
+            await insert_rows(tx.conn, webhook_attempts, attempt_rows)
+        if hi % 100_000 == 0 or hi == n:
+            print(f"  filled {hi:,} events ({time.monotonic() - started:.0f} s)", flush=True)
+    return time.monotonic() - started
+
+
+def sa_max_seq() -> Any:
+    import sqlalchemy as sa
+
+    return sa.select(sa.func.max(events.c.seq))
+
+
+async def writes(url: str, key: str, clients: int, until: asyncio.Future[Any] | float) -> list[float]:
+    """Latencies (ms) of POST /api/customers from `clients` clients, until a time or a future."""
+    latencies: list[float] = []
+    headers = {"Authorization": f"Bearer {key}"}
+
+    def over() -> bool:
+        return until.done() if isinstance(until, asyncio.Future) else time.monotonic() >= until
+
+    async with aiohttp.ClientSession(headers=headers, connector=aiohttp.TCPConnector(limit=0)) as session:
+
+        async def client(c: int) -> None:
+            i = 0
+            while not over():
+                i += 1
+                t0 = time.perf_counter()
+                async with session.post(f"{url}/api/customers", json={"name": f"b{c}-{i}"}) as r:
+                    await r.read()
+                    assert r.status == 200, r.status
+                latencies.append((time.perf_counter() - t0) * 1000)
+
+        await asyncio.gather(*(client(c) for c in range(clients)))
+    return latencies
+
+
+def p(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=1000)[int(q * 1000) - 1] if len(values) > 10 else float("nan")
+
+
+async def wait_up(url: str) -> None:
+    async with aiohttp.ClientSession() as session:
+        for _ in range(300):
+            try:
+                async with session.get(f"{url}/api/health") as r:
+                    if r.status < 500:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise RuntimeError("server did not start")
+
+
+async def one_database(name: str, db_url: str, args: argparse.Namespace, workdir: Path) -> dict[str, float]:
+    db = Database(db_url)
+    await migrate.upgrade(db)
+    async with db.transaction() as tx:
+        key = await keys.create_key(tx.conn, livemode=False, now=time.time())
+    print(f"{name}: filling {args.events:,} events + deliveries + attempts", flush=True)
+    filled = await fill(db, args.events)
+    await db.dispose()
+    print(f"  fill: {filled:.0f} s ({3 * args.events / filled:,.0f} rows/s)", flush=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAYWIRE_")}
+    log = open(workdir / f"serve-{name}.log", "wb")  # noqa: SIM115
+    command = [sys.executable, "-m", "paywire.cli.main"]
+    server = subprocess.Popen(
+        [*command, "serve", "--no-worker", "--port", str(args.port), "--database-url", db_url],
+        stdout=log, stderr=subprocess.STDOUT, env=env,
+    )
+    url = f"http://{HOST}:{args.port}"
+    try:
+        await wait_up(url)
+        await writes(url, key, args.clients, time.monotonic() + 2)  # warm up
+        base = await writes(url, key, args.clients, time.monotonic() + args.seconds)
+        launched = time.monotonic()
+        pruner = await asyncio.create_subprocess_exec(
+            *command, "prune", "--database-url", db_url, env=env,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        )
+        finished: asyncio.Future[Any] = asyncio.ensure_future(pruner.communicate())
+        # The worker prunes from a process that is already up: the CLI's start-up (imports) is
+        # not part of pruning, so measuring starts once the process has had time to begin.
+        await asyncio.sleep(args.startup)
+        started = time.monotonic()
+        deadline = asyncio.ensure_future(asyncio.sleep(args.seconds))
+        either: asyncio.Future[Any] = asyncio.ensure_future(
+            asyncio.wait({finished, deadline}, return_when=asyncio.FIRST_COMPLETED)
+        )
+        during = await writes(url, key, args.clients, either)
+        measured = time.monotonic() - started
+        _, stderr = await finished
+        prune_s = time.monotonic() - launched
+        assert pruner.returncode == 0, stderr.decode()
+    finally:
+        server.terminate()
+        try:
+            server.wait(15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    removed = 3 * args.events
+    figures = {
+        "base_p50": p(base, 0.5), "base_p99": p(base, 0.99), "base_n": len(base) / args.seconds,
+        "prune_p50": p(during, 0.5), "prune_p99": p(during, 0.99), "prune_n": len(during) / measured,
+        "prune_s": prune_s, "measured_s": measured,
+    }
+    print(
+        f"  without pruning: p50 {figures['base_p50']:6.2f} ms  p99 {figures['base_p99']:6.2f} ms"
+        f"  ({figures['base_n']:.0f} writes/s, {args.seconds:.0f} s)\n"
+        f"  while pruning:   p50 {figures['prune_p50']:6.2f} ms  p99 {figures['prune_p99']:6.2f} ms"
+        f"  ({figures['prune_n']:.0f} writes/s, {measured:.0f} s)\n"
+        f"  p99 ratio {figures['prune_p99'] / figures['base_p99']:.3f}, p50 ratio"
+        f" {figures['prune_p50'] / figures['base_p50']:.3f}; prune removed {removed:,} rows in {prune_s:.0f} s"
+        f" ({removed / prune_s:,.0f} rows/s)",
+        flush=True,
+    )
+    print("  " + stderr.decode().strip().replace("\n", "\n  "), flush=True)
+    return figures
+
+
+async def main(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory(prefix="paywire-prune-") as tmp:
+        workdir = Path(tmp)
+        if args.db in ("sqlite", "both"):
+            await one_database("SQLite", f"sqlite:///{workdir / 'bench.db'}", args, workdir)
+        if args.db in ("postgres", "both"):
+            import asyncpg
+
+            name = f"paywire_prune_{uuid.uuid4().hex[:8]}"
+            conn = await asyncpg.connect(args.pg)
+            await conn.execute(f'CREATE DATABASE "{name}"')
+            await conn.close()
+            try:
+                await one_database("PostgreSQL", args.pg.rsplit("/", 1)[0] + "/" + name, args, workdir)
+            finally:
+                conn = await asyncpg.connect(args.pg)
+                await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                await conn.close()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--seconds", type=float, default=20.0, help="length of each measured phase (at most)")
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument(
+        "--pg",
+        default=os.environ.get("PAYWIRE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test"),
+        help="a PostgreSQL database to create the benchmark's own database from",
+    )
+    parser.add_argument("--startup", type=float, default=2.0, help="seconds `paywire prune` is given to start")
+    parser.add_argument("--port", type=int, default=8952)
+    asyncio.run(main(parser.parse_args()))

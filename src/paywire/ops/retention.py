@@ -1,0 +1,269 @@
+"""Retention: old events, finished webhook deliveries, attempts and idempotency keys are removed.
+
+What goes, once older than its retention (see docs/deployment.md, "Retention"):
+
+- webhook attempts (the request logs) created before `retention_attempts_days`;
+- deliveries no longer pending (succeeded, failed, canceled) last updated before
+  `retention_events_days`;
+- events created before `retention_events_days`, except an event with a delivery still pending
+  (queued or retrying) and an event a durable EventBus consumer (`event_consumers`) has not
+  reached: every event from the lowest stored position on is kept, the event *at* that position
+  too, so a consumer resuming by event id (the SSE stream's `Last-Event-ID`, a remote bus) still
+  finds it;
+- idempotency keys created before `retention_idempotency_days`.
+
+Rows go in batches of at most `retention_batch_size` (1,000), each its own short write
+transaction (on SQLite, the one writer is held for one batch at a time) followed by a pause, so
+writers wait for at most one batch. A batch aims at 20 ms (its size halves when slower, down to
+50 rows) and batches take at most a tenth of the time. Each batch walks the table by `seq` (its
+primary key) from where the last one stopped, and the run stops at the first row young enough
+to keep: no batch scans more than its own rows. Two workers never prune at once: each batch
+takes a PostgreSQL advisory transaction lock (SQLite's write transaction is exclusive anyway)
+and reads its rows under it.
+
+With `archive_dir` set, each batch of events is first appended (and fsynced) to
+`events-YYYY-MM-DD.jsonl.gz` in that folder, by the event's UTC creation day, one event per line
+as the API renders it. A batch whose removal then fails is archived again by the next run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gzip
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from paywire.db.engine import Database
+from paywire.db.schema import event_consumers, events, idempotency_keys, webhook_attempts, webhook_deliveries
+from paywire.events import log as event_log
+from paywire.settings import Settings
+
+log = logging.getLogger("paywire.ops")
+
+DAY = 86_400.0
+RETENTION_LOCK = 7_346_223  # pg_advisory_xact_lock key (events/log.py uses 7_346_222)
+KINDS = ("attempts", "deliveries", "events", "idempotency_keys")
+MIN_BATCH = 50
+
+Progress = Callable[[str, int], None]  # (kind, rows removed so far in this kind)
+
+
+@dataclass(frozen=True)
+class Policy:
+    events_days: float = 30
+    attempts_days: float = 30
+    idempotency_days: float = 1
+    batch_size: int = 1000  # rows per transaction, at most
+    # Pacing: a batch aims to hold the write lock for `batch_seconds` (its size halves when it
+    # takes longer, doubles back when well under), and batches take at most `duty` of the time:
+    # the pause after one is its own time * (1/duty - 1), and at least `pause`.
+    batch_seconds: float = 0.02
+    duty: float = 0.1
+    pause: float = 0.05
+    archive_dir: Path | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Policy:
+        return cls(
+            events_days=settings.retention_events_days or settings.retention_days,
+            attempts_days=settings.retention_attempts_days or settings.retention_days,
+            idempotency_days=settings.retention_idempotency_days,
+            batch_size=settings.retention_batch_size,
+            archive_dir=settings.archive_dir,
+        )
+
+
+@dataclass
+class Result:
+    removed: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+    batches: int = 0
+    consumer_floor: int | None = None  # events from this seq on are kept for a durable consumer
+    archived: list[Path] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return sum(self.removed.values())
+
+
+@dataclass(frozen=True)
+class _Kind:
+    name: str
+    table: sa.Table
+    age: sa.ColumnElement[Any]  # when the row becomes removable; grows with seq (roughly)
+    keep: Callable[[float], sa.ColumnElement[bool]]  # more conditions a removable row meets
+
+
+def _no_pending_delivery() -> sa.ColumnElement[bool]:
+    d = webhook_deliveries
+    return ~sa.exists().where(d.c.event_id == events.c.id, d.c.status == "pending")
+
+
+def _kinds() -> list[_Kind]:
+    d = webhook_deliveries
+    return [
+        _Kind("attempts", webhook_attempts, webhook_attempts.c.created, lambda cutoff: sa.true()),
+        # A delivery's `created` grows with seq; it goes once finished and last touched long ago.
+        _Kind("deliveries", d, d.c.created, lambda cutoff: sa.and_(d.c.status != "pending", d.c.updated < cutoff)),
+        _Kind("events", events, events.c.created, lambda cutoff: _no_pending_delivery()),
+        _Kind("idempotency_keys", idempotency_keys, idempotency_keys.c.created, lambda cutoff: sa.true()),
+    ]
+
+
+def _cutoffs(policy: Policy, now: float) -> dict[str, float]:
+    return {
+        "attempts": now - policy.attempts_days * DAY,
+        "deliveries": now - policy.events_days * DAY,
+        "events": now - policy.events_days * DAY,
+        "idempotency_keys": now - policy.idempotency_days * DAY,
+    }
+
+
+async def consumer_floor(conn: AsyncConnection) -> int | None:
+    """The lowest position of a durable EventBus consumer: events from it on are kept."""
+    floor = await conn.scalar(sa.select(sa.func.min(event_consumers.c.last_seq)))
+    return None if floor is None else int(floor)
+
+
+async def prune(
+    db: Database,
+    policy: Policy,
+    *,
+    now: float | None = None,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+    kinds: Sequence[str] = KINDS,
+) -> Result:
+    """Remove (or, with `dry_run`, count) what is past retention; see the module's docstring."""
+    now = time.time() if now is None else now
+    cutoffs = _cutoffs(policy, now)
+    result = Result()
+    async with db.read() as conn:
+        result.consumer_floor = await consumer_floor(conn)
+    for kind in _kinds():
+        if kind.name not in kinds:
+            continue
+        after, size = 0, policy.batch_size
+        while True:
+            started = time.monotonic()
+            removed, after, more = await _batch(db, kind, cutoffs[kind.name], after, size, policy, result, dry_run)
+            result.removed[kind.name] += removed
+            result.batches += 1
+            if progress is not None:
+                progress(kind.name, result.removed[kind.name])
+            if not more:
+                break
+            if not dry_run:  # let writers in
+                took = time.monotonic() - started
+                if took > policy.batch_seconds:
+                    size = max(min(MIN_BATCH, policy.batch_size), size // 2)
+                elif took < policy.batch_seconds / 2:
+                    size = min(policy.batch_size, size * 2)
+                await asyncio.sleep(max(policy.pause, took * (1 / policy.duty - 1)))
+    return result
+
+
+async def _batch(
+    db: Database, kind: _Kind, cutoff: float, after: int, size: int, policy: Policy, result: Result, dry_run: bool
+) -> tuple[int, int, bool]:
+    """One batch: (rows removed or counted, seq to continue after, whether to go on)."""
+    table = kind.table
+    seq = table.c.seq
+    transaction = db.read() if dry_run else _write(db)
+    async with transaction as conn:
+        scan = sa.select(seq, kind.age).where(seq > after)
+        if kind.name == "events" and result.consumer_floor is not None:
+            scan = scan.where(seq < result.consumer_floor)
+        rows = (await conn.execute(scan.order_by(seq).limit(size))).all()
+        old = []
+        for row in rows:
+            if row[1] >= cutoff:  # young enough: everything after it is too
+                break
+            old.append(int(row[0]))
+        more = len(old) == len(rows) == size
+        if not old:
+            return 0, after, False
+        last = old[-1]
+        removable = sa.and_(seq >= old[0], seq <= last, kind.age < cutoff, kind.keep(cutoff))
+        if dry_run:
+            count = await conn.scalar(sa.select(sa.func.count()).select_from(table).where(removable))
+            return int(count or 0), last, more
+        if kind.name == "events" and policy.archive_dir is not None:
+            query = event_log.select_events_json().add_columns(seq).where(removable).order_by(seq)
+            archive = (await conn.execute(query)).all()
+            if not archive:
+                return 0, last, more
+            result.archived += await asyncio.to_thread(_append_archive, policy.archive_dir, archive)
+            removable = sa.and_(seq.in_([r.seq for r in archive]), kind.keep(cutoff))
+        removed = (await conn.execute(table.delete().where(removable))).rowcount
+        return int(removed or 0), last, more
+
+
+@contextlib.asynccontextmanager
+async def _write(db: Database) -> AsyncIterator[AsyncConnection]:
+    async with db.transaction() as tx:
+        if db.is_postgres:  # one pruner at a time; it reads its rows once it holds the lock
+            await tx.conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": RETENTION_LOCK})
+        yield tx.conn
+
+
+def archive_name(created: int) -> str:
+    return f"events-{datetime.fromtimestamp(created, UTC):%Y-%m-%d}.jsonl.gz"
+
+
+def _append_archive(folder: Path, rows: Sequence[Any]) -> list[Path]:
+    """Append rendered events to their day's file (a new gzip member each time) and fsync it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    by_file: dict[Path, list[bytes]] = {}
+    for row in rows:
+        m = row._mapping
+        by_file.setdefault(folder / archive_name(int(m["created"])), []).append(event_log.render_json(m) + b"\n")
+    for path, lines in by_file.items():
+        with open(path, "ab") as raw:
+            with gzip.GzipFile(fileobj=raw, mode="ab") as gz:
+                gz.write(b"".join(lines))
+            raw.flush()
+            os.fsync(raw.fileno())
+    return list(by_file)
+
+
+class Retention:
+    """The background half's `Service`: prunes on start and every `interval` seconds."""
+
+    def __init__(self, db: Database, settings: Settings, *, interval: float | None = None) -> None:
+        self.db = db
+        self.policy = Policy.from_settings(settings)
+        self.interval = float(settings.retention_interval if interval is None else interval)
+        self.last: Result | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="paywire-retention")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                self.last = await prune(self.db, self.policy)
+                if self.last.total:
+                    log.info("retention: removed %s", ", ".join(f"{n} {k}" for k, n in self.last.removed.items()))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the database restarting: the next run tries again
+                log.warning("retention: %s", type(exc).__name__, exc_info=True)
+            await asyncio.sleep(self.interval)
