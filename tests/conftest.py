@@ -30,6 +30,11 @@ from paywire.db.schema import metadata
 
 T = TypeVar("T")
 
+# Every process of the tests (this one, and the `paywire` commands they start) shares one
+# encryption key for the secrets stored in the database; PostgreSQL refuses to start without one.
+TEST_ENCRYPTION_KEY = "dGVzdHMtb25seS1lbmNyeXB0aW9uLWtleS0zMmJ5dGU="
+os.environ.setdefault("PAYWIRE_ENCRYPTION_KEY", TEST_ENCRYPTION_KEY)
+
 PG_ADMIN_URL = os.environ.get("PAYWIRE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
 

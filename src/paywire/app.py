@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Protocol
 
+from paywire import secrets_store
 from paywire.billing.runtime import Billing
 from paywire.clock import SYSTEM_CLOCK, Clock
 from paywire.db import migrate
@@ -19,6 +20,8 @@ from paywire.db.engine import Database, default_database_url
 from paywire.events import stream_hub
 from paywire.events.bus import EventBus
 from paywire.events.local import LocalSource
+from paywire.minting.signed_receipt import SignedReceiptMinter
+from paywire.secrets_at_rest import Keyring, keyring_for
 from paywire.services import Services
 from paywire.settings import Settings
 
@@ -46,10 +49,14 @@ class PaywireApp:
         delivery_concurrency: int | None = None,
         max_body_bytes: int = 1 << 20,
         settings: Settings | None = None,
+        keyring: Keyring | None = None,
     ) -> None:
         self.settings = settings or Settings(database_url=database_url or default_database_url())
         self.database_url = database_url or self.settings.database_url
-        self.db = Database(self.database_url)
+        # The keys of the secrets stored encrypted (endpoint secrets, the minter's key): built
+        # here once, from PAYWIRE_ENCRYPTION_KEY or the SQLite key file, and handed down.
+        self.keyring = keyring or keyring_for(self.database_url, *self.settings.encryption_keys())
+        self.db = Database(self.database_url, keyring=self.keyring)
         self.clock = clock
         self.auto_migrate = auto_migrate
         self.run_worker = run_worker  # False: API only (`serve --no-worker`)
@@ -65,6 +72,7 @@ class PaywireApp:
             provider=self.providers.test,
             live_provider=self.providers.live,
             charge_grace=self.settings.charge_grace_seconds,
+            minter=SignedReceiptMinter(self.keyring),
         )
         # What the API and the pages are handed (they never see this object).
         self.services = Services(self.db, self.billing, self.settings, max_body_bytes=max_body_bytes)
@@ -78,7 +86,8 @@ class PaywireApp:
             self.background.append(Heartbeat(self.db))
             self.background.append(Scheduler(self.db, self.billing))
             self.background.append(AdvanceRecovery(self.db, self.billing, self.services.advances))
-            self.background.append(Dispatcher(self.db, DeliveryConfig.from_env(concurrency=delivery_concurrency)))
+            config = DeliveryConfig.from_env(concurrency=delivery_concurrency)
+            self.background.append(Dispatcher(self.db, config, keyring=self.keyring))
             self.background.append(Retention(self.db, self.settings))
         self._api: FastAPI | None = None
         self.started = False
@@ -108,6 +117,9 @@ class PaywireApp:
         self.services.lifecycle.draining = False
         if self.auto_migrate:
             await migrate.upgrade(self.db)
+            # Secrets a release before encryption stored plain are encrypted now (idempotent).
+            await secrets_store.encrypt_plain(self.db, self.keyring)
+            await secrets_store.check_keys(self.db, self.keyring)  # a wrong key stops start-up here
         await self.db.start_listening()
         await self.bus.start()
         for service in self.background:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from paywire.billing.runtime import Billing
 from paywire.billing.test_clocks import Advances
 from paywire.db.engine import Database
+from paywire.secrets_at_rest import Keyring
 from paywire.settings import Settings
 
 
@@ -30,6 +31,11 @@ class Services:
     max_body_bytes: int = 1 << 20
     lifecycle: Lifecycle = field(default_factory=Lifecycle)
     advances: Advances = field(default_factory=Advances)  # test-clock advances running here
+
+    @property
+    def keyring(self) -> Keyring:
+        """The keys of the secrets stored encrypted: the one `PaywireApp` gave the database."""
+        return self.db.keyring
 
     def now(self) -> float:
         return self.billing.clock.now()

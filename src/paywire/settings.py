@@ -49,6 +49,35 @@ class Settings(BaseSettings):
     metrics_token: SecretStr | None = Field(
         None, description="Bearer token /metrics asks for; unset: /metrics answers loopback clients only"
     )
+    encryption_key: SecretStr | None = Field(
+        None,
+        description="Base64 of 32 bytes: the AES-256-GCM key of the secrets stored in the database; "
+        "unset: a key file beside a SQLite database (required with PostgreSQL)",
+    )
+    encryption_old_keys: SecretStr | None = Field(
+        None, description="Comma-separated older keys (base64), still read while `paywire encryption rotate` runs"
+    )
+
+    @field_validator("encryption_key", "encryption_old_keys")
+    @classmethod
+    def _encryption_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        from paywire.secrets_at_rest import SecretsError, parse_key
+
+        if value is not None:
+            keys = [k for k in value.get_secret_value().split(",") if k.strip()]
+            if not keys:
+                raise ValueError("must be base64 of 32 random bytes")
+            for key in keys:
+                try:
+                    parse_key(key, "each key")
+                except SecretsError as exc:
+                    raise ValueError(str(exc)) from None
+        return value
+
+    def encryption_keys(self) -> tuple[str | None, str | None]:
+        """(current key, comma-separated older keys), as configured."""
+        current, old = self.encryption_key, self.encryption_old_keys
+        return (current.get_secret_value() if current else None, old.get_secret_value() if old else None)
 
     retention_days: int = Field(
         30, gt=0, description="Days events, webhook deliveries and attempts are kept (the per-kind settings win)"
@@ -135,7 +164,8 @@ def describe(settings: Settings) -> list[tuple[str, str]]:
             text = "(unset)"
         elif isinstance(value, SecretStr):
             secret = value.get_secret_value()
-            text = f"{secret[:8]}…(masked)" if len(secret) > 12 else "…(masked)"
+            shows_prefix = len(secret) > 12 and not name.startswith("encryption_")  # a key shows nothing
+            text = f"{secret[:8]}…(masked)" if shows_prefix else "…(masked)"
         else:
             text = _PASSWORD_IN_URL.sub(r"\1***@", str(value))
         shown.append((name, text))

@@ -14,6 +14,8 @@ from paywire.config import default_database_url
 app = typer.Typer(no_args_is_help=True, help="Paywire: self-hosted payment events.", add_completion=False)
 keys_app = typer.Typer(no_args_is_help=True, help="Manage secret API keys.")
 app.add_typer(keys_app, name="keys")
+encryption_app = typer.Typer(no_args_is_help=True, help="The key of the secrets stored encrypted in the database.")
+app.add_typer(encryption_app, name="encryption")
 operators_app = typer.Typer(no_args_is_help=True, help="Manage dashboard operators (people who sign in at /dashboard).")
 app.add_typer(operators_app, name="operators")
 app.add_typer(remote.events_app, name="events")
@@ -234,6 +236,40 @@ def revoke_key(
         server.err.print("no such key")
         raise typer.Exit(1)
     server.err.print("key revoked")
+
+
+@encryption_app.command("generate-key")
+def generate_encryption_key() -> None:
+    """Print a new encryption key (base64 of 32 random bytes), alone on stdout."""
+    from paywire.secrets_at_rest import generate_key
+
+    print(generate_key())
+
+
+@encryption_app.command("rotate")
+def rotate_encryption(
+    new_key: Annotated[
+        str | None,
+        typer.Option(
+            "--new-key",
+            envvar="PAYWIRE_ENCRYPTION_NEW_KEY",
+            help="The key to re-encrypt under (base64 of 32 bytes). Default: the configured "
+            "PAYWIRE_ENCRYPTION_KEY; with a key file, a new key written to it.",
+            show_default=False,
+        ),
+    ] = None,
+    generate: Annotated[
+        bool, typer.Option("--generate", help="Generate the new key and print it once (on stdout).")
+    ] = False,
+    batch: Annotated[int, typer.Option(min=1, max=10_000, help="Endpoints per transaction.")] = 200,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Re-encrypt every stored secret under a new key, in small transactions, while Paywire runs.
+
+    Read docs/security.md first: every running process must already accept the new key."""
+    from paywire.cli import server
+
+    server.rotate_encryption(database_url or default_database_url(), new_key, generate=generate, batch=batch)
 
 
 def _read_password() -> str:

@@ -15,11 +15,12 @@ import time
 from collections.abc import Iterator
 from types import FrameType
 
+import typer
 import uvicorn
 from fastapi import FastAPI
 from rich.console import Console
 
-from paywire import keys
+from paywire import keys, secrets_store
 from paywire.app import PaywireApp
 from paywire.cli.http import HttpLimits, protocol_class
 from paywire.db import migrate as migrations
@@ -27,14 +28,34 @@ from paywire.db.engine import Database
 from paywire.ops import logs
 from paywire.ops import routes as ops_routes
 from paywire.ops.logs import LogFormat
+from paywire.secrets_at_rest import (
+    Keyring,
+    SecretsError,
+    generate_key,
+    key_file_for,
+    keyring_for,
+    parse_key,
+    read_key_file,
+    write_key_file,
+)
 from paywire.services import Services
-from paywire.settings import SettingsError, load
+from paywire.settings import Settings, SettingsError, load
 
 err = Console(stderr=True)
 
 
 def _logging(log_format: LogFormat) -> None:
     logs.configure(log_format, logging.INFO)
+
+
+def _paywire(database_url: str, *, settings: Settings | None = None, **kwargs: object) -> PaywireApp:
+    """The application, or one line and exit 2 for a missing or bad encryption key."""
+    try:
+        settings = settings or load(database_url=database_url)
+        return PaywireApp(database_url, settings=settings, **kwargs)  # type: ignore[arg-type]
+    except (SecretsError, SettingsError) as exc:
+        typer.echo(f"paywire: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 async def _first_key(paywire: PaywireApp) -> str | None:
@@ -92,10 +113,15 @@ def serve(
         raise SystemExit(2) from None
     if settings.public_url is None:  # payers reach the pages where serve listens
         settings.public_url = listen_url(host, port)
-    paywire = PaywireApp(database_url, run_worker=run_worker, settings=settings)
+    paywire = _paywire(database_url, settings=settings, run_worker=run_worker)
 
     async def main() -> None:
         await migrations.upgrade(paywire.db)
+        try:
+            await secrets_store.check_keys(paywire.db, paywire.keyring)
+        except SecretsError as exc:
+            typer.echo(f"paywire: {exc}", err=True)
+            raise typer.Exit(2) from None
         key = await _first_key(paywire)
         if key:
             err.print(f"[bold]Created a test secret key[/bold] (shown only now): [green]{key}[/green]")
@@ -141,11 +167,17 @@ def worker(
     _logging(log_format)
 
     async def main() -> None:
-        paywire = PaywireApp(database_url, delivery_concurrency=concurrency)
+        paywire = _paywire(database_url, delivery_concurrency=concurrency)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        try:
+            await paywire.start()
+        except SecretsError as exc:
+            await paywire.db.dispose()
+            typer.echo(f"paywire: {exc}", err=True)
+            raise typer.Exit(2) from None
         async with paywire.running():
             ops = None
             host, port = metrics
@@ -211,6 +243,61 @@ def revoke_key(database_url: str, key: str) -> bool:
             await db.dispose()
 
     return asyncio.run(main())
+
+
+def rotate_encryption(database_url: str, new_key: str | None, *, generate: bool, batch: int) -> None:
+    """`paywire encryption rotate`: every stored secret re-encrypted under the new key.
+
+    The new key is `new_key`, else a generated one (`generate`, or with a key file), else the
+    configured PAYWIRE_ENCRYPTION_KEY (finishing a rotation whose new key is already deployed).
+    Every key configured (current and old) or in the key file still decrypts. With a key file,
+    the new key is written to it first (older ones kept after it), where running processes pick
+    it up as soon as they meet a value under it.
+    """
+    try:
+        settings = Settings(database_url=database_url)
+        current, old = settings.encryption_keys()
+        keyring_for(database_url, current, old, create=False)  # the keys there are can be read
+        path = key_file_for(database_url) if current is None else None
+        if new_key is None and (generate or path is not None):
+            new_key = generate_key()
+            if path is None:
+                print(new_key)  # shown once: the operator stores it as PAYWIRE_ENCRYPTION_KEY
+        new = parse_key(new_key, "--new-key") if new_key else None
+    except SecretsError as exc:
+        typer.echo(f"paywire: {exc}", err=True)
+        raise typer.Exit(2) from None
+    known = ([current] if current else []) + [k for k in (old or "").split(",") if k.strip()]
+    if path is not None:
+        known = read_key_file(path) + known
+    older = [parse_key(k) for k in known]
+    target = Keyring(new, older) if new else Keyring(older[0], older[1:])
+    if path is not None and new_key is not None:
+        write_key_file(path, [new_key] + [k for k in read_key_file(path) if k != new_key])
+        typer.echo(f"new key written first in {path} (older keys kept after it)", err=True)
+
+    async def main() -> tuple[secrets_store.Rewritten, int]:
+        db = Database(database_url, keyring=target)
+        try:
+            await migrations.upgrade(db)
+            done = await secrets_store.reencrypt(db, target, batch=batch)
+            return done, await secrets_store.count_remaining(db, target)
+        finally:
+            await db.dispose()
+
+    try:
+        done, remaining = asyncio.run(main())
+    except SecretsError as exc:
+        typer.echo(f"paywire: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(
+        f"re-encrypted {done.endpoints} endpoint(s) and {done.minter_keys} minter key(s) under key "
+        f"{target.current_id}; {remaining} value(s) not under it",
+        err=True,
+    )
+    if remaining:  # written meanwhile by a process still encrypting under the old key
+        typer.echo("run it again once every process uses the new key", err=True)
+        raise typer.Exit(1)
 
 
 def create_operator(database_url: str, email: str, password: str, role: str) -> str | None:

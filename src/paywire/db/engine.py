@@ -18,7 +18,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy import event as sa_event
@@ -28,6 +28,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from paywire.config import database_pool_timeout, default_database_url
 from paywire.db import sqlite
 from paywire.db.signal import PostgresListener, Signal
+
+if TYPE_CHECKING:
+    from paywire.secrets_at_rest import Keyring
 
 __all__ = ["Database", "Outage", "Tx", "async_url", "default_database_url", "is_unavailable", "outage"]
 
@@ -87,11 +90,22 @@ class Tx:
     conn: AsyncConnection
     after_commit: list[Any] = field(default_factory=list)
     events_appended: bool = False
+    database: Database | None = None
+
+    @property
+    def keyring(self) -> Keyring:
+        """The keyring of the database this transaction is on (stored secrets go through it)."""
+        if self.database is None:
+            raise RuntimeError("this transaction has no database, hence no keyring")
+        return self.database.keyring
 
 
 class Database:
-    def __init__(self, url: str, *, pool_size: int = 10, pool_timeout: float | None = None) -> None:
+    def __init__(
+        self, url: str, *, pool_size: int = 10, pool_timeout: float | None = None, keyring: Keyring | None = None
+    ) -> None:
         self.url = url
+        self._keyring = keyring
         timeout = database_pool_timeout() if pool_timeout is None else pool_timeout
         sa_url = make_url(async_url(url))
         self.dialect = "sqlite" if sa_url.get_backend_name() == "sqlite" else "postgresql"
@@ -133,6 +147,19 @@ class Database:
             self._listener.start()
 
     @property
+    def keyring(self) -> Keyring:
+        """The keys of the secrets stored in this database. `PaywireApp` hands its keyring in;
+        a `Database` made without one (tools, tests) builds it from the settings on first use,
+        the way `PaywireApp` does."""
+        if self._keyring is None:
+            from paywire.secrets_at_rest import keyring_for
+            from paywire.settings import Settings
+
+            settings = Settings(database_url=self.url)
+            self._keyring = keyring_for(self.url, *settings.encryption_keys())
+        return self._keyring
+
+    @property
     def is_postgres(self) -> bool:
         return self.dialect == "postgresql"
 
@@ -141,7 +168,7 @@ class Database:
         """A write transaction; callbacks in `tx.after_commit` run only once it has committed."""
         async with self._write_lock or contextlib.nullcontext(), self.engine.connect() as conn:
             await conn.execution_options(paywire_write=True)
-            tx = Tx(conn)
+            tx = Tx(conn, database=self)
             async with conn.begin():
                 yield tx
                 hook = before_commit.get()

@@ -124,8 +124,8 @@ webhook_endpoints = sa.Table(
     sa.Column("metadata", Json, nullable=False),
     sa.Column("api_version", sa.String(16), nullable=False),
     sa.Column("created_via", sa.String(16), nullable=False),
-    sa.Column("secret", sa.String(80), nullable=False),
-    # Secrets still valid during a rotation: [{"secret": "whsec_…", "expires": unix}].
+    sa.Column("secret", sa.String(400), nullable=False),  # enc:v1:… (paywire.secrets_at_rest)
+    # Secrets still valid during a rotation: [{"secret": "enc:v1:…", "expires": unix}].
     sa.Column("previous_secrets", Json, nullable=False),
     sa.Column("disabled_reason", sa.String(40), nullable=True),
     sa.Column("last_success", sa.Float, nullable=True),
@@ -413,7 +413,7 @@ minter_keys = sa.Table(
     metadata,
     sa.Column("name", sa.String(40), primary_key=True),
     sa.Column("kid", sa.String(40), nullable=False),
-    sa.Column("private_key", sa.String(200), nullable=False),
+    sa.Column("private_key", sa.String(400), nullable=False),  # enc:v1:…
     sa.Column("created", sa.BigInteger, nullable=False),
 )
 

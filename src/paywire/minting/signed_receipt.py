@@ -3,7 +3,8 @@
 The token is an Ed25519-signed receipt of the purchase: `pwr1.<payload>.<signature>` (both
 base64url). Anyone can verify it with the public key served at `GET /api/nft/public-key` and
 `verify_receipt` below (or any Ed25519 library). The key pair is created on first use and kept
-in the database, so every Paywire process signs with the same key.
+in the database, so every Paywire process signs with the same key; the private key is stored
+encrypted (`paywire.secrets_at_rest`, the row's name in its associated data).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from paywire.db.engine import Tx
 from paywire.db.schema import minter_keys
 from paywire.minting.base import MintRequest
+from paywire.secrets_at_rest import Keyring
 
 PREFIX = "pwr1"
 KEY_NAME = "signed_receipt"
@@ -38,7 +40,11 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-async def signing_key(conn: AsyncConnection) -> tuple[str, Ed25519PrivateKey]:
+def private_key_aad(name: str) -> str:
+    return f"minter_keys.private_key:{name}"
+
+
+async def signing_key(conn: AsyncConnection, keyring: Keyring) -> tuple[str, Ed25519PrivateKey]:
     """(kid, key), created on first use; concurrent first uses agree on the stored one."""
     row = (await conn.execute(sa.select(minter_keys).where(minter_keys.c.name == KEY_NAME))).first()
     if row is None:
@@ -46,11 +52,13 @@ async def signing_key(conn: AsyncConnection) -> tuple[str, Ed25519PrivateKey]:
         raw = key.private_bytes_raw()
         kid = "key_" + secrets.token_hex(8)
         insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-        values = {"name": KEY_NAME, "kid": kid, "private_key": _b64(raw), "created": int(time.time())}
+        stored = keyring.encrypt(_b64(raw), private_key_aad(KEY_NAME))
+        values = {"name": KEY_NAME, "kid": kid, "private_key": stored, "created": int(time.time())}
         await conn.execute(insert(minter_keys).values(**values).on_conflict_do_nothing())
         row = (await conn.execute(sa.select(minter_keys).where(minter_keys.c.name == KEY_NAME))).first()
         assert row is not None
-    return row.kid, Ed25519PrivateKey.from_private_bytes(_unb64(row.private_key))
+    private = keyring.decrypt_cached(row.private_key, private_key_aad(KEY_NAME))
+    return row.kid, Ed25519PrivateKey.from_private_bytes(_unb64(private))
 
 
 def public_key_info(kid: str, key: Ed25519PrivateKey) -> dict[str, str]:
@@ -85,8 +93,11 @@ def verify_receipt(token: str, public_key: str) -> dict[str, Any]:
 class SignedReceiptMinter:
     name = "signed_receipt"
 
+    def __init__(self, keyring: Keyring | None = None) -> None:
+        self.keyring = keyring  # None: the keyring of the transaction's database
+
     async def mint(self, tx: Tx, request: MintRequest) -> dict[str, Any]:
-        kid, key = await signing_key(tx.conn)
+        kid, key = await signing_key(tx.conn, self.keyring or tx.keyring)
         session = request.session
         payload = {
             "typ": "paywire.nft_receipt",

@@ -26,6 +26,7 @@ import aiohttp
 
 from paywire.db.engine import Database, is_unavailable
 from paywire.ids import new_id
+from paywire.secrets_at_rest import Keyring
 from paywire.webhooks import attempts, delivery, netpolicy
 from paywire.webhooks.delivery import Job
 from paywire.webhooks.retry import JITTER, RETRY_SCHEDULE
@@ -116,8 +117,9 @@ class Dispatcher:
     prefetch = 100  # most deliveries claimed ahead per slot of an endpoint
     first_claim = 50  # per slot, for an endpoint whose rate is not known yet
 
-    def __init__(self, db: Database, config: DeliveryConfig | None = None) -> None:
+    def __init__(self, db: Database, config: DeliveryConfig | None = None, keyring: Keyring | None = None) -> None:
         self.db = db
+        self.keyring = keyring or db.keyring  # decrypts the endpoints' signing secrets
         self.config = config or DeliveryConfig.from_env()
         self.owner = new_id("wkr")
         self.policy = attempts.RetryPolicy(self.config.schedule, self.config.jitter, self.config.auto_disable_after)
@@ -363,6 +365,7 @@ class Dispatcher:
                         exclude=exclude,
                         start=self._cursor,
                         endpoints=self._enabled,
+                        keyring=self.keyring,
                     )
                     if self._enabled:
                         self._cursor = (self._cursor + covered) % len(self._enabled)

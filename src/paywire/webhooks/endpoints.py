@@ -1,6 +1,9 @@
 """Webhook endpoints: registration, updates, secrets and their rotation.
 
 The secret is shown only by create, `/secret` and `/rotate-secret`; `render` never includes it.
+It is stored encrypted (`paywire.secrets_at_rest`): the current one in `secret`, with the
+endpoint's id in its associated data, the rotated-out ones each in `previous_secrets`. Read them
+with `secret` (the current one) and `valid_secrets` (every one that signs), never from the row.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paywire import objects
 from paywire.clock import iso
@@ -19,6 +23,7 @@ from paywire.events import catalogue
 from paywire.events.log import API_VERSION
 from paywire.ids import new_id
 from paywire.schemas import WebhookEndpointCreate, WebhookEndpointUpdate
+from paywire.secrets_at_rest import Keyring, SecretsError, is_encrypted
 from paywire.webhooks.signing import generate_secret
 
 
@@ -66,16 +71,71 @@ def check_events(names: list[str]) -> list[str]:
     return sorted(set(names), key=names.index)
 
 
-def valid_secrets(m: Any, now: float) -> list[str]:
-    """The current secret, then every rotated-out one that has not expired: one signature each."""
-    return [m["secret"]] + [s["secret"] for s in m["previous_secrets"] if s["expires"] > now]
+def secret_aad(endpoint_id: str) -> str:
+    """Associated data of an endpoint's current secret: it decrypts in no other row or column."""
+    return f"webhook_endpoints.secret:{endpoint_id}"
+
+
+def previous_aad(endpoint_id: str) -> str:
+    return f"webhook_endpoints.previous_secrets:{endpoint_id}"
+
+
+def valid_secrets(m: Any, now: float, keyring: Keyring | None = None, *, cached: bool = False) -> list[str]:
+    """The current secret, then every rotated-out one that has not expired: one signature each.
+
+    `m` is the endpoint's row; its stored secrets are decrypted with `keyring` (`cached`: with
+    its cache, as the delivery path does). Without a keyring only plain values can be read.
+    """
+    if keyring is None:
+        stored = [m["secret"]] + [s["secret"] for s in m["previous_secrets"] if s["expires"] > now]
+        if any(is_encrypted(value) for value in stored):
+            raise SecretsError("valid_secrets needs the keyring to read encrypted secrets")
+        return stored
+    decrypt = keyring.decrypt_cached if cached else keyring.decrypt
+    current = decrypt(m["secret"], secret_aad(m["id"]))
+    aad = previous_aad(m["id"])
+    return [current] + [decrypt(s["secret"], aad) for s in m["previous_secrets"] if s["expires"] > now]
+
+
+async def secret(conn: AsyncConnection, keyring: Keyring, endpoint_id: str, *, livemode: bool) -> str:
+    """The endpoint's current signing secret, decrypted (404 if there is no such endpoint)."""
+    row = await objects.fetch(conn, webhook_endpoints, endpoint_id, livemode)
+    return keyring.decrypt(row["secret"], secret_aad(endpoint_id))
+
+
+def encrypted_secrets(m: Any, keyring: Keyring, *, plain_only: bool = False) -> dict[str, Any] | None:
+    """The values that store this endpoint's secrets under the keyring's current key (`plain_only`:
+    only plain ones are encrypted, values under older keys are left), or None if nothing changes."""
+    endpoint_id = m["id"]
+
+    def redo(value: str, aad: str) -> str | None:
+        if plain_only and is_encrypted(value):
+            return None
+        if not keyring.needs_encryption(value):
+            return None
+        return keyring.encrypt(keyring.decrypt(value, aad), aad)
+
+    values: dict[str, Any] = {}
+    new_secret = redo(m["secret"], secret_aad(endpoint_id))
+    if new_secret is not None:
+        values["secret"] = new_secret
+    previous, changed = [], False
+    for entry in m["previous_secrets"]:
+        new_value = redo(entry["secret"], previous_aad(endpoint_id))
+        changed = changed or new_value is not None
+        previous.append({**entry, "secret": new_value or entry["secret"]})
+    if changed:
+        values["previous_secrets"] = previous
+    return values or None
 
 
 async def create(
     tx: Tx, params: WebhookEndpointCreate, *, livemode: bool, now: float, created_via: str = "api"
 ) -> dict[str, Any]:
+    endpoint_id = new_id("we")
+    plain = generate_secret()
     row = {
-        "id": new_id("we"),
+        "id": endpoint_id,
         "livemode": livemode,
         "url": check_url(params.url),
         "enabled_events": check_events(params.enabled_events),
@@ -84,13 +144,13 @@ async def create(
         "metadata": params.metadata or {},
         "api_version": API_VERSION,
         "created_via": created_via,
-        "secret": generate_secret(),
+        "secret": tx.keyring.encrypt(plain, secret_aad(endpoint_id)),
         "previous_secrets": [],
         "created": int(now),
         "updated": int(now),
     }
     await tx.conn.execute(webhook_endpoints.insert(), row)
-    return {**render(row), "secret": row["secret"]}
+    return {**render(row), "secret": plain}
 
 
 async def update(
@@ -143,16 +203,25 @@ async def rotate_secret(
 ) -> dict[str, str]:
     """A new secret; the old one keeps signing for `expires_in` seconds (0: stops at once)."""
     row = await objects.fetch(tx.conn, webhook_endpoints, endpoint_id, livemode, lock=True)
-    kept = [s for s in row["previous_secrets"] if s["expires"] > now]
+    keyring = tx.keyring
+    aad = previous_aad(endpoint_id)
+    # Every secret kept is (re-)encrypted under the current key (a plain one, left by an older
+    # release, too); the current one moves to previous_secrets, whose associated data differs.
+    kept = [
+        {**s, "secret": keyring.encrypt(keyring.decrypt(s["secret"], aad), aad)}
+        for s in row["previous_secrets"]
+        if s["expires"] > now
+    ]
     if expires_in > 0:
-        kept.append({"secret": row["secret"], "expires": now + expires_in})
-    secret = generate_secret()
+        old = keyring.decrypt(row["secret"], secret_aad(endpoint_id))
+        kept.append({"secret": keyring.encrypt(old, aad), "expires": now + expires_in})
+    new_secret = generate_secret()
     await tx.conn.execute(
         webhook_endpoints.update()
         .where(webhook_endpoints.c.seq == row["seq"])
-        .values(secret=secret, previous_secrets=kept, updated=int(now))
+        .values(secret=keyring.encrypt(new_secret, secret_aad(endpoint_id)), previous_secrets=kept, updated=int(now))
     )
-    return {"secret": secret}
+    return {"secret": new_secret}
 
 
 def listing(livemode: bool) -> sa.Select[Any]:

@@ -63,5 +63,5 @@ async def nft_public_key(request: Request) -> dict[str, str]:
 
     Public (no API key): whoever holds a token can check it."""
     async with services_of(request).db.transaction() as tx:
-        kid, key = await signing_key(tx.conn)
+        kid, key = await signing_key(tx.conn, tx.keyring)
     return public_key_info(kid, key)

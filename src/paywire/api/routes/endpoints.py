@@ -64,7 +64,7 @@ async def delete_endpoint(endpoint_id: str, ctx: Ctx = Depends(context)) -> dict
 @router.get("/{endpoint_id}/secret", response_model=Secret)
 async def endpoint_secret(endpoint_id: str, ctx: Ctx = Depends(context)) -> dict[str, Any]:
     async with ctx.db.read() as conn:
-        return {"secret": (await objects.fetch(conn, table, endpoint_id, ctx.livemode))["secret"]}
+        return {"secret": await endpoints.secret(conn, ctx.db.keyring, endpoint_id, livemode=ctx.livemode)}
 
 
 @router.post("/{endpoint_id}/rotate-secret", response_model=Secret)
