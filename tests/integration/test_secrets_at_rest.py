@@ -362,11 +362,6 @@ async def test_rotate_with_the_key_file_while_the_server_runs(
         await _stop(handle)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="not encrypted yet: a response stored for Idempotency-Key replay (api/middleware.py, not in this "
-    "change) keeps the secret of a create or rotate-secret in idempotency_keys.response_body; the SDK sends a key",
-)
 async def test_an_idempotent_create_leaves_no_secret_in_the_database(database_url: str) -> None:
     server, handle = await _running(database_url, None)
     try:
@@ -430,11 +425,6 @@ async def test_a_wrong_key_stops_start_up_in_one_line(database_url: str) -> None
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the dashboard's reveal-secret (src/paywire/web/dashboard/endpoints.py, not in this change) reads "
-    "row['secret'] and shows the envelope: it should call webhooks.endpoints.secret(conn, keyring, id, livemode=…)",
-)
 async def test_the_dashboard_reveals_the_secret_not_its_envelope(server: Server) -> None:
     from tests.web.dashboard_helpers import ADMIN, Browserless, create_operator
 

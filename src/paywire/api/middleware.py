@@ -290,7 +290,8 @@ class PaywireMiddleware:
                         "this Idempotency-Key was used with a different request", param="Idempotency-Key"
                     )
                 if row.state == "done":
-                    return int(row.response_status), (row.response_body or "").encode()
+                    stored = self.services.keyring.decrypt(row.response_body or "", _body_aad(int(row.seq)))
+                    return int(row.response_status), stored.encode()
                 if row.state == "committed" and now - row.created >= ABANDONED_AFTER:
                     return IdempotencyConflict(
                         "the first request with this Idempotency-Key was carried out, but its response was "
@@ -317,7 +318,8 @@ class PaywireMiddleware:
         """Record how the claimed request ended (on its own row version only)."""
         table = idempotency_keys
         mine = sa.and_(table.c.seq == ended.claim.seq, table.c.created == ended.claim.created)
-        body = ended.body.decode("utf-8", "replace")
+        # Encrypted at rest like the secrets themselves: a create or rotate-secret answer holds one.
+        body = self.services.keyring.encrypt(ended.body.decode("utf-8", "replace"), _body_aad(ended.claim.seq))
         done = {"state": "done", "response_status": ended.status, "response_body": body}
         async with self.services.db.transaction() as tx:
             if ended.status >= 500:
@@ -340,6 +342,10 @@ def _refuse_nul(scope: Scope) -> PaywireError | None:
             if "\x00" in name or "\x00" in value:
                 return InvalidRequest(f"{name.strip(chr(0))}: must not contain U+0000 (NUL)", param=name.strip(chr(0)))
     return None
+
+
+def _body_aad(seq: int) -> str:
+    return f"idempotency_keys.response_body:{seq}"
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -278,11 +278,9 @@ async def reveal_secret(endpoint_id: str, request: Request, session: auth.Sessio
     await admin_form(request, session)
     services = services_of(request)
     async with services.db.transaction() as tx:
-        row = await objects.fetch(tx.conn, e, endpoint_id, session.livemode)
+        secret = await engine.secret(tx.conn, services.keyring, endpoint_id, livemode=session.livemode)
         await audit_action(tx.conn, request, session, "secret_revealed", endpoint_id)
-    return await _detail(
-        request, session, endpoint_id, secret=row["secret"], secret_note="The endpoint's signing secret."
-    )
+    return await _detail(request, session, endpoint_id, secret=secret, secret_note="The endpoint's signing secret.")
 
 
 @router.post("/endpoints/{endpoint_id}/rotate-secret")
