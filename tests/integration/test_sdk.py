@@ -17,10 +17,12 @@ from paywire import AsyncPaywire, Paywire
 from paywire.billing import schemas as billing_schemas
 from paywire.schemas import Customer, Event, WebhookEndpoint, WebhookEndpointWithSecret
 from paywire.sdk import (
+    AsyncListResult,
     AuthenticationError,
     DeletedObject,
     IdempotencyError,
     InvalidRequestError,
+    ListResult,
     NotFoundError,
 )
 from tests.conftest import Server
@@ -258,3 +260,74 @@ async def test_billing_resources(server: Server) -> None:
         assert (await payment.invoices.list(subscription_id=subscription.id)).count >= 1
         advanced = await payment.test_clocks.advance(clock.id, frozen_time=clock.frozen_time + 60)
         assert isinstance(advanced, billing_schemas.TestClock) and advanced.frozen_time == clock.frozen_time + 60
+
+
+def _billing_types_sync(server: Server) -> None:
+    # The annotations are the check for a type checker: each call returns the server's model.
+    with Paywire(server.test_key, server.url) as payment:
+        product = payment.products.create(name="Typed")
+        monthly = payment.prices.create(
+            product_id=product.id, unit_amount="10.00", currency="usd", recurring={"interval": "month"}
+        )
+        once = payment.prices.create(product_id=product.id, unit_amount="5.00", currency="usd")
+        customer = payment.customers.create(email="typed@example.com")
+
+        session: billing_schemas.CheckoutSession = payment.checkout.sessions.create(
+            mode="payment", line_items=[{"price_id": once.id, "quantity": 1}], customer_id=customer.id
+        )
+        paid: billing_schemas.CheckoutSession = payment.checkout.sessions.confirm(
+            session.id, payment_method="pm_card_visa"
+        )
+        assert isinstance(session, billing_schemas.CheckoutSession)
+        assert isinstance(paid, billing_schemas.CheckoutSession)
+        sessions: ListResult[billing_schemas.CheckoutSession] = payment.checkout.sessions.list()
+        assert sessions.list and all(isinstance(s, billing_schemas.CheckoutSession) for s in sessions.list)
+        assert paid.payment_intent_id is not None
+        intent: billing_schemas.PaymentIntent = payment.payment_intents.retrieve(paid.payment_intent_id)
+        assert isinstance(intent, billing_schemas.PaymentIntent)
+        intents: ListResult[billing_schemas.PaymentIntent] = payment.payment_intents.list()
+        assert all(isinstance(i, billing_schemas.PaymentIntent) for i in intents.list)
+        refund: billing_schemas.Refund = payment.payment_intents.refund(intent.id, amount="1.00")
+        again: billing_schemas.Refund = payment.refunds.retrieve(refund.id)
+        assert isinstance(refund, billing_schemas.Refund) and isinstance(again, billing_schemas.Refund)
+        refunds: ListResult[billing_schemas.Refund] = payment.refunds.list()
+        assert refunds.list and all(isinstance(r, billing_schemas.Refund) for r in refunds.list)
+
+        clock: billing_schemas.TestClock = payment.test_clocks.create(frozen_time=int(time.time()))
+        clock = payment.test_clocks.advance(clock.id, frozen_time=clock.frozen_time + 60)
+        assert isinstance(clock, billing_schemas.TestClock) and isinstance(clock.frozen_time, int)
+        clocks: ListResult[billing_schemas.TestClock] = payment.test_clocks.list()
+        assert all(isinstance(c, billing_schemas.TestClock) for c in clocks.list)
+
+        sub: billing_schemas.Subscription = payment.subscriptions.create(
+            customer_id=customer.id, items=[{"price_id": monthly.id}], default_payment_method="pm_card_visa"
+        )
+        sub = payment.subscriptions.update(sub.id, metadata={"typed": "yes"})
+        assert isinstance(sub, billing_schemas.Subscription) and sub.metadata == {"typed": "yes"}
+        subs: ListResult[billing_schemas.Subscription] = payment.subscriptions.list()
+        assert subs.list and all(isinstance(s, billing_schemas.Subscription) for s in subs.list)
+        invoices: ListResult[billing_schemas.Invoice] = payment.invoices.list(subscription_id=sub.id)
+        assert invoices.list and all(isinstance(i, billing_schemas.Invoice) for i in invoices.list)
+        invoice: billing_schemas.Invoice = payment.invoices.retrieve(invoices.list[0].id)
+        assert isinstance(invoice, billing_schemas.Invoice) and isinstance(invoice.status, str)
+
+        link: billing_schemas.PaymentLink = payment.payment_links.create(line_items=[{"price_id": once.id}])
+        links: ListResult[billing_schemas.PaymentLink] = payment.payment_links.list()
+        assert isinstance(link, billing_schemas.PaymentLink)
+        assert all(isinstance(x, billing_schemas.PaymentLink) for x in links.list)
+        portal: billing_schemas.PortalSession = payment.billing_portal.sessions.create(customer_id=customer.id)
+        assert isinstance(portal, billing_schemas.PortalSession) and portal.url
+
+
+@sqlite_only
+async def test_billing_results_are_the_server_models(server: Server) -> None:
+    await asyncio.to_thread(_billing_types_sync, server)
+    async with AsyncPaywire(server.test_key, server.url) as payment:
+        subs: AsyncListResult[billing_schemas.Subscription] = await payment.subscriptions.list()
+        assert subs.list and all(isinstance(s, billing_schemas.Subscription) for s in subs.list)
+        sub: billing_schemas.Subscription = await payment.subscriptions.cancel(subs.list[0].id)
+        assert isinstance(sub, billing_schemas.Subscription) and sub.status == "canceled"
+        refund: billing_schemas.Refund = (await payment.refunds.list()).list[0]
+        assert isinstance(refund, billing_schemas.Refund)
+        clocks = [c async for c in (await payment.test_clocks.list(size=1)).auto_paging_iter()]
+        assert clocks and all(isinstance(c, billing_schemas.TestClock) for c in clocks)

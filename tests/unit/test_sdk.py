@@ -159,6 +159,7 @@ def test_requests_carry_the_right_method_path_body_and_key() -> None:
         payment.subscriptions.update("sub_1", metadata={"a": "b"})
         payment.test_clocks.advance("clock_1", frozen_time=42, idempotency_key="k1")
     assert isinstance(result, PaywireObject) and result.status == "canceled" and result["id"] == "sub_1"
+    assert isinstance(result, billing_schemas.Subscription)
     assert [(r.method, r.url.path) for r in sent] == [
         ("POST", "/api/subscriptions/sub_1/cancel"),
         ("PUT", "/api/subscriptions/sub_1"),
@@ -179,10 +180,13 @@ def test_ids_are_checked_and_quoted() -> None:
 
 
 def test_billing_models_come_from_the_server_schemas() -> None:
-    for key, name in models.BILLING_MODELS.items():
-        model = models.MODELS[key]
-        assert issubclass(model, getattr(billing_schemas, name)) and issubclass(model, PaywireObject)
-    assert models._find_model("NoSuchModelYet") is PaywireObject
+    for key, model in models.MODELS.items():
+        server_model = getattr(billing_schemas, model.__name__)
+        assert issubclass(model, server_model) and issubclass(model, PaywireObject), key
+        assert server_model.model_config.get("extra") == "allow", key  # later server fields parse
+    later = models.Subscription.model_validate({**BILLING_OBJECT, "added_later": {"x": 1}})
+    assert isinstance(later, billing_schemas.Subscription) and later.added_later == {"x": 1}
+    assert later["status"] == "canceled" and later.to_dict()["added_later"] == {"x": 1}
     untyped = PaywireObject.model_validate({"id": "x_1", "nested": {"a": 1}})
     assert untyped.nested == {"a": 1} and untyped.to_dict() == {"id": "x_1", "nested": {"a": 1}}
     with pytest.raises(KeyError):

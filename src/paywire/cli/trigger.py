@@ -20,18 +20,27 @@ from typing import Annotated, Any, TypeVar
 import typer
 from pydantic import BaseModel
 
+from paywire.billing.schemas import CheckoutSession, Subscription
 from paywire.cli import remote
 from paywire.events.catalogue import EVENT_TYPES
 from paywire.schemas import Event
-from paywire.sdk import CardError, Paywire, PaywireObject
+from paywire.sdk import CardError, Paywire
 
 T = TypeVar("T", bound=BaseModel)
+V = TypeVar("V")
 DAY = 86_400
 DISABLE_WAIT = 20.0  # seconds to wait for the dispatcher to disable the 410 endpoint
 
 
 class ScenarioFailed(Exception):
     """The scenario could not run to its end (the message says why)."""
+
+
+def present(value: V | None, what: str) -> V:
+    """`value`, which the scenario needs: a missing one (None) fails it."""
+    if value is None:
+        raise ScenarioFailed(f"the server returned no {what}")
+    return value
 
 
 class Run:
@@ -67,7 +76,7 @@ class Run:
 
     def subscribe(
         self, price_id: str, *, customer_id: str | None = None, pm: str = "pm_card_visa", **extra: Any
-    ) -> PaywireObject:
+    ) -> Subscription:
         customer_id = customer_id or self.customer(on_clock=True)
         items = [{"price_id": price_id, "quantity": extra.pop("quantity", 1)}]
         sub = self.payment.subscriptions.create(
@@ -80,14 +89,14 @@ class Run:
             raise ScenarioFailed("advance needs a test clock")
         self.payment.test_clocks.advance(self.clock_id, frozen_time=to)
 
-    def checkout(self, mode: str = "payment", *, price_id: str | None = None, **extra: Any) -> PaywireObject:
+    def checkout(self, mode: str = "payment", *, price_id: str | None = None, **extra: Any) -> CheckoutSession:
         price_id = price_id or self.price("19.99", recurring=mode == "subscription")
         session = self.payment.checkout.sessions.create(
             mode=mode, line_items=[{"price_id": price_id, "quantity": 1}], **extra
         )
         return self.keep(session)
 
-    def confirm(self, session_id: str, pm: str = "pm_card_visa") -> PaywireObject:
+    def confirm(self, session_id: str, pm: str = "pm_card_visa") -> CheckoutSession:
         done = self.payment.checkout.sessions.confirm(session_id, payment_method=pm)
         self.ids.update(str(v) for v in (done.payment_intent_id, done.subscription_id) if v)
         return done
@@ -161,7 +170,7 @@ def checkout_expired(run: Run) -> None:
 
 def refund(run: Run) -> None:
     done = run.confirm(run.checkout().id)
-    run.keep(run.payment.payment_intents.refund(done.payment_intent_id))
+    run.keep(run.payment.payment_intents.refund(present(done.payment_intent_id, "payment_intent_id")))
 
 
 def subscription_started(run: Run) -> None:
@@ -174,12 +183,12 @@ def trial_start(run: Run) -> None:
 
 def trial_will_end(run: Run) -> None:
     sub = run.subscribe(run.price(), trial_period_days=7)
-    run.advance(sub.trial_end - 3 * DAY)
+    run.advance(present(sub.trial_end, "trial_end") - 3 * DAY)
 
 
 def trial_end(run: Run) -> None:
     sub = run.subscribe(run.price(), trial_period_days=7)
-    run.advance(sub.trial_end)
+    run.advance(present(sub.trial_end, "trial_end"))
 
 
 def renewed(run: Run) -> None:

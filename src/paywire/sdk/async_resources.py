@@ -12,6 +12,16 @@ from typing import Any, Generic, Protocol, TypeVar
 from pydantic import BaseModel
 from typing_extensions import Unpack
 
+from paywire.billing.schemas import (
+    CheckoutSession,
+    Invoice,
+    PaymentIntent,
+    PaymentLink,
+    PortalSession,
+    Refund,
+    Subscription,
+    TestClock,
+)
 from paywire.schemas import (
     Customer,
     EndpointRecoverResult,
@@ -24,7 +34,8 @@ from paywire.schemas import (
     WebhookEndpoint,
     WebhookEndpointWithSecret,
 )
-from paywire.sdk.models import MODELS, AsyncListResult, DeletedObject, PaywireObject, async_list_of
+from paywire.sdk import models
+from paywire.sdk.models import AsyncListResult, DeletedObject, async_list_of
 from paywire.sdk.params import (
     CustomerCreateParams,
     CustomerUpdateParams,
@@ -242,97 +253,89 @@ class AsyncWebhookAttempts(AsyncResource[WebhookAttempt]):
         return await self._list(page, size, filters)
 
 
-# --- billing: one generic base, the calls each resource has, its model from models.MODELS ---------
+# --- billing: one generic base, the calls each resource has, typed by its model (models.py) -------
 
 
-class AsyncBillingResource(AsyncResource[PaywireObject]):
-    def __init__(self, client: AsyncRequester, path: str, object_type: str) -> None:
-        super().__init__(client, path, MODELS[object_type])
-
-    async def retrieve(self, id: str) -> PaywireObject:
+class AsyncBillingResource(AsyncResource[M]):
+    async def retrieve(self, id: str) -> M:
         return await self._retrieve(id)
 
-    async def list(self, *, page: int = 1, size: int = 20, **filters: Any) -> AsyncListResult[PaywireObject]:
+    async def list(self, *, page: int = 1, size: int = 20, **filters: Any) -> AsyncListResult[M]:
         return await self._list(page, size, filters)
 
 
-class _AsyncCreatable(AsyncBillingResource):
-    async def create(self, *, idempotency_key: str | None = None, **params: Any) -> PaywireObject:
+class _AsyncCreatable(AsyncBillingResource[M]):
+    async def create(self, *, idempotency_key: str | None = None, **params: Any) -> M:
         return await self._create(params, idempotency_key)
 
 
-class AsyncCheckoutSessions(_AsyncCreatable):
-    async def confirm(self, id: str, *, payment_method: str, idempotency_key: str | None = None) -> PaywireObject:
+class AsyncCheckoutSessions(_AsyncCreatable[CheckoutSession]):
+    async def confirm(self, id: str, *, payment_method: str, idempotency_key: str | None = None) -> CheckoutSession:
         return await self._action(id, "confirm", {"payment_method": payment_method}, idempotency_key, self._model)
 
 
 class AsyncCheckout:
     def __init__(self, client: AsyncRequester) -> None:
-        self.sessions = AsyncCheckoutSessions(client, "/api/checkout-sessions", "checkout_session")
+        self.sessions = AsyncCheckoutSessions(client, "/api/checkout-sessions", models.CheckoutSession)
 
 
-class AsyncSubscriptions(_AsyncCreatable):
-    async def update(self, id: str, **fields: Any) -> PaywireObject:
+class AsyncSubscriptions(_AsyncCreatable[Subscription]):
+    async def update(self, id: str, **fields: Any) -> Subscription:
         return await self._update(id, fields)
 
     async def cancel(
         self, id: str, *, at_period_end: bool | None = None, idempotency_key: str | None = None
-    ) -> PaywireObject:
+    ) -> Subscription:
         return await self._action(id, "cancel", {"at_period_end": at_period_end}, idempotency_key, self._model)
 
-    async def pause(self, id: str, *, idempotency_key: str | None = None) -> PaywireObject:
+    async def pause(self, id: str, *, idempotency_key: str | None = None) -> Subscription:
         return await self._action(id, "pause", {}, idempotency_key, self._model)
 
-    async def resume(self, id: str, *, idempotency_key: str | None = None) -> PaywireObject:
+    async def resume(self, id: str, *, idempotency_key: str | None = None) -> Subscription:
         return await self._action(id, "resume", {}, idempotency_key, self._model)
 
 
-class AsyncInvoices(AsyncBillingResource):
-    async def pay(
-        self, id: str, *, payment_method: str | None = None, idempotency_key: str | None = None
-    ) -> PaywireObject:
+class AsyncInvoices(AsyncBillingResource[Invoice]):
+    async def pay(self, id: str, *, payment_method: str | None = None, idempotency_key: str | None = None) -> Invoice:
         return await self._action(id, "pay", {"payment_method": payment_method}, idempotency_key, self._model)
 
 
-class AsyncPaymentIntents(AsyncBillingResource):
+class AsyncPaymentIntents(AsyncBillingResource[PaymentIntent]):
     async def refund(
         self, id: str, *, amount: str | None = None, idempotency_key: str | None = None, **params: Any
-    ) -> PaywireObject:
+    ) -> Refund:
         """Refund all of it, or `amount` (a decimal string). Returns the refund."""
         body = {"amount": amount, **params}
-        return await self._action(id, "refund", body, idempotency_key, MODELS["refund"])
+        return await self._action(id, "refund", body, idempotency_key, models.Refund)
 
 
-class AsyncRefunds(_AsyncCreatable):
+class AsyncRefunds(_AsyncCreatable[Refund]):
     pass
 
 
-class AsyncTestClocks(_AsyncCreatable):
+class AsyncTestClocks(_AsyncCreatable[TestClock]):
     __test__ = False  # not a pytest class
 
-    async def advance(self, id: str, *, frozen_time: int, idempotency_key: str | None = None) -> PaywireObject:
+    async def advance(self, id: str, *, frozen_time: int, idempotency_key: str | None = None) -> TestClock:
         """Move the clock to `frozen_time` (unix seconds); what falls due meanwhile runs."""
         return await self._action(id, "advance", {"frozen_time": frozen_time}, idempotency_key, self._model)
 
 
-class AsyncPaymentLinks(_AsyncCreatable):
-    async def update(self, id: str, **fields: Any) -> PaywireObject:
+class AsyncPaymentLinks(_AsyncCreatable[PaymentLink]):
+    async def update(self, id: str, **fields: Any) -> PaymentLink:
         """Change a link; `active=False` deactivates it."""
         return await self._update(id, fields)
 
 
-class AsyncBillingPortalSessions(AsyncResource[PaywireObject]):
-    def __init__(self, client: AsyncRequester, path: str) -> None:
-        super().__init__(client, path, MODELS["billing_portal.session"])
-
-    async def create(self, *, idempotency_key: str | None = None, **params: Any) -> PaywireObject:
+class AsyncBillingPortalSessions(AsyncResource[PortalSession]):
+    async def create(self, *, idempotency_key: str | None = None, **params: Any) -> PortalSession:
         """A one-time portal `url` for `customer_id` (open within 5 minutes)."""
         return await self._create(params, idempotency_key)
 
 
 class AsyncBillingPortal:
     def __init__(self, client: AsyncRequester) -> None:
-        self.sessions = AsyncBillingPortalSessions(client, "/api/billing-portal/sessions")
+        self.sessions = AsyncBillingPortalSessions(client, "/api/billing-portal/sessions", models.PortalSession)
 
 
 class AsyncResources:
@@ -346,10 +349,10 @@ class AsyncResources:
         self.products = AsyncProducts(client, "/api/products", Product)
         self.prices = AsyncPrices(client, "/api/prices", Price)
         self.checkout = AsyncCheckout(client)
-        self.subscriptions = AsyncSubscriptions(client, "/api/subscriptions", "subscription")
-        self.invoices = AsyncInvoices(client, "/api/invoices", "invoice")
-        self.payment_intents = AsyncPaymentIntents(client, "/api/payment-intents", "payment_intent")
-        self.refunds = AsyncRefunds(client, "/api/refunds", "refund")
-        self.test_clocks = AsyncTestClocks(client, "/api/test-clocks", "test_clock")
-        self.payment_links = AsyncPaymentLinks(client, "/api/payment-links", "payment_link")
+        self.subscriptions = AsyncSubscriptions(client, "/api/subscriptions", models.Subscription)
+        self.invoices = AsyncInvoices(client, "/api/invoices", models.Invoice)
+        self.payment_intents = AsyncPaymentIntents(client, "/api/payment-intents", models.PaymentIntent)
+        self.refunds = AsyncRefunds(client, "/api/refunds", models.Refund)
+        self.test_clocks = AsyncTestClocks(client, "/api/test-clocks", models.TestClock)
+        self.payment_links = AsyncPaymentLinks(client, "/api/payment-links", models.PaymentLink)
         self.billing_portal = AsyncBillingPortal(client)

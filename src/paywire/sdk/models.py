@@ -1,5 +1,5 @@
-"""Result types: the server's own response models (`paywire.schemas`), lists that page, and a
-generic object for calls whose model is not written yet."""
+"""Result types: the server's own response models (`paywire.schemas`, `paywire.billing.schemas`),
+lists that page, and a generic object (`PaywireObject`) the billing models also are."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
-from paywire import schemas
+from paywire.billing import schemas as billing_schemas
 from paywire.schemas import ListResponse
 
 M = TypeVar("M", bound=BaseModel)
@@ -39,38 +39,54 @@ class DeletedObject(PaywireObject):
     deleted: bool
 
 
-# The response model of each billing object, by name in `paywire.schemas` or
-# `paywire.billing.schemas`. A model not (yet) there falls back to PaywireObject.
-BILLING_MODELS = {
-    "checkout_session": "CheckoutSession",
-    "subscription": "Subscription",
-    "invoice": "Invoice",
-    "payment_intent": "PaymentIntent",
-    "refund": "Refund",
-    "test_clock": "TestClock",
-    "payment_link": "PaymentLink",
-    "billing_portal.session": "PortalSession",
+# --- billing results: the server's response model (`paywire.billing.schemas`), made a PaywireObject
+# too, so that `obj["status"]` and `to_dict()` keep working. The server models allow extra fields:
+# what the server adds later is kept (`model_extra`) and reads as an attribute, never an error.
+
+
+class CheckoutSession(billing_schemas.CheckoutSession, PaywireObject):
+    pass
+
+
+class Subscription(billing_schemas.Subscription, PaywireObject):
+    pass
+
+
+class Invoice(billing_schemas.Invoice, PaywireObject):
+    pass
+
+
+class PaymentIntent(billing_schemas.PaymentIntent, PaywireObject):
+    pass
+
+
+class Refund(billing_schemas.Refund, PaywireObject):
+    pass
+
+
+class TestClock(billing_schemas.TestClock, PaywireObject):
+    __test__ = False  # not a pytest class
+
+
+class PaymentLink(billing_schemas.PaymentLink, PaywireObject):
+    pass
+
+
+class PortalSession(billing_schemas.PortalSession, PaywireObject):
+    pass
+
+
+# Each billing object's model, by its `object` type.
+MODELS: dict[str, type[PaywireObject]] = {
+    "checkout_session": CheckoutSession,
+    "subscription": Subscription,
+    "invoice": Invoice,
+    "payment_intent": PaymentIntent,
+    "refund": Refund,
+    "test_clock": TestClock,
+    "payment_link": PaymentLink,
+    "billing_portal.session": PortalSession,
 }
-
-
-def _find_model(name: str) -> type[PaywireObject]:
-    """The named server model, made a PaywireObject too: typed fields checked, extras readable."""
-    modules: list[Any] = [schemas]
-    try:
-        from paywire.billing import schemas as billing_schemas
-
-        modules.append(billing_schemas)
-    except ImportError:
-        pass
-    for module in modules:
-        found = getattr(module, name, None)
-        if isinstance(found, type) and issubclass(found, BaseModel):
-            model: type[PaywireObject] = type(name, (found, PaywireObject), {"__module__": __name__})
-            return model
-    return PaywireObject
-
-
-MODELS: dict[str, type[PaywireObject]] = {key: _find_model(name) for key, name in BILLING_MODELS.items()}
 
 
 class ListResult(ListResponse[M], Generic[M]):

@@ -12,6 +12,16 @@ from urllib.parse import quote
 from pydantic import BaseModel
 from typing_extensions import Unpack
 
+from paywire.billing.schemas import (
+    CheckoutSession,
+    Invoice,
+    PaymentIntent,
+    PaymentLink,
+    PortalSession,
+    Refund,
+    Subscription,
+    TestClock,
+)
 from paywire.schemas import (
     Customer,
     EndpointRecoverResult,
@@ -24,7 +34,8 @@ from paywire.schemas import (
     WebhookEndpoint,
     WebhookEndpointWithSecret,
 )
-from paywire.sdk.models import MODELS, DeletedObject, ListResult, PaywireObject, list_of
+from paywire.sdk import models
+from paywire.sdk.models import DeletedObject, ListResult, list_of
 from paywire.sdk.params import (
     CustomerCreateParams,
     CustomerUpdateParams,
@@ -247,95 +258,87 @@ class WebhookAttempts(Resource[WebhookAttempt]):
         return self._list(page, size, filters)
 
 
-# --- billing: one generic base, the calls each resource has, its model from models.MODELS ---------
+# --- billing: one generic base, the calls each resource has, typed by its model (models.py) -------
 
 
-class BillingResource(Resource[PaywireObject]):
-    def __init__(self, client: Requester, path: str, object_type: str) -> None:
-        super().__init__(client, path, MODELS[object_type])
-
-    def retrieve(self, id: str) -> PaywireObject:
+class BillingResource(Resource[M]):
+    def retrieve(self, id: str) -> M:
         return self._retrieve(id)
 
-    def list(self, *, page: int = 1, size: int = 20, **filters: Any) -> ListResult[PaywireObject]:
+    def list(self, *, page: int = 1, size: int = 20, **filters: Any) -> ListResult[M]:
         return self._list(page, size, filters)
 
 
-class _Creatable(BillingResource):
-    def create(self, *, idempotency_key: str | None = None, **params: Any) -> PaywireObject:
+class _Creatable(BillingResource[M]):
+    def create(self, *, idempotency_key: str | None = None, **params: Any) -> M:
         return self._create(params, idempotency_key)
 
 
-class CheckoutSessions(_Creatable):
-    def confirm(self, id: str, *, payment_method: str, idempotency_key: str | None = None) -> PaywireObject:
+class CheckoutSessions(_Creatable[CheckoutSession]):
+    def confirm(self, id: str, *, payment_method: str, idempotency_key: str | None = None) -> CheckoutSession:
         return self._action(id, "confirm", {"payment_method": payment_method}, idempotency_key, self._model)
 
 
 class Checkout:
     def __init__(self, client: Requester) -> None:
-        self.sessions = CheckoutSessions(client, "/api/checkout-sessions", "checkout_session")
+        self.sessions = CheckoutSessions(client, "/api/checkout-sessions", models.CheckoutSession)
 
 
-class Subscriptions(_Creatable):
-    def update(self, id: str, **fields: Any) -> PaywireObject:
+class Subscriptions(_Creatable[Subscription]):
+    def update(self, id: str, **fields: Any) -> Subscription:
         return self._update(id, fields)
 
-    def cancel(
-        self, id: str, *, at_period_end: bool | None = None, idempotency_key: str | None = None
-    ) -> PaywireObject:
+    def cancel(self, id: str, *, at_period_end: bool | None = None, idempotency_key: str | None = None) -> Subscription:
         return self._action(id, "cancel", {"at_period_end": at_period_end}, idempotency_key, self._model)
 
-    def pause(self, id: str, *, idempotency_key: str | None = None) -> PaywireObject:
+    def pause(self, id: str, *, idempotency_key: str | None = None) -> Subscription:
         return self._action(id, "pause", {}, idempotency_key, self._model)
 
-    def resume(self, id: str, *, idempotency_key: str | None = None) -> PaywireObject:
+    def resume(self, id: str, *, idempotency_key: str | None = None) -> Subscription:
         return self._action(id, "resume", {}, idempotency_key, self._model)
 
 
-class Invoices(BillingResource):
-    def pay(self, id: str, *, payment_method: str | None = None, idempotency_key: str | None = None) -> PaywireObject:
+class Invoices(BillingResource[Invoice]):
+    def pay(self, id: str, *, payment_method: str | None = None, idempotency_key: str | None = None) -> Invoice:
         return self._action(id, "pay", {"payment_method": payment_method}, idempotency_key, self._model)
 
 
-class PaymentIntents(BillingResource):
+class PaymentIntents(BillingResource[PaymentIntent]):
     def refund(
         self, id: str, *, amount: str | None = None, idempotency_key: str | None = None, **params: Any
-    ) -> PaywireObject:
+    ) -> Refund:
         """Refund all of it, or `amount` (a decimal string). Returns the refund."""
         body = {"amount": amount, **params}
-        return self._action(id, "refund", body, idempotency_key, MODELS["refund"])
+        return self._action(id, "refund", body, idempotency_key, models.Refund)
 
 
-class Refunds(_Creatable):
+class Refunds(_Creatable[Refund]):
     pass
 
 
-class TestClocks(_Creatable):
+class TestClocks(_Creatable[TestClock]):
     __test__ = False  # not a pytest class
 
-    def advance(self, id: str, *, frozen_time: int, idempotency_key: str | None = None) -> PaywireObject:
+    def advance(self, id: str, *, frozen_time: int, idempotency_key: str | None = None) -> TestClock:
         """Move the clock to `frozen_time` (unix seconds); what falls due meanwhile runs."""
         return self._action(id, "advance", {"frozen_time": frozen_time}, idempotency_key, self._model)
 
 
-class PaymentLinks(_Creatable):
-    def update(self, id: str, **fields: Any) -> PaywireObject:
+class PaymentLinks(_Creatable[PaymentLink]):
+    def update(self, id: str, **fields: Any) -> PaymentLink:
         """Change a link; `active=False` deactivates it."""
         return self._update(id, fields)
 
 
-class BillingPortalSessions(Resource[PaywireObject]):
-    def __init__(self, client: Requester, path: str) -> None:
-        super().__init__(client, path, MODELS["billing_portal.session"])
-
-    def create(self, *, idempotency_key: str | None = None, **params: Any) -> PaywireObject:
+class BillingPortalSessions(Resource[PortalSession]):
+    def create(self, *, idempotency_key: str | None = None, **params: Any) -> PortalSession:
         """A one-time portal `url` for `customer_id` (open within 5 minutes)."""
         return self._create(params, idempotency_key)
 
 
 class BillingPortal:
     def __init__(self, client: Requester) -> None:
-        self.sessions = BillingPortalSessions(client, "/api/billing-portal/sessions")
+        self.sessions = BillingPortalSessions(client, "/api/billing-portal/sessions", models.PortalSession)
 
 
 class Resources:
@@ -349,10 +352,10 @@ class Resources:
         self.products = Products(client, "/api/products", Product)
         self.prices = Prices(client, "/api/prices", Price)
         self.checkout = Checkout(client)
-        self.subscriptions = Subscriptions(client, "/api/subscriptions", "subscription")
-        self.invoices = Invoices(client, "/api/invoices", "invoice")
-        self.payment_intents = PaymentIntents(client, "/api/payment-intents", "payment_intent")
-        self.refunds = Refunds(client, "/api/refunds", "refund")
-        self.test_clocks = TestClocks(client, "/api/test-clocks", "test_clock")
-        self.payment_links = PaymentLinks(client, "/api/payment-links", "payment_link")
+        self.subscriptions = Subscriptions(client, "/api/subscriptions", models.Subscription)
+        self.invoices = Invoices(client, "/api/invoices", models.Invoice)
+        self.payment_intents = PaymentIntents(client, "/api/payment-intents", models.PaymentIntent)
+        self.refunds = Refunds(client, "/api/refunds", models.Refund)
+        self.test_clocks = TestClocks(client, "/api/test-clocks", models.TestClock)
+        self.payment_links = PaymentLinks(client, "/api/payment-links", models.PaymentLink)
         self.billing_portal = BillingPortal(client)
