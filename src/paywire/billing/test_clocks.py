@@ -27,6 +27,7 @@ from paywire.db.engine import Database, Tx
 from paywire.db.schema import test_clocks
 from paywire.errors import Conflict, InvalidRequest
 from paywire.ids import new_id
+from paywire.periodic import Periodic
 
 MAX_ADVANCE = 3 * 366 * 86_400  # the longest billing interval (3 years), leap days included
 STALE_ADVANCE = 300  # an `advancing` clock with no lease, untouched this long, was left by a crash
@@ -217,30 +218,17 @@ async def recover_abandoned(db: Database, billing: Billing, advances: Advances) 
     return taken
 
 
-class AdvanceRecovery:
+class AdvanceRecovery(Periodic):
     """A `Service` of the worker: looks for abandoned advances every few seconds."""
 
+    name = "paywire-clock-recovery"
+
     def __init__(self, db: Database, billing: Billing, advances: Advances, *, interval: float = 2.0) -> None:
-        self.db, self.billing, self.advances, self.interval = db, billing, advances, interval
-        self._task: asyncio.Task[None] | None = None
+        super().__init__(interval)
+        self.db, self.billing, self.advances = db, billing, advances
 
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="paywire-clock-recovery")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await recover_abandoned(self.db, self.billing, self.advances)
-            except Exception as exc:  # the database restarting: look again later
-                log.warning("test clock recovery: %s", type(exc).__name__)
-            await asyncio.sleep(self.interval)
+    async def tick(self) -> None:
+        await recover_abandoned(self.db, self.billing, self.advances)
 
 
 def listing(livemode: bool) -> sa.Select[Any]:

@@ -8,9 +8,7 @@ row simply ages out (and is swept by the next worker that starts).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import logging
 import os
 import socket
 import time
@@ -20,20 +18,21 @@ import sqlalchemy as sa
 from paywire.db.engine import Database
 from paywire.db.schema import worker_heartbeats as table
 from paywire.ids import new_id
-
-log = logging.getLogger("paywire.ops")
+from paywire.periodic import Periodic
 
 INTERVAL = 5.0
 ALIVE_WITHIN = 30.0
 SWEEP_AFTER = 24 * 3600.0
 
 
-class Heartbeat:
+class Heartbeat(Periodic):
+    name = "paywire-heartbeat"
+    sleep_first = True  # `start` has just written the row
+
     def __init__(self, db: Database, *, interval: float = INTERVAL) -> None:
+        super().__init__(interval)
         self.db = db
-        self.interval = interval
         self.id = new_id("wkr")
-        self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         now = time.time()
@@ -41,26 +40,17 @@ class Heartbeat:
             await tx.conn.execute(table.delete().where(table.c.last_seen < now - SWEEP_AFTER))
             row = {"id": self.id, "host": socket.gethostname()[:255], "pid": os.getpid(), "started": now}
             await tx.conn.execute(table.insert().values(**row, last_seen=now))
-        self._task = asyncio.create_task(self._beat(), name="paywire-heartbeat")
+        await super().start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await super().stop()
         with contextlib.suppress(Exception):  # going down anyway; the row ages out
             async with self.db.transaction() as tx:
                 await tx.conn.execute(table.delete().where(table.c.id == self.id))
 
-    async def _beat(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            try:
-                async with self.db.transaction() as tx:
-                    await tx.conn.execute(table.update().where(table.c.id == self.id).values(last_seen=time.time()))
-            except Exception as exc:  # the database restarting: the next beat tries again
-                log.warning("heartbeat: %s", type(exc).__name__)
+    async def tick(self) -> None:
+        async with self.db.transaction() as tx:
+            await tx.conn.execute(table.update().where(table.c.id == self.id).values(last_seen=time.time()))
 
 
 async def live_workers(db: Database, *, now: float | None = None) -> int:

@@ -46,6 +46,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from paywire.db.engine import Database
 from paywire.db.schema import event_consumers, events, idempotency_keys, webhook_attempts, webhook_deliveries
 from paywire.events import log as event_log
+from paywire.periodic import Periodic
 from paywire.settings import Settings
 
 log = logging.getLogger("paywire.ops")
@@ -236,34 +237,19 @@ def _append_archive(folder: Path, rows: Sequence[Any]) -> list[Path]:
     return list(by_file)
 
 
-class Retention:
+class Retention(Periodic):
     """The background half's `Service`: prunes on start and every `interval` seconds."""
 
+    name = "paywire-retention"
+    log_traceback = True
+
     def __init__(self, db: Database, settings: Settings, *, interval: float | None = None) -> None:
+        super().__init__(float(settings.retention_interval if interval is None else interval))
         self.db = db
         self.policy = Policy.from_settings(settings)
-        self.interval = float(settings.retention_interval if interval is None else interval)
         self.last: Result | None = None
-        self._task: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="paywire-retention")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                self.last = await prune(self.db, self.policy)
-                if self.last.total:
-                    log.info("retention: removed %s", ", ".join(f"{n} {k}" for k, n in self.last.removed.items()))
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # the database restarting: the next run tries again
-                log.warning("retention: %s", type(exc).__name__, exc_info=True)
-            await asyncio.sleep(self.interval)
+    async def tick(self) -> None:
+        self.last = await prune(self.db, self.policy)
+        if self.last.total:
+            log.info("retention: removed %s", ", ".join(f"{n} {k}" for k, n in self.last.removed.items()))
