@@ -12,8 +12,9 @@ import httpx
 import sqlalchemy as sa
 from playwright.async_api import Browser, Dialog, Page, expect
 
-from paywire.db.schema import audit_log, events, webhook_endpoints
+from paywire.db.schema import audit_log, events
 from paywire.events.local import store_position
+from paywire.webhooks import endpoints as endpoints_engine
 from tests.conftest import Server
 from tests.web.conftest import screenshot
 from tests.web.dashboard_helpers import (
@@ -135,8 +136,9 @@ async def test_operator_flow_in_the_browser(
     # Reveal and rotate the secret.
     await page.goto(f"{url}/dashboard/endpoints/{endpoint_id}")
     await page.get_by_role("button", name="Reveal secret").click()
-    async with server.app.db.read() as conn:
-        stored = await conn.scalar(sa.select(webhook_endpoints.c.secret).where(webhook_endpoints.c.id == endpoint_id))
+    async with server.app.db.read() as conn:  # stored encrypted: the page shows it decrypted
+        stored = await endpoints_engine.secret(conn, server.app.keyring, endpoint_id, livemode=False)
+    assert stored.startswith("whsec_")
     await expect(page.locator("#endpoint-secret")).to_have_text(stored)
     await screenshot(page, "dashboard-endpoint-secret")
     await page.get_by_label("Old secret keeps working for").select_option("3600")
