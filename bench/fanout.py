@@ -40,6 +40,9 @@ from paywire.webhooks import verify
 from paywire.webhooks.dispatcher import DeliveryConfig, Dispatcher
 from paywire.webhooks.signing import generate_secret
 
+sys.path.insert(0, str(Path(__file__).parent))  # the delivery benchmark's receiver client
+from delivery import ReceiverClient
+
 HOST = "127.0.0.1"
 SECRET = generate_secret()
 
@@ -77,29 +80,6 @@ def run_receiver(port: int, secret: str) -> None:
     app.router.add_get("/stats", stats)
     app.router.add_post("/reset", reset)
     web.run_app(app, host=HOST, port=port, access_log=None, print=None, handler_cancellation=True)
-
-
-class ReceiverClient:
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.session = aiohttp.ClientSession()
-
-    async def reset(self) -> None:
-        async with self.session.post(f"{self.url}/reset") as r:
-            r.raise_for_status()
-
-    async def stats(self) -> dict[str, Any]:
-        async with self.session.get(f"{self.url}/stats") as r:
-            result: dict[str, Any] = await r.json()
-            return result
-
-    async def wait_for(self, n: int, timeout: float) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while True:
-            stats = await self.stats()
-            if stats["count"] >= n or time.monotonic() > deadline:
-                return stats
-            await asyncio.sleep(0.05)
 
 
 async def create_endpoints(db: Database, receiver_url: str, n: int) -> None:
