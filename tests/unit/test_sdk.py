@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
+from pathlib import Path
 from typing import Any, get_type_hints
 
 import httpx
@@ -30,8 +32,8 @@ from paywire.sdk import (
     params,
     resources,
 )
+from paywire.sdk.arguments import segment
 from paywire.sdk.errors import error_from_response
-from paywire.sdk.resources import segment
 
 
 def _response(status: int, body: Any = None, headers: dict[str, str] | None = None) -> httpx.Response:
@@ -225,3 +227,13 @@ def test_async_resources_match_the_sync_ones() -> None:
                 twin = getattr(async_class, method)
                 assert inspect.signature(twin).parameters.keys() == inspect.signature(function).parameters.keys()
                 assert inspect.iscoroutinefunction(twin) is (method != "__init__"), (name, method)
+
+
+def test_the_sync_resources_are_generated_from_the_async_ones() -> None:
+    """`resources.py` is what `scripts/generate_sync_sdk.py` writes from `async_resources.py`."""
+    script = Path(__file__).resolve().parents[2] / "scripts" / "generate_sync_sdk.py"
+    spec = importlib.util.spec_from_file_location("generate_sync_sdk", script)
+    assert spec and spec.loader
+    generator = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generator)
+    assert generator.generate() == generator.TARGET.read_text(), "run scripts/generate_sync_sdk.py"

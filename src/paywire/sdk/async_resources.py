@@ -1,7 +1,7 @@
-"""The async client's resources: `resources.py` line for line, each call awaited.
+"""The async client's resources: thin classes, one method per API call, typed by the server's models.
 
-Written out rather than generated, so that editors and type checkers see every signature; a unit
-test checks that the two files offer the same classes, methods and parameters.
+This file is the source of both clients: `resources.py` is generated from it by
+`scripts/generate_sync_sdk.py` (unasync), and a unit test fails when the two differ.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from paywire.schemas import (
     WebhookEndpointWithSecret,
 )
 from paywire.sdk import models
+from paywire.sdk.arguments import compact, segment
 from paywire.sdk.models import AsyncListResult, DeletedObject, async_list_of
 from paywire.sdk.params import (
     CustomerCreateParams,
@@ -44,7 +45,6 @@ from paywire.sdk.params import (
     RecurringParams,
     WebhookEndpointUpdateParams,
 )
-from paywire.sdk.resources import compact, segment
 
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T", bound=BaseModel)

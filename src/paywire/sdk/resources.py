@@ -1,13 +1,11 @@
-"""The sync client's resources: thin classes, one method per API call, typed by the server's models.
-
-`async_resources.py` is the same for the async client, kept in step by a unit test.
+"""The sync client's resources, generated from `async_resources.py` by `scripts/generate_sync_sdk.py`
+(unasync): edit that file and run the script, never this one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any, Generic, Protocol, TypeVar
-from urllib.parse import quote
 
 from pydantic import BaseModel
 from typing_extensions import Unpack
@@ -35,6 +33,7 @@ from paywire.schemas import (
     WebhookEndpointWithSecret,
 )
 from paywire.sdk import models
+from paywire.sdk.arguments import compact, segment
 from paywire.sdk.models import DeletedObject, ListResult, list_of
 from paywire.sdk.params import (
     CustomerCreateParams,
@@ -59,18 +58,6 @@ class Requester(Protocol):
         json: Any = None,
         idempotency_key: str | None = None,
     ) -> Any: ...
-
-
-def segment(id: str) -> str:
-    """`/{id}`, refusing an empty id (which would silently address the list instead)."""
-    if not isinstance(id, str) or not id:
-        raise ValueError(f"an object id is needed, got {id!r}")
-    return "/" + quote(id, safe="")
-
-
-def compact(values: Mapping[str, Any]) -> dict[str, Any]:
-    """Arguments left at None are not sent: the server applies its own default."""
-    return {name: value for name, value in values.items() if value is not None}
 
 
 class Resource(Generic[M]):
