@@ -84,7 +84,7 @@ def run_receiver(port: int, secret: str) -> None:
 
 async def create_endpoints(db: Database, receiver_url: str, n: int) -> None:
     now = int(time.time())
-    rows = [
+    rows: list[dict[str, object]] = [
         {
             "id": new_id("we"),
             "livemode": False,

@@ -151,7 +151,8 @@ async def start_server(app: PaywireApp) -> tuple[uvicorn.Server, asyncio.Task[No
 
 
 async def stop_server(server: uvicorn.Server, task: asyncio.Task[None]) -> None:
-    server.config.app.state.services.drain()
+    app: Any = server.config.app  # the PaywireApp's ASGI app, which uvicorn types loosely
+    app.state.services.drain()
     server.should_exit = True
     try:
         await asyncio.wait_for(task, 10)

@@ -337,9 +337,9 @@ async def _count(conn: AsyncConnection, query: sa.Select[Any]) -> list[Any]:
 async def settled(db: Database, now: float) -> bool:
     """Every delivery finished, no wall-clock job left due, no charge or refund in flight."""
     async with db.read() as conn:
-        in_flight = await conn.scalar(
-            sa.select(sa.func.count()).where(payment_intents.c.status == "processing")
-        ) + await conn.scalar(sa.select(sa.func.count()).where(refunds.c.status == "pending"))
+        charging = await conn.scalar(sa.select(sa.func.count()).where(payment_intents.c.status == "processing"))
+        refunding = await conn.scalar(sa.select(sa.func.count()).where(refunds.c.status == "pending"))
+        in_flight = (charging or 0) + (refunding or 0)
         if in_flight:
             return False
         open_deliveries = await conn.scalar(sa.select(sa.func.count()).where(webhook_deliveries.c.status == "pending"))

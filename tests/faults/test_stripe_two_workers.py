@@ -89,7 +89,7 @@ async def test_two_schedulers_charge_each_period_once(fault_url: str, localstrip
         charged: Counter[str] = Counter()
         for stripe_pi in await localstripe.payment_intents():
             ours = (stripe_pi.get("metadata") or {}).get("paywire_payment_intent")
-            if ours in {i.id for i in intents}:
+            if isinstance(ours, str) and ours in {i.id for i in intents}:
                 charged[ours] += 1 if stripe_pi["status"] == "succeeded" else 0
         assert len(charged) == SUBSCRIPTIONS * MONTHS and set(charged.values()) == {1}, charged
     finally:

@@ -83,7 +83,7 @@ async def test_two_schedulers_run_each_job_exactly_once(database_url: str) -> No
                     .where(invoices.c.subscription_id.in_(ids))
                 )
             ).all()
-            statuses = dict(
+            statuses: dict[str, int] = dict(
                 (
                     await conn.execute(
                         sa.select(billing_jobs.c.status, sa.func.count()).group_by(billing_jobs.c.status)
@@ -165,7 +165,10 @@ async def test_anchor_dates_jan_31(api: httpx.AsyncClient) -> None:
     for _ in range(3):
         await advance(api, clock_id, ends[-1])
         ends.append((await ok(api.get(f"/api/subscriptions/{sub['id']}")))["current_period_end"])
-    day = lambda ts: time.strftime("%Y-%m-%d", time.gmtime(ts))  # noqa: E731
+
+    def day(ts: float) -> str:
+        return time.strftime("%Y-%m-%d", time.gmtime(ts))
+
     assert [day(ts) for ts in ends] == ["2026-02-28", "2026-03-31", "2026-04-30", "2026-05-31"]
 
 

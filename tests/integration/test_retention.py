@@ -8,9 +8,9 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import sqlalchemy as sa
@@ -19,6 +19,7 @@ from sqlalchemy import event as sa_event
 from paywire.app import PaywireApp
 from paywire.db.engine import Database
 from paywire.db.schema import events, idempotency_keys, webhook_attempts, webhook_deliveries
+from paywire.event import Event
 from paywire.events import log as event_log
 from paywire.events.bus import EventBus
 from paywire.events.local import LocalSource, store_position
@@ -60,7 +61,9 @@ async def _delivery(db: Database, event_id: str, *, status: str, at: float, atte
             "created": int(at),
             "updated": int(at),
         }
-        seq = (await tx.conn.execute(webhook_deliveries.insert().values(**row))).inserted_primary_key[0]
+        key = (await tx.conn.execute(webhook_deliveries.insert().values(**row))).inserted_primary_key
+        assert key is not None
+        seq = key[0]
         await tx.conn.execute(
             webhook_attempts.insert().values(
                 id=new_id("wha"),
@@ -183,7 +186,7 @@ async def test_a_durable_consumer_keeps_its_events_and_resumes_across_a_pruned_r
 
     # A position *inside* the pruned range still resumes (by seq): the next event on.
     source = LocalSource(db)
-    stream = source.events(1).__aiter__()
+    stream = cast(AsyncGenerator[tuple[int, Event]], source.events(1).__aiter__())
     first_seq, first = await stream.__anext__()
     assert first.id == old[5] and first_seq == at
     await stream.aclose()

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 import httpx
 
 from tests.conftest import Server
 
 
-async def _messages(client: httpx.AsyncClient, **kwargs: object) -> AsyncIterator[tuple[str, dict[str, object]]]:
+async def _messages(client: httpx.AsyncClient, **kwargs: object) -> AsyncGenerator[tuple[str, dict[str, object]]]:
     async with client.stream("GET", "/api/events/stream", **kwargs) as response:  # type: ignore[arg-type]
         assert response.status_code == 200, await response.aread()
         assert response.headers["content-type"].startswith("text/event-stream")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import httpx
@@ -41,7 +41,7 @@ class EventReads:
 @contextlib.asynccontextmanager
 async def _streams(
     client: httpx.AsyncClient, n: int, **kwargs: object
-) -> AsyncIterator[list[AsyncIterator[tuple[str, dict[str, object]]]]]:
+) -> AsyncIterator[list[AsyncGenerator[tuple[str, dict[str, object]]]]]:
     streams = [_messages(client, **kwargs) for _ in range(n)]
     try:
         yield streams

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ things = sa.Table(
 async def test_statements_results_and_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     db = Database(f"sqlite:///{tmp_path / 'c.db'}")
     hops = 0
-    execute = sqlite.BufferedConnection._execute
+    execute: Callable[..., Awaitable[Any]] = sqlite.BufferedConnection._execute
 
     async def counting(self: sqlite.BufferedConnection, fn: Any, *args: Any, **kwargs: Any) -> Any:
         nonlocal hops

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 
 import httpx
 from playwright.async_api import Page
 
 
-async def ok(response: httpx.Response | Any) -> dict[str, Any]:
-    response = await response
+async def ok(request: Awaitable[httpx.Response]) -> dict[str, Any]:
+    response = await request
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body

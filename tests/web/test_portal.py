@@ -153,8 +153,8 @@ async def test_portal_links_work_once_and_show_only_their_customer(server: Serve
             await page.goto(base)
             token = await page.locator("input[name=csrf_token]").first.get_attribute("value")
             cancel_bob = f"{base}/subscriptions/{ids['bob'][1]}/cancel"
-            answer = await page.request.post(cancel_bob, form={"csrf_token": token or ""})
-            assert answer.status == 404
+            refused = await page.request.post(cancel_bob, form={"csrf_token": token or ""})
+            assert refused.status == 404
             assert (await ok(api.get(f"/api/subscriptions/{ids['bob'][1]}")))["cancel_at_period_end"] is False
         finally:
             await context.close()
