@@ -89,6 +89,7 @@ class Step:
     answers: dict[str, Any] = field(default_factory=dict)
     charged: Charged | None = None
     local: bool = False  # the provider answers in-process: ask at once, no extra pass
+    customer_ref: str | None = None  # the provider's customer to charge when the intent has none of ours
 
 
 # --- asking the provider from inside a flow ---------------------------------------------------
@@ -209,7 +210,7 @@ async def prepare_charge(
     exists = await tx.conn.scalar(sa.select(payment_intents.c.id).where(payment_intents.c.id == intent["id"]))
     ref = await tx.conn.scalar(
         sa.select(customers.c.provider_customer_ref).where(customers.c.id == intent["customer_id"])
-    ) if intent["customer_id"] else None  # fmt: skip
+    ) if intent["customer_id"] else call.step.customer_ref  # fmt: skip
     continuation = {
         "flow": flow,
         "args": args,
