@@ -11,13 +11,17 @@ It also serves `stripe_js_double.js` at `/js.stripe.com/v3/` in place of localst
 Stripe.js (whose `createPaymentMethod` does nothing), and accepts the publishable key on
 `POST /v1/payment_methods` as Stripe does for Stripe.js (`key=pk_…` in the form body; localstripe
 accepts it only on tokens, sources and 3-D Secure). Both are test doubles of Stripe's, disclosed
-in docs/providers.md.
+in docs/providers.md. Two more gaps of localstripe are filled as Stripe behaves: `off_session`
+is accepted on `POST /v1/payment_intents/{id}/confirm` (and ignored, as localstripe ignores it on
+create), and `DELETE /_config/idempotency` forgets every idempotency key, as Stripe does after
+24 hours.
 
 Usage: python localstripe_launcher.py PORT
 """
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -69,6 +73,18 @@ async def stripe_js(request: web.Request, handler: Any) -> web.StreamResponse:
         except server.UserError as exc:
             return exc.to_response()  # type: ignore[no-any-return]
         return server.json_response(made._export())  # type: ignore[no-any-return]
+    confirm = re.fullmatch(r"/v1/payment_intents/(pi_\w+)/confirm", request.path)
+    if request.method == "POST" and confirm and server.get_api_key(request) is not None:
+        data = await server.get_post_data(request) or {}
+        data.pop("off_session", None)  # Stripe takes it here; localstripe refuses it (and ignores it on create)
+        try:
+            confirmed = resources.PaymentIntent._api_confirm(confirm.group(1), **data)
+        except server.UserError as exc:
+            return exc.to_response()  # type: ignore[no-any-return]
+        return server.json_response(confirmed._export())  # type: ignore[no-any-return]
+    if request.method == "DELETE" and request.path == "/_config/idempotency":
+        _answered.clear()  # Stripe forgets keys after 24 hours
+        return web.Response()
     return await handler(request)  # type: ignore[no-any-return]
 
 

@@ -10,11 +10,14 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 import sqlalchemy as sa
 
 from paywire.app import PaywireApp
+from paywire.billing import reconcile
 from paywire.billing.scheduler import run_due
 from paywire.db.schema import customers
+from paywire.providers.base import ChargeResult, ProviderUnavailable
 from tests.conftest import Server, new_key, start_server, stop_server
 from tests.integration.test_billing_timelines import DAY, T0, Timeline, advance, clock_customer, ok, price, subscribe
 from tests.stripe.conftest import LocalStripe, stripe_settings
@@ -258,3 +261,35 @@ async def test_guest_subscription_checkout_saves_the_card_and_the_renewal_charge
             assert renewal["customer"] == ref and renewal["payment_method"] == pm
     finally:
         await stop_server(uv, task)
+
+
+async def test_a_charge_asked_again_after_stripe_forgot_its_key_is_not_charged_twice(
+    stripe_server: Server, stripe_api: httpx.AsyncClient, localstripe: LocalStripe, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Processing for more than 24 hours: Stripe has forgotten the idempotency key, so only the
+    PaymentIntent's id stored before it was confirmed keeps the reconciler from charging again."""
+    api = stripe_api
+    provider = stripe_server.app.billing.provider
+    real = provider.charge
+
+    async def lost(**kwargs: Any) -> ChargeResult:
+        await real(**kwargs)  # Stripe charges …
+        raise ProviderUnavailable("connection reset")  # … and the answer never arrives
+
+    monkeypatch.setattr(provider, "charge", lost)
+    timeline = Timeline(api)
+    item = await price(api, "44.00", interval=None)
+    session = await ok(api.post("/api/checkout-sessions", json={"mode": "payment", "line_items": [{"price_id": item}]}))
+    await timeline.take()
+    answer = await api.post(f"/api/checkout-sessions/{session['id']}/confirm", json={"payment_method": VISA})
+    assert answer.status_code == 503 and answer.json()["error"]["code"] == "payment_processing", answer.text
+    [pending] = (await ok(api.get("/api/payment-intents", params={"status": "processing"})))["list"]
+    assert [p["status"] for p in await localstripe.payment_intents(pending["id"])] == ["succeeded"]
+    async with localstripe.client() as stripe:
+        assert (await stripe.delete("/_config/idempotency")).status_code == 200  # 24 hours later
+    monkeypatch.undo()
+    stripe_server.app.billing.charge_grace = 0.0
+    assert await reconcile.run(stripe_server.app.db, stripe_server.app.billing) == 1
+    assert await timeline.types() == ["payment_intent.succeeded", "checkout.session.completed"]
+    assert (await ok(api.get(f"/api/checkout-sessions/{session['id']}")))["status"] == "complete"
+    assert [p["status"] for p in await localstripe.payment_intents(pending["id"])] == ["succeeded"]
