@@ -21,6 +21,7 @@ import pytest
 from paywire.app import PaywireApp
 from paywire.settings import Settings
 from tests.conftest import Server, free_port, new_key, start_server, stop_server
+from tests.web.conftest import browser, page  # noqa: F401  (the browser tests' fixtures)
 
 LAUNCHER = Path(__file__).with_name("localstripe_launcher.py")
 TEST_KEY = "sk_test_paywire_localstripe"

@@ -6,15 +6,21 @@ same as with the built-in test provider.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
+import pytest
 import sqlalchemy as sa
 
+from paywire.app import PaywireApp
+from paywire.billing import reconcile
+from paywire.billing.scheduler import run_due
 from paywire.db.schema import customers
-from tests.conftest import Server
+from paywire.providers.base import ChargeResult, ProviderUnavailable
+from tests.conftest import Server, new_key, start_server, stop_server
 from tests.integration.test_billing_timelines import DAY, T0, Timeline, advance, clock_customer, ok, price, subscribe
-from tests.stripe.conftest import LocalStripe
+from tests.stripe.conftest import LocalStripe, stripe_settings
 
 VISA = "pm_card_visa"
 
@@ -203,3 +209,87 @@ async def test_refund_through_stripe(stripe_api: httpx.AsyncClient, localstripe:
     assert [r["amount"] for r in await localstripe.refunds(charged["id"])] == [1250]
     intent = await ok(api.get(f"/api/payment-intents/{done['payment_intent_id']}"))
     assert intent["amount_refunded"] == "12.50"
+
+
+class _Clock:
+    """The engine's wall clock, moved by the test (a guest checkout has no test clock: that comes
+    from its customer)."""
+
+    def __init__(self) -> None:
+        self.at = time.time()
+
+    def now(self) -> float:
+        return self.at
+
+
+async def test_guest_subscription_checkout_saves_the_card_and_the_renewal_charges_it(
+    database_url: str, localstripe: LocalStripe
+) -> None:
+    clock = _Clock()
+    app = PaywireApp(database_url, settings=stripe_settings(database_url, localstripe), clock=clock, run_worker=False)
+    uv, task, url = await start_server(app)
+    try:
+        server = Server(app, url, await new_key(app), await new_key(app, live=True))
+        async with server.client() as api:
+            timeline = Timeline(api)
+            plan = await price(api, "10.00")
+            session = await ok(
+                api.post("/api/checkout-sessions", json={"mode": "subscription", "customer_email": "g@example.com",
+                                                         "line_items": [{"price_id": plan}]})
+            )  # fmt: skip
+            async with localstripe.client() as stripe:  # what Stripe.js does in the browser
+                card = {"number": "4242424242424242", "exp_month": "12", "exp_year": "2030", "cvc": "123"}
+                pm = (await stripe.post("/v1/payment_methods", json={"type": "card", "card": card})).json()["id"]
+            done = await ok(api.post(f"/api/checkout-sessions/{session['id']}/confirm", json={"payment_method": pm}))
+            assert done["status"] == "complete" and done["customer_id"]
+            ref = await _stripe_customer(server, done["customer_id"])
+            first = await _one_succeeded(localstripe, done["payment_intent_id"], 1000)
+            assert first["customer"] == ref
+            async with localstripe.client() as stripe:
+                assert (await stripe.get(f"/v1/payment_methods/{pm}")).json()["customer"] == ref
+            await timeline.take()
+            clock.at += 32 * DAY
+            assert await run_due(app.db, app.billing) >= 1
+            assert await timeline.types() == [
+                "payment_intent.succeeded", "invoice.paid", "customer.subscription.renewed",
+                "customer.subscription.updated",
+            ]  # fmt: skip
+            sub = await ok(api.get(f"/api/subscriptions/{done['subscription_id']}"))
+            invoice = await ok(api.get(f"/api/invoices/{sub['latest_invoice_id']}"))
+            assert invoice["billing_reason"] == "subscription_cycle" and invoice["status"] == "paid"
+            renewal = await _one_succeeded(localstripe, invoice["payment_intent_id"], 1000)
+            assert renewal["customer"] == ref and renewal["payment_method"] == pm
+    finally:
+        await stop_server(uv, task)
+
+
+async def test_a_charge_asked_again_after_stripe_forgot_its_key_is_not_charged_twice(
+    stripe_server: Server, stripe_api: httpx.AsyncClient, localstripe: LocalStripe, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Processing for more than 24 hours: Stripe has forgotten the idempotency key, so only the
+    PaymentIntent's id stored before it was confirmed keeps the reconciler from charging again."""
+    api = stripe_api
+    provider = stripe_server.app.billing.provider
+    real = provider.charge
+
+    async def lost(**kwargs: Any) -> ChargeResult:
+        await real(**kwargs)  # Stripe charges …
+        raise ProviderUnavailable("connection reset")  # … and the answer never arrives
+
+    monkeypatch.setattr(provider, "charge", lost)
+    timeline = Timeline(api)
+    item = await price(api, "44.00", interval=None)
+    session = await ok(api.post("/api/checkout-sessions", json={"mode": "payment", "line_items": [{"price_id": item}]}))
+    await timeline.take()
+    answer = await api.post(f"/api/checkout-sessions/{session['id']}/confirm", json={"payment_method": VISA})
+    assert answer.status_code == 503 and answer.json()["error"]["code"] == "payment_processing", answer.text
+    [pending] = (await ok(api.get("/api/payment-intents", params={"status": "processing"})))["list"]
+    assert [p["status"] for p in await localstripe.payment_intents(pending["id"])] == ["succeeded"]
+    async with localstripe.client() as stripe:
+        assert (await stripe.delete("/_config/idempotency")).status_code == 200  # 24 hours later
+    monkeypatch.undo()
+    stripe_server.app.billing.charge_grace = 0.0
+    assert await reconcile.run(stripe_server.app.db, stripe_server.app.billing) == 1
+    assert await timeline.types() == ["payment_intent.succeeded", "checkout.session.completed"]
+    assert (await ok(api.get(f"/api/checkout-sessions/{session['id']}")))["status"] == "complete"
+    assert [p["status"] for p in await localstripe.payment_intents(pending["id"])] == ["succeeded"]

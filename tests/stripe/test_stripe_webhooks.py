@@ -139,6 +139,14 @@ async def test_a_refund_stripe_fails_later_is_refundable_again(
     assert (await ok(api.get(f"/api/refunds/{refund['id']}")))["status"] == "failed"
     intent = await ok(api.get(f"/api/payment-intents/{done['payment_intent_id']}"))
     assert intent["amount_refunded"] == "0.00"
+    # Paywire's `refund.failed` says the money did not go back; Stripe's other event type for the
+    # same change (`charge.refund.updated`) changes nothing more.
+    again = {**event, "id": "evt_charge_refund_updated_" + stripe_refund["id"], "type": "charge.refund.updated"}
+    assert (await _post(stripe_server, again)).status_code == 200
+    reported = (await ok(api.get("/api/events", params={"type": "refund.failed"})))["list"]
+    assert [e["data"]["object"]["id"] for e in reported] == [refund["id"]]
+    assert reported[0]["data"]["object"]["status"] == "failed"
+    assert reported[0]["data"]["object"]["amount"] == "10.00"
     whole = await ok(api.post(f"/api/payment-intents/{done['payment_intent_id']}/refund", json={}))
     assert whole["amount"] == "30.00"
 

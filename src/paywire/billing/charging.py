@@ -11,7 +11,9 @@ scheduled job) is an ordinary function of one write transaction. Under `run` it 
    number, the payment method and a *continuation* (the flow's name, its arguments, its time,
    the answers it got) — and commits. No event is written yet.
 2. **call** — the provider is asked to charge, outside any transaction (on SQLite: without the
-   write lock), with the idempotency key `<payment intent id>/<attempt>`.
+   write lock), with the idempotency key `<payment intent id>/<attempt>`. A provider with
+   `create_charge` (Stripe) first makes the charge unconfirmed and its reference is stored on
+   the intent, then it is confirmed by that reference.
 3. **finish** — one transaction locks the intent; if it is still `processing` it runs the
    continuation's flow again with the provider's answer in place of the charge: the flow writes
    its rows and appends all its events, in the contract's order, exactly as a single-transaction
@@ -89,6 +91,7 @@ class Step:
     answers: dict[str, Any] = field(default_factory=dict)
     charged: Charged | None = None
     local: bool = False  # the provider answers in-process: ask at once, no extra pass
+    customer_ref: str | None = None  # the provider's customer to charge when the intent has none of ours
 
 
 # --- asking the provider from inside a flow ---------------------------------------------------
@@ -209,7 +212,7 @@ async def prepare_charge(
     exists = await tx.conn.scalar(sa.select(payment_intents.c.id).where(payment_intents.c.id == intent["id"]))
     ref = await tx.conn.scalar(
         sa.select(customers.c.provider_customer_ref).where(customers.c.id == intent["customer_id"])
-    ) if intent["customer_id"] else None  # fmt: skip
+    ) if intent["customer_id"] else call.step.customer_ref  # fmt: skip
     continuation = {
         "flow": flow,
         "args": args,
@@ -250,9 +253,29 @@ async def prepare_job(tx: Tx, call: Call, args: dict[str, Any], subject: str) ->
     return outcome
 
 
-async def call_provider(billing: Billing, intent: dict[str, Any]) -> ChargeResult:
+async def _remember_created(db: Database, intent: dict[str, Any], created: str) -> None:
+    """Store the provider's charge made for this attempt (before it is confirmed)."""
+    cont = {**intent["continuation"], "created_ref": created}
+    async with db.transaction() as tx:
+        await tx.conn.execute(
+            payment_intents.update()
+            .where(
+                payment_intents.c.id == intent["id"],
+                payment_intents.c.status == "processing",
+                payment_intents.c.charge_attempts == intent["charge_attempts"],
+            )
+            .values(continuation=cont)
+        )
+    intent["continuation"]["created_ref"] = created
+
+
+async def call_provider(billing: Billing, intent: dict[str, Any], db: Database | None = None) -> ChargeResult:
     """Ask the provider to charge a `processing` intent (no transaction open). The same intent
-    and attempt always send the same idempotency key, so asking again never charges twice."""
+    and attempt always send the same idempotency key, so asking again never charges twice.
+
+    A provider with `create_charge` (Stripe, whose keys expire after 24 hours) first makes its
+    charge unconfirmed; its id is stored on the intent before `charge` confirms it by that id, so
+    asking again, however late, finds that charge instead of making another."""
     cont = intent["continuation"]
     call = billing.call(bool(intent["livemode"]))
     provider = call.provider
@@ -260,15 +283,28 @@ async def call_provider(billing: Billing, intent: dict[str, Any]) -> ChargeResul
     if ref is None and intent["customer_id"] and not cont.get("local"):
         ref = await provider.ensure_customer(ProviderCustomer(intent["customer_id"], None, None))
         cont["customer_ref"] = ref
+    key = f"{intent['id']}/{intent['charge_attempts']}"
+    metadata = {"paywire_payment_intent": intent["id"], "paywire_attempt": str(intent["charge_attempts"])}
+    charge_ref = intent["charge_ref"] if cont.get("previous_status") == "requires_action" else None
+    create = getattr(provider, "create_charge", None)
+    if charge_ref is None and create is not None and db is not None:
+        charge_ref = cont.get("created_ref")
+        if charge_ref is None:
+            charge_ref = await create(
+                payment_method=intent["payment_method"], amount=int(intent["amount"]), currency=intent["currency"],
+                idempotency_key=key, customer_ref=ref, metadata=metadata,
+            )  # fmt: skip
+            if charge_ref is not None:
+                await _remember_created(db, intent, charge_ref)
     return await provider.charge(
         payment_method=intent["payment_method"],
         amount=int(intent["amount"]),
         currency=intent["currency"],
-        idempotency_key=f"{intent['id']}/{intent['charge_attempts']}",
+        idempotency_key=key,
         customer_ref=ref,
         off_session=bool(cont.get("off_session")),
-        charge_ref=intent["charge_ref"] if cont.get("previous_status") == "requires_action" else None,
-        metadata={"paywire_payment_intent": intent["id"], "paywire_attempt": str(intent["charge_attempts"])},
+        charge_ref=charge_ref,
+        metadata=metadata,
     )
 
 
@@ -366,7 +402,7 @@ async def _record_alone(tx: Tx, call: Call, intent: dict[str, Any], result: Char
 async def settle(db: Database, billing: Billing, intent: dict[str, Any]) -> Any:
     """Steps 2 and 3 for a recorded `processing` intent."""
     try:
-        result = await call_provider(billing, intent)
+        result = await call_provider(billing, intent, db)
     except Exception as exc:
         log.warning("charge %s: the provider did not answer (%r); the reconciler will ask again", intent["id"], exc)
         raise ServiceUnavailable(

@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from paywire import objects
-from paywire.billing import clocks, customers, items, jobs, money, payments, subscriptions
+from paywire.billing import charging, clocks, customers, items, jobs, money, payments, subscriptions
 from paywire.billing.declines import Declined, Outcome, check_payment_method
 from paywire.billing.runtime import Call
 from paywire.billing.schemas import CheckoutSessionCreate
@@ -23,6 +23,7 @@ from paywire.errors import InvalidRequest, NotFound, StateError
 from paywire.events.log import NewEvent, append
 from paywire.ids import new_id
 from paywire.minting.base import MintError, MintRequest
+from paywire.providers.base import ProviderCustomer
 from paywire.schemas import CustomerCreate
 
 DEFAULT_LIFETIME = 24 * 3600
@@ -209,6 +210,21 @@ async def _session_intent(tx: Tx, call: Call, session: dict[str, Any], now: floa
     return intent, True
 
 
+async def _guest_provider_customer(call: Call, session: dict[str, Any]) -> str | None:
+    """A subscription checkout without a customer: the provider's customer its card is saved to
+    and charged with, made before the charge (keyed by the session: our customer is only made
+    once the payment succeeded), so renewals can charge the card off-session. None for a
+    payment, a session with a customer, or a provider without customers (the test provider)."""
+    if session["mode"] != "subscription" or session["customer_id"] is not None:
+        return None
+    provider = call.provider
+    guest = ProviderCustomer(session["id"], session["customer_email"], None)
+    ref: str | None = await charging.ask(call, f"customer:{session['id']}", lambda: provider.ensure_customer(guest))
+    if ref is not None and call.step is not None:
+        call.step.customer_ref = ref
+    return ref
+
+
 async def confirm(tx: Tx, call: Call, session_id: str, payment_method: str) -> Outcome[dict[str, Any]]:
     """Pay (or, for a trial, save the card) and complete the session. Run it under the charge
     step (`charging.run`, flow `checkout.confirm`): the provider is then called between
@@ -221,11 +237,12 @@ async def confirm(tx: Tx, call: Call, session_id: str, payment_method: str) -> O
     now = await clocks.now_for(tx.conn, call, before["test_clock_id"])
     if now >= before["expires_at"]:
         raise StateError(f"checkout session {session_id!r} has expired", code="checkout_session_expired")
+    guest_ref = await _guest_provider_customer(call, before)
     # Nothing to charge (a trial): saving the card is the confirmation, so a card that cannot be
     # saved is declined here. Otherwise the charge itself decides.
     await check_payment_method(
         call, payment_method, "payment_method", saving=before["amount_total"] == 0,
-        tx=tx, customer_id=before["customer_id"],
+        tx=tx, customer_id=before["customer_id"], customer_ref=guest_ref,
     )  # fmt: skip
     session = {**before, "payment_method": payment_method}
     events: list[NewEvent] = []
@@ -249,6 +266,12 @@ async def confirm(tx: Tx, call: Call, session_id: str, payment_method: str) -> O
             tx, CustomerCreate(email=session["customer_email"]), livemode=call.livemode, now=now, request=call.request
         )
         session["customer_id"] = customer["id"]
+        if guest_ref is not None:  # the card is saved there: renewals charge it off-session
+            await tx.conn.execute(
+                customers_table.update()
+                .where(customers_table.c.id == customer["id"])
+                .values(provider_customer_ref=guest_ref)
+            )
     if session["mode"] == "payment":
         assert intent is not None
         events.append(NewEvent("payment_intent.succeeded", payments.render(intent)))

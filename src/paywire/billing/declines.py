@@ -54,11 +54,14 @@ async def check_payment_method(
     saving: bool = True,
     tx: Tx | None = None,
     customer_id: str | None = None,
+    customer_ref: str | None = None,
 ) -> None:
     """400 for an unknown payment method; when `saving` it, 402 for one that cannot be saved.
     With a customer, the provider saves it to that customer's provider account (made on first
     need). Under the charge step the provider is asked between transactions."""
-    ref = await charging.customer_ref(tx, call, customer_id) if tx is not None else None
+    ref = customer_ref  # the provider's customer, named directly (one that is not ours yet)
+    if ref is None and tx is not None:
+        ref = await charging.customer_ref(tx, call, customer_id)
     provider = call.provider
 
     async def question() -> dict[str, Any] | None:

@@ -7,8 +7,8 @@
   change nothing.
 - `refund.updated` / `refund.failed` / `charge.refund.updated` for a refund: a `pending` refund
   becomes `succeeded` (with `refund.succeeded`) or `failed`; a `succeeded` one that Stripe
-  reports failed later becomes `failed` and its amount is refundable again (no event: the
-  catalogue has no refund failure type).
+  reports failed later becomes `failed`, its amount refundable again, with Paywire's
+  `refund.failed`.
 - `charge.dispute.created`: Paywire's `charge.dispute.created` event, whose object is the
   dispute (`dispute`: Stripe's id, amount, reason, status, and our `payment_intent_id`).
 """
@@ -109,7 +109,9 @@ async def _refund(db: Database, billing: Billing, obj: dict[str, Any]) -> None:
             )  # fmt: skip
         elif row["status"] == "succeeded" and status in ("failed", "canceled"):
             log.warning("refund %s failed after it succeeded (Stripe %s): refundable again", row["id"], obj.get("id"))
-            await refunds_flow.record(tx, call, dict(row), succeeded=False, refund_ref=row["refund_ref"])
+            await refunds_flow.record(
+                tx, call, dict(row), succeeded=False, refund_ref=row["refund_ref"], reversed_=True
+            )
 
 
 async def _dispute(tx: Any, billing: Billing, obj: dict[str, Any]) -> None:

@@ -143,9 +143,11 @@ async def settle(db: Database, billing: Billing, refund_id: str, *, request: Cal
 
 
 async def record(
-    tx: Tx, call: Call, row: dict[str, Any], *, succeeded: bool, refund_ref: str | None
+    tx: Tx, call: Call, row: dict[str, Any], *, succeeded: bool, refund_ref: str | None, reversed_: bool = False
 ) -> dict[str, Any]:
-    """A pending refund's answer: `succeeded` (and its event) or `failed` (refundable again)."""
+    """A pending refund's answer: `succeeded` (and its event) or `failed` (refundable again).
+    `reversed_`: a refund that had succeeded and that the provider reports failed later (its
+    webhook): `refund.failed` tells the merchant the money did not go back."""
     intent = await objects.fetch(tx.conn, payment_intents, row["payment_intent_id"], bool(row["livemode"]), lock=True)
     now = await clocks.now_for(tx.conn, call, intent["test_clock_id"])
     if succeeded:
@@ -166,7 +168,10 @@ async def record(
         .where(payment_intents.c.id == intent["id"])
         .values(amount_refunded=int(intent["amount_refunded"]) - int(row["amount"]), updated=int(now))
     )
-    return render({**row, "status": "failed"})
+    failed = render({**row, "status": "failed"})
+    if reversed_:
+        await append(tx, [NewEvent("refund.failed", failed)], livemode=call.livemode, now=now, request=call.request)
+    return failed
 
 
 def listing(livemode: bool, *, payment_intent_id: str | None = None) -> sa.Select[Any]:

@@ -355,6 +355,10 @@ NOT_TRIGGERABLE: dict[str, str] = {
         "emitted only when Stripe reports a dispute to POST /api/integrations/stripe/webhook; "
         "no Paywire API call can make one"
     ),
+    "refund.failed": (
+        "emitted only when Stripe reports to POST /api/integrations/stripe/webhook that a refund "
+        "which had succeeded failed; no Paywire API call can make one"
+    ),
 }
 
 

@@ -59,6 +59,9 @@ _CATALOGUE: tuple[EventType, ...] = (
     EventType("invoice.marked_uncollectible", "invoice", "Invoice marked uncollectible."),
     EventType("payment_intent.created", "payment_intent", "Payment intent created."),
     EventType("charge.dispute.created", "dispute", "The payment provider reported a dispute (chargeback)."),
+    EventType(
+        "refund.failed", "refund", "A refund the payment provider reported failed after it succeeded; refundable again."
+    ),
     EventType("payment_link.created", "payment_link", "Payment link created."),
     EventType("payment_link.updated", "payment_link", "Payment link fields changed (e.g. deactivated)."),
     EventType(

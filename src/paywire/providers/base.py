@@ -6,7 +6,10 @@ caller's mistake and raises `UnknownPaymentMethod` (the API answers 400).
 
 The engine never calls a provider inside a database transaction (billing/charging.py). It
 records the charge as `processing` first and may ask again after a crash: the same call with
-the same `idempotency_key` must return the same result and never charge twice.
+the same `idempotency_key` must return the same result and never charge twice. A provider
+whose processor forgets keys (Stripe, after 24 hours) also has `create_charge(...)`, which
+makes the charge unconfirmed and returns its reference: the engine stores it before calling
+`charge(charge_ref=…)`, which confirms that one charge (billing/charging.py `call_provider`).
 """
 
 from __future__ import annotations

@@ -2,9 +2,11 @@
 
 - A customer's payment methods are saved to a Stripe Customer, made on first need (its id is
   kept on our customer row: `provider_customer_ref`).
-- A charge is one PaymentIntent created with `confirm=true` (`off_session=true` for renewals,
-  retries and other merchant-initiated charges) and the engine's idempotency key, so asking
-  again after a crash returns the first answer (Stripe keeps keys for 24 hours).
+- A charge is one PaymentIntent, made in two steps so that asking again never charges twice,
+  even after Stripe forgot the idempotency key (24 hours): `create_charge` creates it
+  unconfirmed (no money moves; key `paywire/<key>/create`) and the engine stores its id; `charge`
+  then retrieves it by that id and confirms it (`off_session=true` for renewals, retries and
+  other merchant-initiated charges). Asked again, `charge` finds it already confirmed.
 - A decline is Stripe's card error: `code`, `decline_code` and message become the payment
   intent's `last_payment_error`. A PaymentIntent that `requires_action` (3-D Secure) is
   returned as `next_action` with its `client_secret`; the payer's next confirm continues it.
@@ -97,6 +99,39 @@ class StripeProvider:
         except stripe.StripeError as exc:
             raise ProviderUnavailable(str(exc)) from exc
 
+    async def create_charge(
+        self,
+        *,
+        payment_method: str,
+        amount: int,
+        currency: str,
+        idempotency_key: str,
+        customer_ref: str | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> str | None:
+        """The PaymentIntent of a charge, created unconfirmed (no money moves); its id, or None
+        when Stripe refuses to create it (then `charge` creates and confirms in one call, and
+        reports the refusal as it would)."""
+        params: dict[str, Any] = {
+            "amount": amount,
+            "currency": currency,
+            "payment_method": payment_method,
+            "payment_method_types": ["card"],
+            "metadata": {**(metadata or {}), "paywire_idempotency_key": idempotency_key},
+        }
+        if customer_ref is not None:
+            params["customer"] = customer_ref
+        try:
+            made = await self.client.v1.payment_intents.create_async(
+                params,  # type: ignore[arg-type]
+                {"idempotency_key": f"paywire/{idempotency_key}/create"},
+            )
+        except (stripe.CardError, stripe.InvalidRequestError):
+            return None
+        except stripe.StripeError as exc:
+            raise ProviderUnavailable(str(exc)) from exc
+        return str(made.id)
+
     async def charge(
         self,
         *,
@@ -110,11 +145,14 @@ class StripeProvider:
         metadata: dict[str, str] | None = None,
     ) -> ChargeResult:
         try:
-            if charge_ref is not None:  # an attempt that needed the payer's action: continue it
+            if charge_ref is not None:  # made by create_charge, or one that needed the payer's action
                 intent = await self.client.v1.payment_intents.retrieve_async(charge_ref)
                 if intent.status == "requires_confirmation":
+                    confirm: dict[str, Any] = {"off_session": True} if off_session else {}
                     intent = await self.client.v1.payment_intents.confirm_async(
-                        charge_ref, options={"idempotency_key": f"{idempotency_key}/confirm"}
+                        charge_ref,
+                        confirm,  # type: ignore[arg-type]
+                        {"idempotency_key": f"paywire/{idempotency_key}/confirm"},
                     )
                 if intent.status in ("requires_payment_method", "canceled") and intent.payment_method is None:
                     charge_ref = None  # authentication failed: a new PaymentIntent below

@@ -29,6 +29,21 @@ DEFAULT_CSP = (
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
 )
 
+
+def csp_allowing(*, script: tuple[str, ...] = (), frame: tuple[str, ...] = (), connect: tuple[str, ...] = ()) -> str:
+    """The default policy, with other origins allowed for scripts, frames and connections (a
+    payment provider's script, e.g. Stripe.js). Still no inline script or style."""
+
+    def extra(origins: tuple[str, ...]) -> str:
+        return "".join(f" {origin}" for origin in origins)
+
+    return (
+        f"default-src 'self'; script-src 'self'{extra(script)}; style-src 'self'; img-src 'self' data:; "
+        f"connect-src 'self'{extra(connect)}; frame-src 'self'{extra(frame)}; frame-ancestors 'none'; "
+        "base-uri 'none'; object-src 'none'"
+    )
+
+
 BASE_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",

@@ -30,6 +30,7 @@ ERRORS = {
     "expiry_past": N_("Your card's expiry date is in the past."),
     "cvc_invalid": N_("Your card's security code (CVC) must be 3 or 4 digits."),
     "email_invalid": N_("Enter a valid email address."),
+    "payment_method_missing": N_("Your card could not be read. Enter it again."),
 }
 
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")

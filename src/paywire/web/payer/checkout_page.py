@@ -3,8 +3,10 @@ the payment form of the provider that will charge."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 
@@ -12,22 +14,63 @@ from paywire.billing import clocks
 from paywire.db.schema import payment_intents, prices, products
 from paywire.errors import InvalidRequest
 from paywire.services import Services
+from paywire.settings import Settings
 from paywire.web.payer.i18n import Lang
-from paywire.web.security import DEFAULT_CSP
+from paywire.web.security import DEFAULT_CSP, csp_allowing
 
 
 @dataclass(frozen=True)
 class PaymentForm:
-    """A provider's payment form: its template partial (under `pay/forms/`) and the page's CSP
-    (a provider whose form loads its own script adds its origins here)."""
+    """A provider's payment form: its template partial (under `pay/forms/`), the scripts the
+    page loads for it (in order), the page's CSP (a provider whose form loads its own script adds
+    its origins here), and what its POST carries: the test card's fields (`card`) or a payment
+    method the provider's script made in the browser (`payment_method`, field `payment_method`)."""
 
     template: str
     csp: str = DEFAULT_CSP
     accepts_cards: bool = True  # False: the form only explains that payments are unavailable
+    scripts: tuple[str, ...] = ()
+    reads: Literal["card", "payment_method"] = "card"
+    context: dict[str, str] = field(default_factory=dict)  # for the partial, e.g. a publishable key
 
 
 UNAVAILABLE = PaymentForm("pay/forms/unavailable.html", accepts_cards=False)
-FORMS = {"test": PaymentForm("pay/forms/test_card.html")}
+TEST_CARD = PaymentForm("pay/forms/test_card.html", scripts=("/assets/checkout.js",))
+
+# What Stripe documents for Stripe.js besides its own origin (https://docs.stripe.com/security/guide
+# #content-security-policy): its sub-domains, its API, and the 3-D Secure frames.
+_STRIPE_DOCUMENTED = {
+    "script": ("https://*.js.stripe.com",),
+    "frame": ("https://*.js.stripe.com", "https://hooks.stripe.com"),
+    "connect": ("https://api.stripe.com",),
+}
+
+
+def origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def stripe_form(settings: Settings) -> PaymentForm:
+    """Stripe Elements: Stripe.js from `stripe_js_url` (the only third-party script, on this page
+    only), a card Element, and a PaymentMethod posted to Paywire; the card never reaches it."""
+    if not settings.stripe_publishable_key:
+        return UNAVAILABLE
+    origin = origin_of(settings.stripe_js_url)
+    documented = _STRIPE_DOCUMENTED if origin == "https://js.stripe.com" else {}
+    csp = csp_allowing(
+        script=(origin, *documented.get("script", ())),
+        frame=(origin, *documented.get("frame", ())),
+        connect=(origin, *documented.get("connect", ())),
+    )
+    return PaymentForm(
+        "pay/forms/stripe_card.html", csp, scripts=(settings.stripe_js_url, "/assets/stripe_checkout.js"),
+        reads="payment_method", context={"publishable_key": settings.stripe_publishable_key},
+    )  # fmt: skip
+
+
+# A provider's name → its form, from the settings.
+FORMS: dict[str, Callable[[Settings], PaymentForm]] = {"test": lambda _settings: TEST_CARD, "stripe": stripe_form}
 
 
 def payment_form(services: Services, livemode: bool) -> PaymentForm:
@@ -36,7 +79,8 @@ def payment_form(services: Services, livemode: bool) -> PaymentForm:
         name = services.billing.call(livemode).provider.name
     except InvalidRequest:  # live mode with no provider: nothing can be charged
         return UNAVAILABLE
-    return FORMS.get(name, UNAVAILABLE)
+    make = FORMS.get(name)
+    return make(services.settings) if make is not None else UNAVAILABLE
 
 
 async def session_now(services: Services, session: dict[str, Any]) -> float:
@@ -110,6 +154,26 @@ async def intent_status(services: Services, session: dict[str, Any]) -> str | No
             sa.select(payment_intents.c.status).where(payment_intents.c.id == session["payment_intent_id"])
         )
     return str(status) if status is not None else None
+
+
+async def pending_action(services: Services, session: dict[str, Any]) -> dict[str, str] | None:
+    """The payer's step a payment is waiting for (3-D Secure): the provider's `client_secret` and
+    the payment method, for the page's script; None unless the intent `requires_action`."""
+    if not session["payment_intent_id"]:
+        return None
+    async with services.db.read() as conn:
+        row = (
+            await conn.execute(
+                sa.select(payment_intents.c.status, payment_intents.c.next_action, payment_intents.c.payment_method)
+                .where(payment_intents.c.id == session["payment_intent_id"])
+            )
+        ).first()
+    if row is None or row.status != "requires_action" or not isinstance(row.next_action, dict):
+        return None
+    secret = row.next_action.get("client_secret")
+    if not secret or not row.payment_method:
+        return None
+    return {"client_secret": str(secret), "payment_method": str(row.payment_method)}
 
 
 async def decline_message(services: Services, session: dict[str, Any], lang: Lang) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -9,7 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from paywire.billing.declines import Declined
-from paywire.errors import NotFound, StateError
+from paywire.errors import InvalidRequest, NotFound, StateError
 from paywire.web.payer import cards, checkout_page
 from paywire.web.payer.app import lang_for, page, services_of
 from paywire.web.payer.i18n import Lang
@@ -17,6 +18,9 @@ from paywire.web.payer.pay import load_session, pay, set_email
 from paywire.web.security import check_csrf
 
 router = APIRouter()
+
+# A payment method made by the provider's script in the browser (Stripe: `pm_…`).
+_PAYMENT_METHOD = re.compile(r"pm_[A-Za-z0-9_]{1,200}")
 
 
 async def _session(request: Request, session_id: str) -> dict[str, Any]:
@@ -55,6 +59,7 @@ async def _checkout_page(
     values: dict[str, str] | None = None,
     form_error: str | None = None,
     status_code: int = 200,
+    action: dict[str, str] | None = None,
 ) -> Response:
     services = services_of(request)
     livemode = bool(session["livemode"])
@@ -71,6 +76,9 @@ async def _checkout_page(
         "ask_email": _asks_email(session),
         "form_template": form.template,
         "accepts_cards": form.accepts_cards,
+        "form_scripts": form.scripts if form.accepts_cards else (),
+        "provider": form.context,
+        "authenticate": action,  # 3-D Secure: the page's script runs the provider's next action
         "errors": {field: lang.gettext(cards.ERRORS[code]) for field, code in (errors or {}).items()},
         "values": values or {},
         "form_error": form_error,
@@ -129,7 +137,10 @@ async def checkout_get(request: Request, session_id: str) -> Response:
     form_error = None
     if request.query_params.get("declined"):
         form_error = await checkout_page.decline_message(services_of(request), session, lang)
-    return await _checkout_page(request, session, lang, form_error=form_error)
+    action = None
+    if request.query_params.get("authenticate"):
+        action = await checkout_page.pending_action(services_of(request), session)
+    return await _checkout_page(request, session, lang, form_error=form_error, action=action)
 
 
 @router.post("/checkout/{session_id}")
@@ -150,15 +161,24 @@ async def checkout_post(request: Request, session_id: str) -> Response:
         return value.strip() if isinstance(value, str) else ""
 
     livemode = bool(session["livemode"])
-    if not checkout_page.payment_form(services, livemode).accepts_cards:
+    payment_form = checkout_page.payment_form(services, livemode)
+    if not payment_form.accepts_cards:
         return await _checkout_page(request, session, lang, status_code=400)
     errors: dict[str, str] = {}
     email = field("email")
     if _asks_email(session) and not cards.valid_email(email):
         errors["email"] = "email_invalid"
-    card, card_errors = cards.read_card(field("card_number"), field("expiry"), field("cvc"), datetime.now(UTC).date())
-    errors.update(card_errors)
-    if errors or card is None:
+    if payment_form.reads == "payment_method":  # made by the provider's script: no card here
+        payment_method = field("payment_method")
+        if not _PAYMENT_METHOD.fullmatch(payment_method):
+            errors["payment_method"] = "payment_method_missing"
+    else:
+        card, card_errors = cards.read_card(
+            field("card_number"), field("expiry"), field("cvc"), datetime.now(UTC).date()
+        )
+        errors.update(card_errors)
+        payment_method = card.payment_method if card is not None else ""
+    if errors:
         # The card number and CVC are never sent back into the page.
         values = {"email": email, "expiry": field("expiry")}
         return await _checkout_page(request, session, lang, errors=errors, values=values, status_code=400)
@@ -166,13 +186,22 @@ async def checkout_post(request: Request, session_id: str) -> Response:
         await set_email(services, session_id, email)
     try:
         outcome = await pay(
-            services, session_id, livemode=livemode, payment_method=card.payment_method,
+            services, session_id, livemode=livemode, payment_method=payment_method,
             request_id=getattr(request.state, "request_id", None),
         )  # fmt: skip
     except StateError:  # paid meanwhile (a concurrent POST) or just expired
         return _see_other(_after_payment(request, await _session(request, session_id)))
     except Declined:  # a card that cannot even be saved (a trial): nothing was written
         return _see_other(_page_url(request, session, "?declined=1"))
+    except InvalidRequest:  # the provider does not know this payment method
+        values = {"email": email}
+        return await _checkout_page(
+            request, session, lang, errors={"payment_method": "payment_method_missing"}, values=values,
+            status_code=400,
+        )  # fmt: skip
     if outcome.declined is not None:
+        intent = outcome.declined.payment_intent or {}
+        if intent.get("status") == "requires_action":  # 3-D Secure: the page authenticates, then posts again
+            return _see_other(_page_url(request, session, "?authenticate=1"))
         return _see_other(_page_url(request, session, "?declined=1"))
     return _see_other(_after_payment(request, outcome.value))
