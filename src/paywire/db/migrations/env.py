@@ -7,7 +7,7 @@ import asyncio
 import sqlalchemy as sa
 from alembic import context
 
-from paywire.db.engine import Database, default_database_url
+from paywire.db.engine import Database
 from paywire.db.schema import metadata
 
 
@@ -23,7 +23,9 @@ def _run(connection: sa.Connection) -> None:
 
 
 async def _run_standalone() -> None:
-    db = Database(context.config.get_main_option("sqlalchemy.url") or default_database_url())
+    from paywire.settings import load
+
+    db = Database(context.config.get_main_option("sqlalchemy.url") or load().database_url)
     async with db.engine.connect() as conn:
         await conn.run_sync(_run)
         await conn.commit()
