@@ -10,6 +10,11 @@ write transaction with an event) for `--seconds` with nothing else running, then
 `paywire prune` process runs (the worker's own code and batches; measured from `--startup`
 seconds after it is launched), until it ends or `--seconds` pass. Printed per database: p50/p99
 write latency of both phases, their ratio, and the rows the prune removed and how fast.
+
+On PostgreSQL the attempts table is partitioned by day (`paywire.db.partitions`): the fill first
+creates the partition of the old day, as the worker's retention service would have, so the prune
+drops it whole. `--no-day-partition` leaves the old attempts in the DEFAULT partition instead,
+where they are deleted in batches as on SQLite: the same run's comparison without partitioning.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from typing import Any
 import aiohttp
 
 from paywire import keys
-from paywire.db import migrate
+from paywire.db import migrate, partitions
 from paywire.db.bulk import insert_rows
 from paywire.db.engine import Database
 from paywire.db.schema import events, webhook_attempts, webhook_deliveries
@@ -39,10 +44,12 @@ HOST = "127.0.0.1"
 CHUNK = 10_000
 
 
-async def fill(db: Database, n: int) -> float:
+async def fill(db: Database, n: int, *, day_partition: bool = True) -> float:
     """`n` old events, each with a succeeded delivery and an attempt; returns seconds taken."""
     started = time.monotonic()
     old = time.time() - 40 * 86_400
+    if db.is_postgres and day_partition:
+        await partitions.ensure(db, old, old + 1)
     async with db.read() as conn:
         first = int(await conn.scalar(sa_max_seq()) or 0)
     for lo in range(0, n, CHUNK):
@@ -161,7 +168,7 @@ async def one_database(name: str, db_url: str, args: argparse.Namespace, workdir
     async with db.transaction() as tx:
         key = await keys.create_key(tx.conn, livemode=False, now=time.time())
     print(f"{name}: filling {args.events:,} events + deliveries + attempts", flush=True)
-    filled = await fill(db, args.events)
+    filled = await fill(db, args.events, day_partition=not args.no_day_partition)
     await db.dispose()
     print(f"  fill: {filled:.0f} s ({3 * args.events / filled:,.0f} rows/s)", flush=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PAYWIRE_")}
@@ -254,4 +261,7 @@ if __name__ == "__main__":
     )
     parser.add_argument("--startup", type=float, default=2.0, help="seconds `paywire prune` is given to start")
     parser.add_argument("--port", type=int, default=8952)
+    parser.add_argument(
+        "--no-day-partition", action="store_true", help="PostgreSQL: old attempts go to the DEFAULT partition"
+    )
     asyncio.run(main(parser.parse_args()))

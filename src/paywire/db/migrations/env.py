@@ -7,6 +7,7 @@ import asyncio
 import sqlalchemy as sa
 from alembic import context
 
+from paywire.db import partitions
 from paywire.db.engine import Database
 from paywire.db.schema import metadata
 
@@ -17,6 +18,7 @@ def _run(connection: sa.Connection) -> None:
         target_metadata=metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_object=partitions.include_object(connection.dialect.name),  # partitions are storage
     )
     with context.begin_transaction():
         context.run_migrations()
