@@ -10,6 +10,14 @@ write transaction with an event) for `--seconds` with nothing else running, then
 `paywire prune` process runs (the worker's own code and batches; measured from `--startup`
 seconds after it is launched), until it ends or `--seconds` pass. Printed per database: p50/p99
 write latency of both phases, their ratio, and the rows the prune removed and how fast.
+
+On PostgreSQL the attempts table is partitioned by day (`paywire.db.partitions`): the fill first
+creates the partition of the old day, as the worker's retention service would have, so the prune
+drops it whole. `--no-day-partition` leaves the old attempts in the DEFAULT partition instead,
+where they are deleted in batches as on SQLite: the same run's comparison without partitioning.
+`--attempts-only` fills old attempts alone (no events, no deliveries), so that the prune is only
+what partitioning changes; with a day partition it is over within a second, so pass
+`--startup 0` to measure from the prune's launch.
 """
 
 from __future__ import annotations
@@ -29,20 +37,23 @@ from typing import Any
 import aiohttp
 
 from paywire import keys
-from paywire.db import migrate
+from paywire.db import migrate, partitions
 from paywire.db.bulk import insert_rows
 from paywire.db.engine import Database
 from paywire.db.schema import events, webhook_attempts, webhook_deliveries
 from paywire.ids import new_id
+from paywire.secrets_at_rest import generate_key
 
 HOST = "127.0.0.1"
 CHUNK = 10_000
 
 
-async def fill(db: Database, n: int) -> float:
+async def fill(db: Database, n: int, *, day_partition: bool = True, attempts_only: bool = False) -> float:
     """`n` old events, each with a succeeded delivery and an attempt; returns seconds taken."""
     started = time.monotonic()
     old = time.time() - 40 * 86_400
+    if db.is_postgres and day_partition:
+        await partitions.ensure(db, old, old + 1)
     async with db.read() as conn:
         first = int(await conn.scalar(sa_max_seq()) or 0)
     for lo in range(0, n, CHUNK):
@@ -81,8 +92,9 @@ async def fill(db: Database, n: int) -> float:
             for i in range(lo, hi)
         ]
         async with db.transaction() as tx:
-            await insert_rows(tx.conn, events, event_rows)
-            await insert_rows(tx.conn, webhook_deliveries, delivery_rows)
+            if not attempts_only:
+                await insert_rows(tx.conn, events, event_rows)
+                await insert_rows(tx.conn, webhook_deliveries, delivery_rows)
             attempt_rows = [
                 {
                     "id": new_id("wha"),
@@ -161,10 +173,12 @@ async def one_database(name: str, db_url: str, args: argparse.Namespace, workdir
     async with db.transaction() as tx:
         key = await keys.create_key(tx.conn, livemode=False, now=time.time())
     print(f"{name}: filling {args.events:,} events + deliveries + attempts", flush=True)
-    filled = await fill(db, args.events)
+    filled = await fill(db, args.events, day_partition=not args.no_day_partition, attempts_only=args.attempts_only)
     await db.dispose()
     print(f"  fill: {filled:.0f} s ({3 * args.events / filled:,.0f} rows/s)", flush=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PAYWIRE_")}
+    if db_url.startswith("postgresql"):  # the encryption key PostgreSQL requires, shared by both processes
+        env["PAYWIRE_ENCRYPTION_KEY"] = generate_key()
     log = open(workdir / f"serve-{name}.log", "wb")  # noqa: SIM115
     command = [sys.executable, "-m", "paywire.cli.main"]
     server = subprocess.Popen(
@@ -201,7 +215,7 @@ async def one_database(name: str, db_url: str, args: argparse.Namespace, workdir
             server.wait(15)
         except subprocess.TimeoutExpired:
             server.kill()
-    removed = 3 * args.events
+    removed = (1 if args.attempts_only else 3) * args.events
     figures = {
         "base_p50": p(base, 0.5), "base_p99": p(base, 0.99), "base_n": len(base) / args.seconds,
         "prune_p50": p(during, 0.5), "prune_p99": p(during, 0.99), "prune_n": len(during) / measured,
@@ -254,4 +268,10 @@ if __name__ == "__main__":
     )
     parser.add_argument("--startup", type=float, default=2.0, help="seconds `paywire prune` is given to start")
     parser.add_argument("--port", type=int, default=8952)
+    parser.add_argument(
+        "--attempts-only", action="store_true", help="fill old attempts only: what the partitioning changes, alone"
+    )
+    parser.add_argument(
+        "--no-day-partition", action="store_true", help="PostgreSQL: old attempts go to the DEFAULT partition"
+    )
     asyncio.run(main(parser.parse_args()))

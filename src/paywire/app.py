@@ -16,7 +16,7 @@ from paywire import secrets_store
 from paywire.billing.runtime import Billing
 from paywire.clock import SYSTEM_CLOCK, Clock
 from paywire.db import migrate
-from paywire.db.engine import Database, default_database_url
+from paywire.db.engine import Database
 from paywire.events import stream_hub
 from paywire.events.bus import EventBus
 from paywire.events.local import LocalSource
@@ -27,6 +27,8 @@ from paywire.settings import Settings
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
+
+    from paywire.webhooks.dispatcher import DeliveryConfig
 
 log = logging.getLogger("paywire")
 
@@ -51,12 +53,12 @@ class PaywireApp:
         settings: Settings | None = None,
         keyring: Keyring | None = None,
     ) -> None:
-        self.settings = settings or Settings(database_url=database_url or default_database_url())
+        self.settings = settings or (Settings(database_url=database_url) if database_url else Settings())
         self.database_url = database_url or self.settings.database_url
         # The keys of the secrets stored encrypted (endpoint secrets, the minter's key): built
         # here once, from PAYWIRE_ENCRYPTION_KEY or the SQLite key file, and handed down.
         self.keyring = keyring or keyring_for(self.database_url, *self.settings.encryption_keys())
-        self.db = Database(self.database_url, keyring=self.keyring)
+        self.db = Database(self.database_url, pool_timeout=self.settings.database_pool_timeout, keyring=self.keyring)
         self.clock = clock
         self.auto_migrate = auto_migrate
         self.run_worker = run_worker  # False: API only (`serve --no-worker`)
@@ -81,12 +83,12 @@ class PaywireApp:
             from paywire.billing.test_clocks import AdvanceRecovery
             from paywire.ops.heartbeat import Heartbeat
             from paywire.ops.retention import Retention
-            from paywire.webhooks.dispatcher import DeliveryConfig, Dispatcher
+            from paywire.webhooks.dispatcher import Dispatcher
 
             self.background.append(Heartbeat(self.db))
             self.background.append(Scheduler(self.db, self.billing))
             self.background.append(AdvanceRecovery(self.db, self.billing, self.services.advances))
-            config = DeliveryConfig.from_env(concurrency=delivery_concurrency)
+            config = delivery_config(self.settings, concurrency=delivery_concurrency)
             self.background.append(Dispatcher(self.db, config, keyring=self.keyring))
             self.background.append(Retention(self.db, self.settings))
         self._api: FastAPI | None = None
@@ -144,3 +146,20 @@ class PaywireApp:
             yield self
         finally:
             await self.stop()
+
+
+def delivery_config(settings: Settings, *, concurrency: int | None = None) -> DeliveryConfig:
+    """The dispatcher's configuration from the settings (`concurrency`: `worker --concurrency`)."""
+    from paywire.webhooks.dispatcher import DeliveryConfig
+
+    config = DeliveryConfig(
+        concurrency=concurrency or settings.webhook_concurrency,
+        per_endpoint=settings.webhook_per_endpoint,
+        timeout=settings.webhook_timeout,
+        lease=settings.webhook_lease,
+        poll_interval=settings.webhook_poll_interval,
+        allow_private_networks=settings.allow_private_networks,
+    )
+    if settings.webhook_retry_schedule is not None:
+        config.schedule = settings.webhook_retry_schedule
+    return config

@@ -268,7 +268,7 @@ class EventTypeOut(BaseModel):
     description: str
 
 
-# --- webhook delivery (issue 3) -----------------------------------------------------------
+# --- webhook delivery ---------------------------------------------------------------------
 
 
 class EventResend(Request):

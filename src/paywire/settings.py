@@ -11,12 +11,18 @@ import os
 import re
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
-from paywire.config import DEFAULT_SQLITE_PATH
+from paywire.config import DEFAULT_POOL_TIMEOUT, DEFAULT_SQLITE_PATH
 
 CONFIG_ENV = "PAYWIRE_CONFIG"
 _config_file: ContextVar[Path | None] = ContextVar("paywire_config_file", default=None)
@@ -24,9 +30,18 @@ _PASSWORD_IN_URL = re.compile(r"(://[^:/@]*:)[^@/]*@")
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="PAYWIRE_", extra="forbid", validate_default=True)
+    # An empty variable counts as unset (as the delivery variables always did).
+    model_config = SettingsConfigDict(
+        env_prefix="PAYWIRE_", extra="forbid", validate_default=True, env_ignore_empty=True
+    )
 
     database_url: str = Field(f"sqlite:///{DEFAULT_SQLITE_PATH}", description="sqlite:///path or postgresql://…")
+    database_pool_timeout: float = Field(
+        DEFAULT_POOL_TIMEOUT,
+        gt=0,
+        description="Seconds a request waits for a free pooled database connection before answering 503 "
+        "database_pool_exhausted",
+    )
     public_url: str | None = Field(
         None, description="Base URL payers and operators reach this server at (default: the address serve listens on)"
     )
@@ -94,6 +109,59 @@ class Settings(BaseSettings):
     archive_dir: Path | None = Field(
         None, description="Folder pruned events are appended to first (events-YYYY-MM-DD.jsonl.gz); unset: none"
     )
+
+    # Webhook delivery (the dispatcher of `serve` and `worker`).
+    webhook_timeout: float = Field(15.0, gt=0, description="Seconds each webhook request may take")
+    webhook_retry_schedule: Annotated[tuple[float, ...] | None, NoDecode] = Field(
+        None,
+        description="Comma-separated seconds between a delivery's attempts "
+        "(unset: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h)",
+    )
+    webhook_lease: float | None = Field(
+        None, gt=0, description="Seconds a claimed delivery is held by its worker (unset: webhook_timeout + 30)"
+    )
+    webhook_poll_interval: float = Field(
+        1.0, gt=0, description="Seconds between the dispatcher's polls when no commit wakes it"
+    )
+    webhook_concurrency: int = Field(
+        200, ge=1, le=10_000, description="Webhook requests in flight, all endpoints together (worker --concurrency)"
+    )
+    webhook_per_endpoint: int = Field(10, ge=1, le=1000, description="Webhook requests in flight to one endpoint")
+    allow_private_networks: bool = Field(
+        False, description="Let live-mode endpoints reach loopback, private and link-local addresses"
+    )
+
+    # `serve`'s HTTP server (each also a flag of `serve`).
+    http_header_timeout: float = Field(
+        10.0, ge=0.1, description="Seconds a client has to send a request's line and headers (--header-timeout)"
+    )
+    http_keep_alive_timeout: int = Field(
+        5, ge=1, description="Seconds an idle keep-alive connection is kept open (--keep-alive-timeout)"
+    )
+    http_max_header_bytes: int = Field(
+        16 * 1024, ge=1024, description="Largest request line and headers, in bytes; larger: 400 (--max-header-bytes)"
+    )
+    http_limit_concurrency: int = Field(
+        2048, ge=0, description="Connections at once before new requests get 503; 0: no limit (--limit-concurrency)"
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text", description="text, or json: one JSON object per log line (--log-format)"
+    )
+
+    @field_validator("webhook_retry_schedule", mode="before")
+    @classmethod
+    def _retry_schedule(cls, value: object) -> object:
+        if isinstance(value, str):  # the environment's form: "5,300,1800"
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, (list, tuple)):
+            try:
+                delays = tuple(float(part) for part in value)
+            except (TypeError, ValueError):
+                raise ValueError("must be comma-separated seconds, for example 5,300,1800") from None
+            if not delays or any(delay < 0 for delay in delays):
+                raise ValueError("must be one or more seconds (none negative), for example 5,300,1800")
+            return delays
+        return value
 
     @field_validator("public_url", "stripe_api_base", "stripe_js_url")
     @classmethod

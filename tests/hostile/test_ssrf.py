@@ -15,6 +15,7 @@ rebinds to 127.0.0.1 only.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import socket
 from collections.abc import AsyncIterator
@@ -112,6 +113,12 @@ def _fake_dns(monkeypatch: pytest.MonkeyPatch, connect: dict[str, list[str]] | N
 @pytest.fixture
 async def live_api(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
     """The API with a live key, and no dispatcher: nothing registered here is ever sent."""
+    async with _live_api(database_url) as client:
+        yield client
+
+
+@contextlib.asynccontextmanager
+async def _live_api(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
     app = PaywireApp(database_url, run_worker=False)
     uv, task, url = await start_server(app)
     try:
@@ -148,13 +155,12 @@ async def test_private_literals_and_names_are_refused_at_registration_and_update
     assert (await live_api.get("/api/webhook-endpoints")).json()["count"] == 1
 
 
-async def test_the_operator_may_allow_private_networks(
-    live_api: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_the_operator_may_allow_private_networks(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     _fake_dns(monkeypatch)
-    monkeypatch.setenv(netpolicy.ALLOW_ENV, "1")
-    for url in ("http://10.0.0.1/hook", "https://intranet.paywire.test/hook"):
-        assert (await _register(live_api, url)).status_code == 200, url
+    monkeypatch.setenv(netpolicy.ALLOW_ENV, "1")  # read when the server starts, as an operator would set it
+    async with _live_api(database_url) as allowed:
+        for url in ("http://10.0.0.1/hook", "https://intranet.paywire.test/hook"):
+            assert (await _register(allowed, url)).status_code == 200, url
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,6 @@
 """One scenario per row of the contract's timeline table (DESIGN.md §3), through the HTTP API only.
 
-Each scenario asserts the exact ordered list of seed event types its transition emitted
+Each scenario asserts the exact ordered list of Payment Kit event types its transition emitted
 (Paywire's own types may be interleaved and are filtered out), plus the key fields. Every test
 runs on SQLite and on PostgreSQL. Time-driven rows use a test clock.
 """
@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
-from paywire.events.catalogue import SEED_EVENT_TYPES
+from paywire.events.catalogue import PAYMENT_KIT_EVENT_TYPES
 
-SEED = set(SEED_EVENT_TYPES)
+PAYMENT_KIT = set(PAYMENT_KIT_EVENT_TYPES)
 DAY = 86_400
 T0 = 1_767_225_600  # 2026-01-01T00:00:00Z
 
@@ -39,7 +39,7 @@ class Timeline:
     async def take(self) -> list[dict[str, Any]]:
         events = await self.all_events()
         new, self.seen = events[self.seen :], len(events)
-        return [e for e in new if e["type"] in SEED]
+        return [e for e in new if e["type"] in PAYMENT_KIT]
 
     async def types(self) -> list[str]:
         return [e["type"] for e in await self.take()]

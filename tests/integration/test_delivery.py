@@ -382,7 +382,7 @@ async def test_live_mode_refuses_private_addresses_at_registration(
         assert refused.json()["error"]["param"] == "url"
     # Test mode allows local development.
     assert (await hooks.endpoint("/ok"))["livemode"] is False
-    monkeypatch.setenv("PAYWIRE_ALLOW_PRIVATE_NETWORKS", "1")
+    monkeypatch.setattr(hooks.app.settings, "allow_private_networks", True)  # PAYWIRE_ALLOW_PRIVATE_NETWORKS=1
     allowed = await hooks.live.post(
         "/api/webhook-endpoints", json={"url": hooks.receiver.at("/ok"), "enabled_events": ["*"]}
     )
@@ -394,7 +394,7 @@ async def test_live_mode_checks_the_address_actually_connected_to(
 ) -> None:
     # Registered while the operator allowed it (as DNS rebinding would slip past registration),
     # then delivered by a dispatcher that does not allow it: refused before connecting.
-    monkeypatch.setenv("PAYWIRE_ALLOW_PRIVATE_NETWORKS", "1")
+    monkeypatch.setattr(hooks.app.settings, "allow_private_networks", True)  # PAYWIRE_ALLOW_PRIVATE_NETWORKS=1
     port = hooks.receiver.url.rsplit(":", 1)[1]
     by_name = await hooks.live.post(
         "/api/webhook-endpoints", json={"url": f"http://localhost:{port}/ok", "enabled_events": ["*"]}
@@ -402,7 +402,7 @@ async def test_live_mode_checks_the_address_actually_connected_to(
     by_ip = await hooks.live.post(
         "/api/webhook-endpoints", json={"url": hooks.receiver.at("/ok"), "enabled_events": ["*"]}
     )
-    monkeypatch.delenv("PAYWIRE_ALLOW_PRIVATE_NETWORKS")
+    monkeypatch.setattr(hooks.app.settings, "allow_private_networks", False)
     await hooks.customer(hooks.live)
     for endpoint in (by_name.json(), by_ip.json()):
         response = await hooks.live.get("/api/webhook-attempts", params={"webhook_endpoint_id": endpoint["id"]})

@@ -1,4 +1,4 @@
-"""The seed's two patterns (`examples/`) against a real server: each handler runs once per event.
+"""Payment Kit's two patterns (`examples/`) against a real server: each handler runs once per event.
 
 Both examples run as subprocesses, as a user runs them: the FastAPI app under uvicorn on a free
 port (its start-up registers its callback), the EventBus worker with `python`. A subscription
@@ -129,7 +129,7 @@ async def consumer_ready(api: httpx.AsyncClient, name: str) -> None:
 async def test_webhook_app_and_eventbus_worker_each_handle_every_event_once(
     server: Server, api: httpx.AsyncClient
 ) -> None:
-    # An endpoint already exists: the app's ensure_webhooks must take it over (the seed's update branch).
+    # An endpoint already exists: the app's ensure_webhooks must take it over (Payment Kit's update branch).
     old = await ok(
         api.post("/api/webhook-endpoints", json={"url": "https://old.example/hook", "enabled_events": ["*"]})
     )

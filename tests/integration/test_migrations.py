@@ -14,7 +14,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from paywire.db import migrate
+from paywire.db import migrate, partitions
 from paywire.db.engine import Database
 from paywire.db.schema import metadata
 from paywire.events import log as event_log
@@ -49,7 +49,8 @@ def _downgrade(connection: sa.Connection, revision: str) -> None:
 
 
 def _schema_differences(connection: sa.Connection) -> list[object]:
-    return list(compare_metadata(MigrationContext.configure(connection), metadata))
+    opts = {"include_object": partitions.include_object(connection.dialect.name)}
+    return list(compare_metadata(MigrationContext.configure(connection, opts=opts), metadata))
 
 
 async def test_pending_webhooks_survive_0005_up_and_down(empty_database: Database) -> None:

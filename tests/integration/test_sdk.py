@@ -1,4 +1,4 @@
-"""The SDK against a real server (SQLite and PostgreSQL): the seed's pattern, typed results and errors,
+"""The SDK against a real server (SQLite and PostgreSQL): Payment Kit's pattern, typed results and errors,
 idempotency. Sync calls run in a thread, since the server shares the test's event loop."""
 
 from __future__ import annotations
@@ -27,43 +27,43 @@ from paywire.sdk import (
 )
 from tests.conftest import Server
 
-# What the SDK does is the same on either database: most tests here run on SQLite only; the
-# seed's pattern and idempotency (where the server's storage matters) run on both.
+# What the SDK does is the same on either database: most tests here run on SQLite only; Payment Kit's
+# pattern and idempotency (where the server's storage matters) run on both.
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
-SEED_EVENTS = ["customer.subscription.started", "customer.subscription.renewed"]
+KIT_EVENTS = ["customer.subscription.started", "customer.subscription.renewed"]  # Payment Kit's example's types
 
 
 def ensure_webhooks(payment: Paywire, callback_url: str) -> WebhookEndpoint:
-    """The seed's `ensureWebhooks`, in Python: update the first endpoint, or create one."""
+    """Payment Kit's `ensureWebhooks`, in Python: update the first endpoint, or create one."""
     result = payment.webhook_endpoints.list(page=1, size=100)
     if result.list:
-        return payment.webhook_endpoints.update(result.list[0].id, url=callback_url, enabled_events=SEED_EVENTS)
-    return payment.webhook_endpoints.create(url=callback_url, enabled_events=SEED_EVENTS)
+        return payment.webhook_endpoints.update(result.list[0].id, url=callback_url, enabled_events=KIT_EVENTS)
+    return payment.webhook_endpoints.create(url=callback_url, enabled_events=KIT_EVENTS)
 
 
 async def ensure_webhooks_async(payment: AsyncPaywire, callback_url: str) -> WebhookEndpoint:
     result = await payment.webhook_endpoints.list(page=1, size=100)
     if result.list:
-        return await payment.webhook_endpoints.update(result.list[0].id, url=callback_url, enabled_events=SEED_EVENTS)
-    return await payment.webhook_endpoints.create(url=callback_url, enabled_events=SEED_EVENTS)
+        return await payment.webhook_endpoints.update(result.list[0].id, url=callback_url, enabled_events=KIT_EVENTS)
+    return await payment.webhook_endpoints.create(url=callback_url, enabled_events=KIT_EVENTS)
 
 
-def _seed_pattern_sync(server: Server) -> None:
+def _payment_kit_pattern_sync(server: Server) -> None:
     with Paywire(server.test_key, server.url) as payment:
         created = ensure_webhooks(payment, "http://127.0.0.1:9/api/payment/callback")
         assert isinstance(created, WebhookEndpointWithSecret) and created.secret.startswith("whsec_")
         updated = ensure_webhooks(payment, "http://127.0.0.1:9/api/payment/callback2")
         assert type(updated) is WebhookEndpoint and updated.id == created.id
-        assert updated.url.endswith("/callback2") and updated.enabled_events == SEED_EVENTS
+        assert updated.url.endswith("/callback2") and updated.enabled_events == KIT_EVENTS
         listed = payment.webhook_endpoints.list(page=1, size=100)
         assert listed.count == 1 and listed.paging.size == 100
         assert "secret" not in (listed.list[0].model_extra or {})
         assert payment.webhook_endpoints.secret(created.id).secret == created.secret
 
 
-async def test_seed_ensure_webhooks_sync_then_async(server: Server) -> None:
-    await asyncio.to_thread(_seed_pattern_sync, server)
+async def test_payment_kit_ensure_webhooks_sync_then_async(server: Server) -> None:
+    await asyncio.to_thread(_payment_kit_pattern_sync, server)
     # A restart of the same application, now async: it finds the endpoint and updates it.
     async with AsyncPaywire(server.test_key, server.url) as payment:
         updated = await ensure_webhooks_async(payment, "http://127.0.0.1:9/hook3")

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from paywire.cli.main import app
 from paywire.cli.trigger import NOT_TRIGGERABLE, SCENARIOS, run_scenario
-from paywire.events.catalogue import EVENT_TYPES, SEED_EVENT_TYPES
+from paywire.events.catalogue import EVENT_TYPES, PAYMENT_KIT_EVENT_TYPES
 from paywire.schemas import Event
 from paywire.sdk import Paywire
 from tests.conftest import Server
@@ -29,7 +29,7 @@ SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_every_catalogue_type_has_a_scenario_or_a_reason() -> None:
     assert set(SCENARIOS) | set(NOT_TRIGGERABLE) == set(EVENT_TYPES)
     assert not set(SCENARIOS) & set(NOT_TRIGGERABLE)
-    assert set(SEED_EVENT_TYPES) <= set(SCENARIOS)  # the seed's 17 all trigger
+    assert set(PAYMENT_KIT_EVENT_TYPES) <= set(SCENARIOS)  # Payment Kit's 17 all trigger
 
 
 def _run_all(server: Server) -> dict[str, list[Event]]:
@@ -37,8 +37,8 @@ def _run_all(server: Server) -> dict[str, list[Event]]:
         return {event_type: run_scenario(payment, event_type) for event_type in SCENARIOS}
 
 
-def _seed(events: list[Event]) -> list[str]:
-    return [e.type for e in events if e.type in SEED_EVENT_TYPES]
+def _payment_kit(events: list[Event]) -> list[str]:
+    return [e.type for e in events if e.type in PAYMENT_KIT_EVENT_TYPES]
 
 
 async def test_every_scenario_causes_its_event_through_the_engine(server: Server, api: httpx.AsyncClient) -> None:
@@ -49,28 +49,28 @@ async def test_every_scenario_causes_its_event_through_the_engine(server: Server
         for event in events[:2]:
             stored = (await api.get(f"/api/events/{event.id}")).json()
             assert stored["type"] == event.type and stored["object_id"] == event.object_id
-    # The contract's orders (DESIGN.md §3), among the seed's types.
-    assert _seed(results["customer.subscription.renewed"])[-4:] == [
+    # The contract's orders (DESIGN.md §3), among Payment Kit's types.
+    assert _payment_kit(results["customer.subscription.renewed"])[-4:] == [
         "payment_intent.succeeded",
         "invoice.paid",
         "customer.subscription.renewed",
         "customer.subscription.updated",
     ]
-    assert _seed(results["customer.subscription.trial_will_end"]) == [
+    assert _payment_kit(results["customer.subscription.trial_will_end"]) == [
         "customer.subscription.created",
         "customer.subscription.trial_start",
         "customer.subscription.trial_will_end",
     ]
-    assert _seed(results["customer.subscription.deleted"])[-2:] == [
+    assert _payment_kit(results["customer.subscription.deleted"])[-2:] == [
         "customer.subscription.updated",
         "customer.subscription.deleted",
     ]
-    assert _seed(results["invoice.marked_uncollectible"])[-3:] == [
+    assert _payment_kit(results["invoice.marked_uncollectible"])[-3:] == [
         "payment_intent.payment_failed",
         "payment_intent.payment_failed",
         "customer.subscription.deleted",
     ]
-    assert _seed(results["checkout.session.nft_minted"]) == [
+    assert _payment_kit(results["checkout.session.nft_minted"]) == [
         "payment_intent.succeeded",
         "checkout.session.completed",
         "checkout.session.nft_minted",

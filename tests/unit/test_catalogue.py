@@ -4,7 +4,7 @@ import pytest
 
 from paywire.events import catalogue
 
-SEED = {
+PAYMENT_KIT = {
     "checkout.session.completed": "checkout_session",
     "checkout.session.nft_minted": "checkout_session",
     "customer.subscription.created": "subscription",
@@ -25,16 +25,16 @@ SEED = {
 }
 
 
-def test_the_seeds_seventeen_types_with_their_objects() -> None:
+def test_payment_kits_seventeen_types_with_their_objects() -> None:
     assert (
         dict(
             zip(
-                catalogue.SEED_EVENT_TYPES,
-                [catalogue.get(t).object_type for t in catalogue.SEED_EVENT_TYPES],
+                catalogue.PAYMENT_KIT_EVENT_TYPES,
+                [catalogue.get(t).object_type for t in catalogue.PAYMENT_KIT_EVENT_TYPES],
                 strict=True,
             )
         )
-        == SEED
+        == PAYMENT_KIT
     )
 
 
@@ -43,7 +43,7 @@ def test_the_seeds_seventeen_types_with_their_objects() -> None:
 )
 def test_paywires_own_types_are_catalogued(name: str) -> None:
     entry = catalogue.get(name)
-    assert entry.description and not entry.in_seed
+    assert entry.description and not entry.in_payment_kit
 
 
 def test_every_entry_is_described_and_typed() -> None:

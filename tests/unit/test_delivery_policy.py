@@ -8,6 +8,8 @@ from email.utils import formatdate
 
 import pytest
 
+from paywire.app import delivery_config
+from paywire.settings import load
 from paywire.webhooks import netpolicy
 from paywire.webhooks.retry import RETRY_SCHEDULE, next_retry, parse_retry_after
 
@@ -82,6 +84,7 @@ def test_guarded_socket_refuses_before_connecting() -> None:
 
 def test_operator_may_allow_private_networks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(netpolicy.ALLOW_ENV, raising=False)
-    assert not netpolicy.private_networks_allowed()
+    assert not load().allow_private_networks
     monkeypatch.setenv(netpolicy.ALLOW_ENV, "1")
-    assert netpolicy.private_networks_allowed()
+    assert load().allow_private_networks
+    assert delivery_config(load()).allow_private_networks

@@ -4,12 +4,14 @@ remote commands (`events`, `endpoints`, `listen`, `trigger`)."""
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from paywire.cli import remote, trigger
-from paywire.config import default_database_url
+
+if TYPE_CHECKING:
+    from paywire.settings import Settings
 
 app = typer.Typer(no_args_is_help=True, help="Paywire: self-hosted payment events.", add_completion=False)
 keys_app = typer.Typer(no_args_is_help=True, help="Manage secret API keys.")
@@ -23,10 +25,14 @@ app.add_typer(remote.endpoints_app, name="endpoints")
 app.command()(remote.listen)
 app.command()(trigger.trigger)
 
+# Flags are overrides of the settings (paywire.settings): None means "not given", so the TOML
+# file and the PAYWIRE_* variables, read by the settings alone, decide.
 LogFormatOption = Annotated[
-    str,
+    str | None,
     typer.Option(
-        "--log-format", envvar="PAYWIRE_LOG_FORMAT", help="text, or json: one JSON object per line.", show_default=True
+        "--log-format",
+        help="text, or json: one JSON object per line (default: PAYWIRE_LOG_FORMAT, else text).",
+        show_default=False,
     ),
 ]
 
@@ -34,11 +40,29 @@ DatabaseUrl = Annotated[
     str | None,
     typer.Option(
         "--database-url",
-        envvar="PAYWIRE_DATABASE_URL",
-        help="sqlite:///path or postgresql://… (default: sqlite:///.paywire/paywire.db)",
+        help="sqlite:///path or postgresql://… (default: PAYWIRE_DATABASE_URL, else sqlite:///.paywire/paywire.db)",
         show_default=False,
     ),
 ]
+
+ConfigFile = Annotated[
+    str | None, typer.Option("--config", envvar="PAYWIRE_CONFIG", help="A TOML settings file.", show_default=False)
+]
+
+
+def _settings(config_file: str | None = None, **flags: Any) -> Settings:
+    """The effective settings with these flags on top, or one line naming the bad one and exit 2."""
+    from paywire.settings import SettingsError, load
+
+    try:
+        return load(config_file, **flags)
+    except SettingsError as exc:
+        typer.echo(f"paywire: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _database_url(flag: str | None) -> str:
+    return _settings(database_url=flag).database_url
 
 
 @app.command()
@@ -53,39 +77,49 @@ def serve(
         str | None,
         typer.Option(
             "--public-url",
-            envvar="PAYWIRE_PUBLIC_URL",
-            help="Base URL payers reach this server at (default: http://HOST:PORT).",
+            help="Base URL payers reach this server at (default: PAYWIRE_PUBLIC_URL, else http://HOST:PORT).",
             show_default=False,
         ),
     ] = None,
-    log_format: LogFormatOption = "text",
+    log_format: LogFormatOption = None,
     header_timeout: Annotated[
-        float, typer.Option(min=0.1, help="Seconds a client has to send a request's line and headers.")
-    ] = 10.0,
+        float | None,
+        typer.Option(
+            help="Seconds a client has to send a request's line and headers (default 10).", show_default=False
+        ),
+    ] = None,
     keep_alive_timeout: Annotated[
-        int, typer.Option(min=1, help="Seconds an idle keep-alive connection is kept open.")
-    ] = 5,
+        int | None,
+        typer.Option(help="Seconds an idle keep-alive connection is kept open (default 5).", show_default=False),
+    ] = None,
     max_header_bytes: Annotated[
-        int, typer.Option(min=1024, help="Largest request line and headers, in bytes (larger: 400).")
-    ] = 16 * 1024,
+        int | None,
+        typer.Option(
+            help="Largest request line and headers, in bytes; larger: 400 (default 16384).", show_default=False
+        ),
+    ] = None,
     limit_concurrency: Annotated[
-        int, typer.Option(min=0, help="Connections at once before new requests get 503 (0: no limit).")
-    ] = 2048,
+        int | None,
+        typer.Option(
+            help="Connections at once before new requests get 503; 0: no limit (default 2048).", show_default=False
+        ),
+    ] = None,
+    config_file: ConfigFile = None,
 ) -> None:
     """Run the HTTP API, the delivery worker and the scheduler in one process."""
     from paywire.cli import server
-    from paywire.cli.http import HttpLimits
 
-    limits = HttpLimits(header_timeout, keep_alive_timeout, max_header_bytes, limit_concurrency or None)
-    server.serve(
-        host,
-        port,
-        database_url or default_database_url(),
-        run_worker=not no_worker,
+    settings = _settings(
+        config_file,
+        database_url=database_url,
         public_url=public_url,
-        limits=limits,
-        log_format=_log_format(log_format),
+        log_format=log_format,
+        http_header_timeout=header_timeout,
+        http_keep_alive_timeout=keep_alive_timeout,
+        http_max_header_bytes=max_header_bytes,
+        http_limit_concurrency=limit_concurrency,
     )
+    server.serve(host, port, settings, run_worker=not no_worker)
 
 
 @app.command()
@@ -98,23 +132,14 @@ def worker(
         int | None, typer.Option(min=1, max=65_535, help="Serve /metrics, /healthz and /readyz on this port.")
     ] = None,
     metrics_host: Annotated[str, typer.Option(help="Address the metrics port listens on.")] = "127.0.0.1",
-    log_format: LogFormatOption = "text",
+    log_format: LogFormatOption = None,
+    config_file: ConfigFile = None,
 ) -> None:
     """Run the webhook dispatcher and the billing scheduler, without the API (beside `serve --no-worker`)."""
     from paywire.cli import server
 
-    server.worker(
-        database_url or default_database_url(),
-        concurrency,
-        metrics=(metrics_host, metrics_port),
-        log_format=_log_format(log_format),
-    )
-
-
-def _log_format(value: str) -> Literal["text", "json"]:
-    if value not in ("text", "json"):
-        raise typer.BadParameter(f"{value!r}: use text or json", param_hint="--log-format")
-    return "json" if value == "json" else "text"
+    settings = _settings(config_file, database_url=database_url, log_format=log_format, webhook_concurrency=concurrency)
+    server.worker(settings, metrics=(metrics_host, metrics_port))
 
 
 @app.command()
@@ -122,7 +147,7 @@ def migrate(database_url: DatabaseUrl = None) -> None:
     """Bring the database schema up to date."""
     from paywire.cli import server
 
-    server.migrate(database_url or default_database_url())
+    server.migrate(_database_url(database_url))
 
 
 @app.command()
@@ -144,7 +169,7 @@ def backup(
             bar.update(task, completed=done, total=total)
 
         try:
-            pages = backup_sqlite(database_url or default_database_url(), Path(path), progress)
+            pages = backup_sqlite(_database_url(database_url), Path(path), progress)
         except BackupError as exc:
             typer.echo(f"paywire backup: {exc}", err=True)
             raise typer.Exit(1) from None
@@ -155,9 +180,7 @@ def backup(
 def prune(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count what would be removed.")] = False,
     database_url: DatabaseUrl = None,
-    config_file: Annotated[
-        str | None, typer.Option("--config", envvar="PAYWIRE_CONFIG", help="A TOML settings file.", show_default=False)
-    ] = None,
+    config_file: ConfigFile = None,
 ) -> None:
     """Remove events, deliveries, attempts and idempotency keys past retention now (the worker does every 10 min)."""
     from paywire.cli import data
@@ -189,7 +212,7 @@ def export(
     from paywire.cli import data
 
     try:
-        data.export(database_url or default_database_url(), since, until, type, Path(output) if output else None)
+        data.export(_database_url(database_url), since, until, type, Path(output) if output else None)
     except ValueError as exc:
         typer.echo(f"paywire export: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -197,9 +220,7 @@ def export(
 
 @app.command("config")
 def show_config(
-    config_file: Annotated[
-        str | None, typer.Option("--config", envvar="PAYWIRE_CONFIG", help="A TOML settings file.", show_default=False)
-    ] = None,
+    config_file: ConfigFile = None,
 ) -> None:
     """Print the effective settings (defaults, config file, PAYWIRE_* variables), secrets masked."""
     from paywire.settings import SettingsError, describe, load
@@ -221,7 +242,7 @@ def create_key(
     """Print one new secret key, alone on stdout."""
     from paywire.cli import server
 
-    print(server.create_key(database_url or default_database_url(), live=live))
+    print(server.create_key(_database_url(database_url), live=live))
 
 
 @keys_app.command("revoke")
@@ -232,7 +253,7 @@ def revoke_key(
     """Revoke a secret key: every request with it is a 401 from now on."""
     from paywire.cli import server
 
-    if not server.revoke_key(database_url or default_database_url(), key):
+    if not server.revoke_key(_database_url(database_url), key):
         server.err.print("no such key")
         raise typer.Exit(1)
     server.err.print("key revoked")
@@ -269,7 +290,7 @@ def rotate_encryption(
     Read docs/security.md first: every running process must already accept the new key."""
     from paywire.cli import server
 
-    server.rotate_encryption(database_url or default_database_url(), new_key, generate=generate, batch=batch)
+    server.rotate_encryption(_database_url(database_url), new_key, generate=generate, batch=batch)
 
 
 def _read_password() -> str:
@@ -292,7 +313,7 @@ def create_operator(
     if role not in ("admin", "viewer"):
         server.err.print("role must be admin or viewer")
         raise typer.Exit(2)
-    problem = server.create_operator(database_url or default_database_url(), email, _read_password(), role)
+    problem = server.create_operator(_database_url(database_url), email, _read_password(), role)
     if problem:
         server.err.print(f"[red]{problem}[/red]")
         raise typer.Exit(1)
@@ -304,7 +325,7 @@ def list_operators(database_url: DatabaseUrl = None) -> None:
     """Every operator: email, role, created (UTC)."""
     from paywire.cli import server
 
-    for line in server.list_operators(database_url or default_database_url()):
+    for line in server.list_operators(_database_url(database_url)):
         print(line)
 
 
@@ -316,7 +337,7 @@ def delete_operator(
     """Delete an operator; their sessions end at once."""
     from paywire.cli import server
 
-    if not server.delete_operator(database_url or default_database_url(), email):
+    if not server.delete_operator(_database_url(database_url), email):
         server.err.print("no such operator")
         raise typer.Exit(1)
     server.err.print("operator deleted")

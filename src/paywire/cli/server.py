@@ -48,6 +48,15 @@ def _logging(log_format: LogFormat) -> None:
     logs.configure(log_format, logging.INFO)
 
 
+def http_limits(settings: Settings) -> HttpLimits:
+    return HttpLimits(
+        settings.http_header_timeout,
+        settings.http_keep_alive_timeout,
+        settings.http_max_header_bytes,
+        settings.http_limit_concurrency or None,  # 0: no limit
+    )
+
+
 def _paywire(database_url: str, *, settings: Settings | None = None, **kwargs: object) -> PaywireApp:
     """The application, or one line and exit 2 for a missing or bad encryption key."""
     try:
@@ -94,26 +103,12 @@ def listen_url(host: str, port: int) -> str:
     return f"http://{host}:{port}"
 
 
-def serve(
-    host: str,
-    port: int,
-    database_url: str,
-    *,
-    run_worker: bool,
-    public_url: str | None = None,
-    limits: HttpLimits | None = None,
-    log_format: LogFormat = "text",
-) -> None:
-    limits = limits or HttpLimits()
-    _logging(log_format)
-    try:
-        settings = load(database_url=database_url, public_url=public_url)
-    except SettingsError as exc:
-        err.print(str(exc))
-        raise SystemExit(2) from None
+def serve(host: str, port: int, settings: Settings, *, run_worker: bool) -> None:
+    limits = http_limits(settings)
+    _logging(settings.log_format)
     if settings.public_url is None:  # payers reach the pages where serve listens
         settings.public_url = listen_url(host, port)
-    paywire = _paywire(database_url, settings=settings, run_worker=run_worker)
+    paywire = _paywire(settings.database_url, settings=settings, run_worker=run_worker)
 
     async def main() -> None:
         await migrations.upgrade(paywire.db)
@@ -155,19 +150,13 @@ class _QuietServer(uvicorn.Server):
         yield
 
 
-def worker(
-    database_url: str,
-    concurrency: int | None,
-    *,
-    metrics: tuple[str, int | None] = ("127.0.0.1", None),
-    log_format: LogFormat = "text",
-) -> None:
+def worker(settings: Settings, *, metrics: tuple[str, int | None] = ("127.0.0.1", None)) -> None:
     """The background half of `serve`: the webhook dispatcher and the billing scheduler; with a
     metrics port, also `/metrics`, `/healthz` and `/readyz` there."""
-    _logging(log_format)
+    _logging(settings.log_format)
 
     async def main() -> None:
-        paywire = _paywire(database_url, delivery_concurrency=concurrency)
+        paywire = _paywire(settings.database_url, settings=settings)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

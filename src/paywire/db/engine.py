@@ -25,14 +25,14 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from paywire.config import database_pool_timeout, default_database_url
+from paywire.config import DEFAULT_POOL_TIMEOUT
 from paywire.db import sqlite
 from paywire.db.signal import PostgresListener, Signal
 
 if TYPE_CHECKING:
     from paywire.secrets_at_rest import Keyring
 
-__all__ = ["Database", "Outage", "Tx", "async_url", "default_database_url", "is_unavailable", "outage"]
+__all__ = ["Database", "Outage", "Tx", "async_url", "is_unavailable", "outage"]
 
 
 def async_url(url: str) -> str:
@@ -106,7 +106,7 @@ class Database:
     ) -> None:
         self.url = url
         self._keyring = keyring
-        timeout = database_pool_timeout() if pool_timeout is None else pool_timeout
+        timeout = DEFAULT_POOL_TIMEOUT if pool_timeout is None else pool_timeout  # the settings' value, handed in
         sa_url = make_url(async_url(url))
         self.dialect = "sqlite" if sa_url.get_backend_name() == "sqlite" else "postgresql"
         if self.dialect == "sqlite":

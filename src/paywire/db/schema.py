@@ -156,6 +156,8 @@ webhook_deliveries = sa.Table(
     sa.Index(None, "endpoint_id", "status", "next_attempt"),
 )
 
+# On PostgreSQL partitioned by day of `created` (db/partitions.py, migration 0015): there each
+# partition holds the primary key on `seq` and the unique `id`, the parent table neither.
 webhook_attempts = sa.Table(
     "webhook_attempts",
     metadata,
@@ -203,7 +205,7 @@ idempotency_keys = sa.Table(
     sa.UniqueConstraint("livemode", "key"),
 )
 
-# --- billing (issue 4) ----------------------------------------------------------------------
+# --- billing --------------------------------------------------------------------------------
 # Amounts are integer minor units; lists that are always read whole (items, lines) are JSON.
 
 test_clocks = sa.Table(

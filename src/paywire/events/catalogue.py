@@ -1,4 +1,4 @@
-"""Every event type Paywire emits: the seed's 17 and Paywire's own, each with what it carries."""
+"""Every event type Paywire emits: Payment Kit's 17 and Paywire's own, each with what it carries."""
 
 from __future__ import annotations
 
@@ -10,14 +10,14 @@ class EventType:
     name: str
     object_type: str
     description: str
-    in_seed: bool = False
+    in_payment_kit: bool = False
 
 
 _CATALOGUE: tuple[EventType, ...] = (
-    # Checkout (seed)
+    # Checkout (Payment Kit)
     EventType("checkout.session.completed", "checkout_session", "Checkout payment completed.", True),
     EventType("checkout.session.nft_minted", "checkout_session", "NFT minting completed.", True),
-    # Subscription (seed)
+    # Subscription (Payment Kit)
     EventType("customer.subscription.created", "subscription", "Subscription created.", True),
     EventType(
         "customer.subscription.started", "subscription", "Subscription started: first paid period.", True
@@ -32,11 +32,11 @@ _CATALOGUE: tuple[EventType, ...] = (
     EventType("customer.subscription.deleted", "subscription", "Subscription canceled.", True),
     EventType("customer.subscription.paused", "subscription", "Subscription paused.", True),
     EventType("customer.subscription.resumed", "subscription", "Subscription resumed.", True),
-    # Trial (seed)
+    # Trial (Payment Kit)
     EventType("customer.subscription.trial_start", "subscription", "Trial started.", True),
     EventType("customer.subscription.trial_will_end", "subscription", "Trial ends in 3 days or less.", True),
     EventType("customer.subscription.trial_end", "subscription", "Trial ended.", True),
-    # Payment (seed)
+    # Payment (Payment Kit)
     EventType("payment_intent.succeeded", "payment_intent", "Payment succeeded.", True),
     EventType("payment_intent.payment_failed", "payment_intent", "Payment failed.", True),
     EventType("invoice.paid", "invoice", "Invoice paid.", True),
@@ -75,7 +75,7 @@ _CATALOGUE: tuple[EventType, ...] = (
 )
 
 EVENT_TYPES: dict[str, EventType] = {t.name: t for t in _CATALOGUE}
-SEED_EVENT_TYPES: tuple[str, ...] = tuple(t.name for t in _CATALOGUE if t.in_seed)
+PAYMENT_KIT_EVENT_TYPES: tuple[str, ...] = tuple(t.name for t in _CATALOGUE if t.in_payment_kit)
 
 
 def is_known(name: str) -> bool:

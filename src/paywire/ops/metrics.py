@@ -44,6 +44,23 @@ def count_attempts(destination: str, *, succeeded: int, failed: int) -> None:
         ATTEMPTS.labels(destination, "failed").inc(failed)
 
 
+# Commit of the event -> the destination's response, for an event's first attempt only (a retry's
+# time is the schedule's, not the system's). The dispatcher calls `observe_delivery_latency` when
+# it records outcomes; it needs each claimed job's commit time (not handed to it yet).
+DELIVERY_LATENCY = Histogram(
+    "paywire_delivery_latency_seconds",
+    "Time from an event's commit to its destination's response, first attempts, by destination type.",
+    ["destination"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+
+
+def observe_delivery_latency(destination: str, seconds: Iterable[float]) -> None:
+    histogram = DELIVERY_LATENCY.labels(destination)
+    for value in seconds:
+        histogram.observe(max(0.0, value))
+
+
 DATABASE_ERRORS = Counter("paywire_database_errors", "API requests that met a database outage, by kind.", ["kind"])
 
 

@@ -2,7 +2,10 @@
 
 What goes, once older than its retention (see docs/deployment.md, "Retention"):
 
-- webhook attempts (the request logs) created before `retention_attempts_days`;
+- webhook attempts (the request logs) created before `retention_attempts_days`; on PostgreSQL
+  they are partitioned by day (`db/partitions.py`): a day's partition is dropped whole once all
+  of the day is past retention (an attempt is kept up to a day longer), the days ahead are
+  created here, and only the legacy and default partitions are deleted from in batches;
 - deliveries no longer pending (succeeded, failed, canceled) last updated before
   `retention_events_days`;
 - events created before `retention_events_days`, except an event with a delivery still pending
@@ -43,6 +46,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from paywire.db import partitions
 from paywire.db.engine import Database
 from paywire.db.schema import event_consumers, events, idempotency_keys, webhook_attempts, webhook_deliveries
 from paywire.events import log as event_log
@@ -90,6 +94,7 @@ class Result:
     batches: int = 0
     consumer_floor: int | None = None  # events from this seq on are kept for a durable consumer
     archived: list[Path] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)  # partitions dropped whole (PostgreSQL's attempts)
 
     @property
     def total(self) -> int:
@@ -99,7 +104,7 @@ class Result:
 @dataclass(frozen=True)
 class _Kind:
     name: str
-    table: sa.Table
+    table: sa.TableClause  # a table, or one partition of one
     age: sa.ColumnElement[Any]  # when the row becomes removable; grows with seq (roughly)
     keep: Callable[[float], sa.ColumnElement[bool]]  # more conditions a removable row meets
 
@@ -153,24 +158,63 @@ async def prune(
     for kind in _kinds():
         if kind.name not in kinds:
             continue
-        after, size = 0, policy.batch_size
-        while True:
-            started = time.monotonic()
-            removed, after, more = await _batch(db, kind, cutoffs[kind.name], after, size, policy, result, dry_run)
-            result.removed[kind.name] += removed
-            result.batches += 1
-            if progress is not None:
-                progress(kind.name, result.removed[kind.name])
-            if not more:
-                break
-            if not dry_run:  # let writers in
-                took = time.monotonic() - started
-                if took > policy.batch_seconds:
-                    size = max(min(MIN_BATCH, policy.batch_size), size // 2)
-                elif took < policy.batch_seconds / 2:
-                    size = min(policy.batch_size, size * 2)
-                await asyncio.sleep(max(policy.pause, took * (1 / policy.duty - 1)))
+        walked = [kind]
+        if kind.name == "attempts" and await _partitioned(db):
+            walked = await _drop_partitions(db, cutoffs[kind.name], now, dry_run, result, progress)
+        for each in walked:
+            await _walk(db, each, cutoffs[kind.name], policy, result, dry_run, progress)
     return result
+
+
+async def _walk(
+    db: Database, kind: _Kind, cutoff: float, policy: Policy, result: Result, dry_run: bool, progress: Progress | None
+) -> None:
+    """Remove `kind`'s rows past `cutoff` in paced batches, oldest first."""
+    after, size = 0, policy.batch_size
+    while True:
+        started = time.monotonic()
+        removed, after, more = await _batch(db, kind, cutoff, after, size, policy, result, dry_run)
+        result.removed[kind.name] += removed
+        result.batches += 1
+        if progress is not None:
+            progress(kind.name, result.removed[kind.name])
+        if not more:
+            break
+        if not dry_run:  # let writers in
+            took = time.monotonic() - started
+            if took > policy.batch_seconds:
+                size = max(min(MIN_BATCH, policy.batch_size), size // 2)
+            elif took < policy.batch_seconds / 2:
+                size = min(policy.batch_size, size * 2)
+            await asyncio.sleep(max(policy.pause, took * (1 / policy.duty - 1)))
+
+
+async def _partitioned(db: Database) -> bool:
+    if not db.is_postgres:
+        return False
+    async with db.read() as conn:
+        return await partitions.is_partitioned(conn)
+
+
+async def _drop_partitions(
+    db: Database, cutoff: float, now: float, dry_run: bool, result: Result, progress: Progress | None
+) -> list[_Kind]:
+    """PostgreSQL's partitioned attempts: create the days ahead, drop the days wholly past
+    retention; what is left to delete row by row is in the legacy and default partitions."""
+    if not dry_run:
+        await partitions.ensure_ahead(db, now)
+    for dropped in await partitions.drop_before(db, cutoff, dry_run=dry_run):
+        result.removed["attempts"] += dropped.rows
+        result.dropped.append(dropped.name)
+        if progress is not None:
+            progress("attempts", result.removed["attempts"])
+    async with db.read() as conn:
+        names = await partitions.row_deleted(conn)
+    walked = []
+    for name in names:
+        part = sa.table(name, sa.column("seq"), sa.column("created"))
+        walked.append(_Kind("attempts", part, part.c.created, lambda cutoff: sa.true()))
+    return walked
 
 
 async def _batch(

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -44,11 +43,6 @@ MAX_HELD = 4000  # claimed deliveries one dispatcher holds in memory, all endpoi
 MIN_TURN_GAP = 0.005
 
 
-def _env_float(name: str, default: float) -> float:
-    value = os.environ.get(name)
-    return float(value) if value else default
-
-
 @dataclass
 class DeliveryConfig:
     concurrency: int = 200  # requests in flight, all endpoints together
@@ -64,27 +58,12 @@ class DeliveryConfig:
     auto_disable_after: float = attempts.AUTO_DISABLE_AFTER
     shutdown_grace: float = 5.0
     record_linger: float = 0.1  # seconds finished attempts wait, to be recorded together
-    allow_private_networks: bool = field(default_factory=netpolicy.private_networks_allowed)
+    allow_private_networks: bool = False  # settings.allow_private_networks (see paywire.app.delivery_config)
 
     @property
     def lease_seconds(self) -> float:
         return self.lease if self.lease is not None else self.timeout + 30.0
 
-    @classmethod
-    def from_env(cls, **overrides: object) -> DeliveryConfig:
-        """Defaults, then `PAYWIRE_WEBHOOK_*` environment variables, then `overrides`."""
-        config = cls(
-            timeout=_env_float("PAYWIRE_WEBHOOK_TIMEOUT", 15.0),
-            poll_interval=_env_float("PAYWIRE_WEBHOOK_POLL_INTERVAL", 1.0),
-        )
-        if os.environ.get("PAYWIRE_WEBHOOK_LEASE"):
-            config.lease = float(os.environ["PAYWIRE_WEBHOOK_LEASE"])
-        if os.environ.get("PAYWIRE_WEBHOOK_RETRY_SCHEDULE"):
-            config.schedule = tuple(float(s) for s in os.environ["PAYWIRE_WEBHOOK_RETRY_SCHEDULE"].split(","))
-        for key, value in overrides.items():
-            if value is not None:
-                setattr(config, key, value)
-        return config
 
 
 @dataclass
@@ -120,7 +99,7 @@ class Dispatcher:
     def __init__(self, db: Database, config: DeliveryConfig | None = None, keyring: Keyring | None = None) -> None:
         self.db = db
         self.keyring = keyring or db.keyring  # decrypts the endpoints' signing secrets
-        self.config = config or DeliveryConfig.from_env()
+        self.config = config or DeliveryConfig()
         self.owner = new_id("wkr")
         self.policy = attempts.RetryPolicy(self.config.schedule, self.config.jitter, self.config.auto_disable_after)
         self._endpoints: dict[str, _EndpointState] = {}

@@ -2,14 +2,14 @@
 
 Checked twice: at registration (a clear 400) and on every connection, on the very address the
 socket is about to connect to (aiohttp's `socket_factory`), so DNS rebinding between the two
-checks gains nothing. `PAYWIRE_ALLOW_PRIVATE_NETWORKS=1` lifts it; test mode is never checked.
+checks gains nothing. The setting `allow_private_networks` (`PAYWIRE_ALLOW_PRIVATE_NETWORKS=1`)
+lifts it; test mode is never checked.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
-import os
 import socket
 from urllib.parse import urlsplit
 
@@ -23,10 +23,6 @@ BLOCKED_MARKER = "blocked by network policy"
 
 class BlockedAddress(OSError):
     """The connection would reach a non-public address (raised before connecting)."""
-
-
-def private_networks_allowed() -> bool:
-    return os.environ.get(ALLOW_ENV, "").strip().lower() in ("1", "true", "yes")
 
 
 def is_blocked(address: str) -> bool:
@@ -48,12 +44,12 @@ def guarded_socket(addr_info: AddrInfoType) -> socket.socket:
     return socket.socket(family=family, type=kind, proto=proto)
 
 
-async def check_endpoint_url(url: str, *, livemode: bool) -> None:
+async def check_endpoint_url(url: str, *, livemode: bool, allow_private: bool) -> None:
     """At registration: a live endpoint whose host resolves to a blocked address is a 400.
 
     A name that does not resolve yet is accepted; the connect-time check still guards it.
     """
-    if not livemode or private_networks_allowed():
+    if not livemode or allow_private:
         return
     host = urlsplit(url).hostname
     if not host:

@@ -27,7 +27,8 @@ router = APIRouter(prefix="/api/webhook-endpoints", tags=["webhook endpoints"])
 
 @router.post("", response_model=WebhookEndpointWithSecret)
 async def create_endpoint(body: WebhookEndpointCreate, ctx: Ctx = Depends(context)) -> dict[str, Any]:
-    await netpolicy.check_endpoint_url(body.url, livemode=ctx.livemode)  # DNS outside the transaction
+    allow_private = ctx.services.settings.allow_private_networks
+    await netpolicy.check_endpoint_url(body.url, livemode=ctx.livemode, allow_private=allow_private)  # DNS first
     async with ctx.db.transaction() as tx:
         return await endpoints.create(tx, body, livemode=ctx.livemode, now=ctx.now())
 
@@ -49,7 +50,8 @@ async def update_endpoint(
     endpoint_id: str, body: WebhookEndpointUpdate, ctx: Ctx = Depends(context)
 ) -> dict[str, Any]:
     if body.url:
-        await netpolicy.check_endpoint_url(body.url, livemode=ctx.livemode)
+        allow_private = ctx.services.settings.allow_private_networks
+        await netpolicy.check_endpoint_url(body.url, livemode=ctx.livemode, allow_private=allow_private)
     async with ctx.db.transaction() as tx:
         tx.after_commit.append(ctx.db.signal.notify)  # re-enabled: its waiting deliveries are due
         return await endpoints.update(tx, endpoint_id, body, livemode=ctx.livemode, now=ctx.now())

@@ -7,7 +7,8 @@ import asyncio
 import sqlalchemy as sa
 from alembic import context
 
-from paywire.db.engine import Database, default_database_url
+from paywire.db import partitions
+from paywire.db.engine import Database
 from paywire.db.schema import metadata
 
 
@@ -17,13 +18,16 @@ def _run(connection: sa.Connection) -> None:
         target_metadata=metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_object=partitions.include_object(connection.dialect.name),  # partitions are storage
     )
     with context.begin_transaction():
         context.run_migrations()
 
 
 async def _run_standalone() -> None:
-    db = Database(context.config.get_main_option("sqlalchemy.url") or default_database_url())
+    from paywire.settings import load
+
+    db = Database(context.config.get_main_option("sqlalchemy.url") or load().database_url)
     async with db.engine.connect() as conn:
         await conn.run_sync(_run)
         await conn.commit()

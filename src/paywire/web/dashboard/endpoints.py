@@ -149,7 +149,9 @@ async def create_endpoint(request: Request, session: auth.Session = Depends(curr
         params = WebhookEndpointCreate(
             url=values["url"], enabled_events=values["enabled_events"], description=values["description"] or None
         )
-        await netpolicy.check_endpoint_url(params.url, livemode=session.livemode)
+        await netpolicy.check_endpoint_url(
+            params.url, livemode=session.livemode, allow_private=services.settings.allow_private_networks
+        )
         async with services.db.transaction() as tx:
             created = await engine.create(
                 tx, params, livemode=session.livemode, now=services.now(), created_via="dashboard"
@@ -229,7 +231,9 @@ async def edit_endpoint(endpoint_id: str, request: Request, session: auth.Sessio
         params = WebhookEndpointUpdate(
             url=values["url"], enabled_events=values["enabled_events"], description=values["description"] or None
         )
-        await netpolicy.check_endpoint_url(values["url"], livemode=session.livemode)
+        await netpolicy.check_endpoint_url(
+            values["url"], livemode=session.livemode, allow_private=services.settings.allow_private_networks
+        )
         async with services.db.transaction() as tx:
             await engine.update(tx, endpoint_id, params, livemode=session.livemode, now=services.now())
             await audit_action(tx.conn, request, session, "endpoint_updated", endpoint_id, values)
