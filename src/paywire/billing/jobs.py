@@ -100,6 +100,37 @@ async def claim_next(
     return (await conn.execute(query)).mappings().first()
 
 
+async def claim_batch(conn: AsyncConnection, *, clock_id: str | None, until: float, limit: int) -> list[dict[str, Any]]:
+    """Up to `limit` of the earliest pending jobs due by `until` on this clock, locked, in
+    `(due, seq)` order, cut at the first that is due later than the first one or whose object
+    is already in the batch: all run at one instant, one job per object, in the order
+    `claim_next` would have taken them."""
+    clock = table.c.test_clock_id.is_(None) if clock_id is None else table.c.test_clock_id == clock_id
+    query = (
+        sa.select(table)
+        .where(table.c.status == "pending", clock, table.c.due <= int(until))
+        .order_by(table.c.due, table.c.seq)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    batch: list[dict[str, Any]] = []
+    objects: set[str] = set()
+    for row in (await conn.execute(query)).mappings():
+        if batch and (row["due"] != batch[0]["due"] or row["object_id"] in objects):
+            break  # (the rows after it stay pending; their locks end with this transaction)
+        objects.add(row["object_id"])
+        batch.append(dict(row))
+    return batch
+
+
+async def finish_many(tx: Tx, seqs: list[int], *, now: float) -> None:
+    """Mark the jobs of a batch done (one statement)."""
+    if seqs:
+        values = {"status": "done", "updated": int(now), "attempts": table.c.attempts + 1}
+        await tx.conn.execute(table.update().where(table.c.seq.in_(seqs)).values(**values))
+
+
 async def finish(tx: Tx, seq: int, *, now: float, status: str = "done", error: str | None = None) -> None:
     values: dict[str, Any] = {"status": status, "updated": int(now), "attempts": table.c.attempts + 1}
     if error is not None:
