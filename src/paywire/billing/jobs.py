@@ -78,6 +78,13 @@ async def cancel(tx: Tx, object_id: str, kinds: tuple[str, ...] | None, *, now: 
     await tx.conn.execute(table.update().where(where).values(status="canceled", updated=int(now)))
 
 
+def _claim_order() -> tuple[Any, ...]:
+    """`(due, seq)`, led by the clock column every claimed row shares: PostgreSQL does not take
+    `test_clock_id IS NULL` as fixing the column for the order, so without it the claim of a
+    wall-clock job read and sorted every pending one instead of following the index (0014)."""
+    return (table.c.test_clock_id, table.c.due, table.c.seq)
+
+
 async def claim_next(
     conn: AsyncConnection, *, clock_id: str | None, until: float, object_id: str | None = None
 ) -> sa.RowMapping | None:
@@ -90,7 +97,7 @@ async def claim_next(
     query = (
         sa.select(table)
         .where(table.c.status == "pending", clock, table.c.due <= int(until))
-        .order_by(table.c.due, table.c.seq)
+        .order_by(*_claim_order())
         .limit(1)
     )
     if object_id is not None:
@@ -109,7 +116,7 @@ async def claim_batch(conn: AsyncConnection, *, clock_id: str | None, until: flo
     query = (
         sa.select(table)
         .where(table.c.status == "pending", clock, table.c.due <= int(until))
-        .order_by(table.c.due, table.c.seq)
+        .order_by(*_claim_order())
         .limit(limit)
     )
     if conn.dialect.name == "postgresql":

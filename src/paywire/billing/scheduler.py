@@ -42,7 +42,7 @@ HANDLERS: dict[str, Handler] = {
     jobs.NFT_MINT: checkout.on_mint,
 }
 MAX_ATTEMPTS = 5
-BATCH = 200  # jobs claimed and run together (a renewal storm): one transaction each step, not each job
+BATCH = 100  # jobs claimed and run together (a renewal storm): one transaction each step, not each job
 
 
 async def run_one(
