@@ -51,6 +51,7 @@ log = logging.getLogger("paywire.charging")
 
 PAUSE_ENV = "PAYWIRE_TEST_PAUSE_AFTER_CHARGE"  # tests only: stop between the charge and its record
 Flow = Callable[[Tx, Call, dict[str, Any]], Awaitable[Any]]
+CHARGES_IN_FLIGHT = 16  # provider calls of one batch of renewals at once (`settle_many`)
 
 
 class Ask(Exception):
@@ -319,65 +320,70 @@ async def pause_for_tests() -> None:
 async def finish(db: Database, billing: Billing, intent_id: str, result: ChargeResult, customer: str | None) -> Any:
     """Record the provider's answer: run the continuation's flow with it (one transaction).
     None if the intent was already settled (by the reconciler, a webhook, or the first try)."""
+    async with db.transaction() as tx:
+        return await finish_in(tx, billing, intent_id, result, customer)
+
+
+async def finish_in(tx: Tx, billing: Billing, intent_id: str, result: ChargeResult, customer: str | None) -> Any:
+    """`finish` inside the caller's transaction (a batch of renewals records all its charges in
+    one): a failure that is not the database's rolls back this intent's work alone."""
     from paywire.billing.flows import FLOWS
 
-    async with db.transaction() as tx:
-        row = (
-            (
-                await tx.conn.execute(
-                    sa.select(payment_intents).where(payment_intents.c.id == intent_id).with_for_update()
-                )
-            )
-            .mappings()
-            .first()
+    row = (
+        (await tx.conn.execute(sa.select(payment_intents).where(payment_intents.c.id == intent_id).with_for_update()))
+        .mappings()
+        .first()
+    )
+    if row is None or row["status"] != "processing":
+        return None
+    if result.pending:
+        return None  # the provider decides later: its webhook (or the reconciler) settles it
+    intent = dict(row)
+    cont = intent["continuation"]
+    if customer and intent["customer_id"]:
+        await tx.conn.execute(
+            customers.update()
+            .where(customers.c.id == intent["customer_id"], customers.c.provider_customer_ref.is_(None))
+            .values(provider_customer_ref=customer)
         )
-        if row is None or row["status"] != "processing":
-            return None
-        if result.pending:
-            return None  # the provider decides later: its webhook (or the reconciler) settles it
-        intent = dict(row)
-        cont = intent["continuation"]
-        if customer and intent["customer_id"]:
-            await tx.conn.execute(
-                customers.update()
-                .where(customers.c.id == intent["customer_id"], customers.c.provider_customer_ref.is_(None))
-                .values(provider_customer_ref=customer)
-            )
-        request = RequestInfo(**cont["request"]) if cont.get("request") else None
-        charged = Charged(
-            intent_id, int(intent["charge_attempts"]), intent["payment_method"], result, bool(cont["new"])
+    request = RequestInfo(**cont["request"]) if cont.get("request") else None
+    charged = Charged(intent_id, int(intent["charge_attempts"]), intent["payment_method"], result, bool(cont["new"]))
+    step = Step(now=float(cont["now"]), answers=dict(cont.get("answers") or {}), charged=charged)
+    call = Call(billing, bool(intent["livemode"]), request, step)
+    step.local = is_local(call)
+    # The flow runs as if it were the first time, but on the intent recorded as processing.
+    await tx.conn.execute(
+        payment_intents.update()
+        .where(payment_intents.c.id == intent_id)
+        .values(status=cont.get("previous_status") or "requires_payment_method")
+    )
+    mark, appended = len(tx.after_commit), tx.events_appended
+    savepoint = await tx.conn.begin_nested()
+    try:
+        value = await FLOWS[cont["flow"]](tx, call, cont["args"])
+        if not charged.taken:
+            raise _Orphan()
+    except Exception as exc:  # the flow no longer applies (its object changed meanwhile)
+        if isinstance(exc, (sa.exc.SQLAlchemyError, OSError)) or is_unavailable(exc):
+            raise  # the database went away: the intent stays processing, the reconciler retries
+        await savepoint.rollback()
+        # The rollback also released the event-order lock the flow may have taken (PostgreSQL):
+        # the next append in this transaction takes it again.
+        del tx.after_commit[mark:]
+        tx.events_appended = appended
+        log.warning(
+            "charge %s: its flow %s did not finish (%r); recording the payment alone", intent_id, cont["flow"], exc
         )
-        step = Step(now=float(cont["now"]), answers=dict(cont.get("answers") or {}), charged=charged)
-        call = Call(billing, bool(intent["livemode"]), request, step)
-        step.local = is_local(call)
-        # The flow runs as if it were the first time, but on the intent recorded as processing.
+        await _record_alone(tx, call, intent, result)
+        return None
+    await savepoint.commit()
+    if result.next_action is not None:  # kept: Stripe's webhook may finish it once the payer acts
         await tx.conn.execute(
             payment_intents.update()
-            .where(payment_intents.c.id == intent_id)
-            .values(status=cont.get("previous_status") or "requires_payment_method")
+            .where(payment_intents.c.id == intent_id, payment_intents.c.status == "requires_action")
+            .values(continuation=cont)
         )
-        savepoint = await tx.conn.begin_nested()
-        try:
-            value = await FLOWS[cont["flow"]](tx, call, cont["args"])
-            if not charged.taken:
-                raise _Orphan()
-        except Exception as exc:  # the flow no longer applies (its object changed meanwhile)
-            if isinstance(exc, (sa.exc.SQLAlchemyError, OSError)) or is_unavailable(exc):
-                raise  # the database went away: the intent stays processing, the reconciler retries
-            await savepoint.rollback()
-            log.warning(
-                "charge %s: its flow %s did not finish (%r); recording the payment alone", intent_id, cont["flow"], exc
-            )
-            await _record_alone(tx, call, intent, result)
-            return None
-        await savepoint.commit()
-        if result.next_action is not None:  # kept: Stripe's webhook may finish it once the payer acts
-            await tx.conn.execute(
-                payment_intents.update()
-                .where(payment_intents.c.id == intent_id, payment_intents.c.status == "requires_action")
-                .values(continuation=cont)
-            )
-        return value
+    return value
 
 
 class _Orphan(Exception):
@@ -412,6 +418,57 @@ async def settle(db: Database, billing: Billing, intent: dict[str, Any]) -> Any:
     await pause_for_tests()
     ref = intent["continuation"].get("customer_ref")
     return await record_retrying(lambda: finish(db, billing, intent["id"], result, ref))
+
+
+async def settle_many(db: Database, billing: Billing, intents: list[dict[str, Any]]) -> None:
+    """Steps 2 and 3 for a batch of `processing` intents (a renewal storm): the provider is asked
+    for each, with no transaction open, then every answer is recorded in one transaction. An
+    intent whose provider did not answer stays `processing` for the reconciler, as in `settle`."""
+    limit = asyncio.Semaphore(CHARGES_IN_FLIGHT)
+
+    async def ask_one(intent: dict[str, Any]) -> tuple[dict[str, Any], ChargeResult] | None:
+        async with limit:
+            try:
+                return intent, await call_provider(billing, intent)
+            except Exception as exc:
+                log.warning("charge %s: the provider did not answer (%r); the reconciler asks again", intent["id"], exc)
+                return None
+
+    if all(is_local(billing.call(bool(intent["livemode"]))) for intent in intents):
+        asked = [await ask_one(intent) for intent in intents]  # in-process: no waiting to overlap
+    else:  # a network call each (Stripe): several in flight, so a batch waits for the slowest, not the sum
+        asked = list(await asyncio.gather(*(ask_one(intent) for intent in intents)))
+    answers = [answer for answer in asked if answer is not None]
+    if not answers:
+        return
+    await pause_for_tests()
+
+    async def record() -> None:
+        async with db.transaction() as tx:
+            for intent, result in answers:
+                await finish_in(tx, billing, intent["id"], result, intent["continuation"].get("customer_ref"))
+
+    try:
+        await record_retrying(record)
+    except Exception as exc:
+        if is_unavailable(exc):
+            raise
+        # One intent's record failed in a way that is not the database going away: record each
+        # alone, so the others are not held back by it (a failing one is left to the reconciler).
+        log.warning("recording %d charges together failed (%r); recording each alone", len(answers), exc)
+        for intent, result in answers:
+            try:
+                await record_retrying(_recorder(db, billing, intent, result))
+            except Exception as one:
+                if is_unavailable(one):
+                    raise
+                log.warning("charge %s left processing (%r)", intent["id"], one)
+
+
+def _recorder(
+    db: Database, billing: Billing, intent: dict[str, Any], result: ChargeResult
+) -> Callable[[], Awaitable[Any]]:
+    return lambda: finish(db, billing, intent["id"], result, intent["continuation"].get("customer_ref"))
 
 
 async def record_retrying(record: Callable[[], Awaitable[Any]], attempts: int = 5) -> Any:

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from paywire import objects
 from paywire.billing import clock_owner
 from paywire.billing.runtime import Billing, Call
-from paywire.billing.scheduler import run_one
+from paywire.billing.scheduler import run_batch
 from paywire.billing.schemas import TestClockCreate
 from paywire.db.engine import Database, Tx
 from paywire.db.schema import test_clocks
@@ -153,7 +153,7 @@ async def run_advance(db: Database, billing: Billing, clock_id: str, target: int
     owned = sa.and_(test_clocks.c.id == clock_id, test_clocks.c.advance_owner == owner)
     renewed = time.monotonic()
     try:
-        while await run_one(db, billing, clock_id=clock_id, until=target):
+        while await run_batch(db, billing, clock_id=clock_id, until=target):
             if time.monotonic() - renewed >= clock_owner.RENEW_EVERY:
                 renewed = time.monotonic()
                 async with db.transaction() as tx:

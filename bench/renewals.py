@@ -1,0 +1,253 @@
+"""Renewal storm: N monthly subscriptions due at the same instant, renewed at what rate.
+
+    .venv/bin/python bench/renewals.py [--n 1000 10000 100000] [--database sqlite postgresql]
+        [--path scheduler clock] [--workers 2] [--runs 1]
+
+For each database, path and N, on a fresh database: one subscription is created through the API
+(a customer, a monthly price, a card, one webhook endpoint enabled for every event — so each
+renewal writes its invoice, payment intent, events and deliveries), then copied N - 1 times in
+SQL (customers, subscriptions and their renewal jobs), all due at the same instant. Then:
+
+- `scheduler`: the subscriptions are due on the system clock and `--workers` `paywire worker`
+  processes (one on SQLite) renew them; timed from making them due to the last renewal's invoice.
+- `clock`: the subscriptions are on one test clock, and one `POST /api/test-clocks/{id}/advance`
+  renews them (an advance past 20 s answers `advancing` and goes on in the background: the bench
+  polls the clock until it is `ready`).
+
+The webhook endpoint points at a closed port: deliveries rows are written (and fail once, then
+back off), no receiver competes for the CPU. Prints renewals/s and ms per renewal for each N, and
+the cost at the largest N against the smallest (flat: ~1.0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from procstat import die_with_parent
+
+from paywire import keys
+from paywire.app import PaywireApp
+from paywire.db.schema import billing_jobs, customers, invoices, subscriptions, test_clocks
+from paywire.ids import new_id
+from paywire.secrets_at_rest import generate_key
+
+T0 = 1_798_761_600  # 2027-01-01T00:00:00Z, where the test clock starts
+DAY = 86_400
+CHUNK = 2_000
+
+
+async def _template(client: httpx.AsyncClient, clock_id: str | None) -> str:
+    product = (await client.post("/api/products", json={"name": "Plan"})).json()
+    price = await client.post(
+        "/api/prices",
+        json={
+            "product_id": product["id"],
+            "unit_amount": "10.00",
+            "currency": "usd",
+            "recurring": {"interval": "month"},
+        },
+    )
+    endpoint = await client.post(
+        "/api/webhook-endpoints", json={"url": "http://127.0.0.1:9/closed", "enabled_events": ["*"]}
+    )
+    endpoint.raise_for_status()
+    customer = (await client.post("/api/customers", json={"test_clock_id": clock_id} if clock_id else {})).json()
+    sub = await client.post(
+        "/api/subscriptions",
+        json={
+            "customer_id": customer["id"],
+            "items": [{"price_id": price.json()["id"]}],
+            "default_payment_method": "pm_card_visa",
+        },
+    )
+    sub.raise_for_status()
+    return str(sub.json()["id"])
+
+
+async def _copy(app: PaywireApp, sub_id: str, n: int, due: int) -> None:
+    """N subscriptions like `sub_id` (each with its own customer), their renewal all at `due`."""
+    async with app.db.transaction() as tx:
+        conn = tx.conn
+        sub = dict((await conn.execute(sa.select(subscriptions).where(subscriptions.c.id == sub_id))).mappings().one())
+        cus = dict(
+            (await conn.execute(sa.select(customers).where(customers.c.id == sub["customer_id"]))).mappings().one()
+        )
+        pending = sa.and_(billing_jobs.c.object_id == sub_id, billing_jobs.c.status == "pending")
+        job = dict((await conn.execute(sa.select(billing_jobs).where(pending))).mappings().one())
+        start = sub["current_period_start"]
+        await conn.execute(subscriptions.update().where(subscriptions.c.id == sub_id).values(current_period_end=due))
+        await conn.execute(billing_jobs.update().where(billing_jobs.c.seq == job["seq"]).values(due=due))
+    for offset in range(0, n - 1, CHUNK):
+        rows_c, rows_s, rows_j = [], [], []
+        for _ in range(min(CHUNK, n - 1 - offset)):
+            cid, sid = new_id("cus"), new_id("sub")
+            rows_c.append({**{k: v for k, v in cus.items() if k != "seq"}, "id": cid})
+            rows_s.append(
+                {
+                    **{k: v for k, v in sub.items() if k != "seq"},
+                    "id": sid,
+                    "customer_id": cid,
+                    "current_period_start": start,
+                    "current_period_end": due,
+                }
+            )
+            rows_j.append({**{k: v for k, v in job.items() if k != "seq"}, "object_id": sid, "due": due})
+        async with app.db.transaction() as tx:
+            await tx.conn.execute(customers.insert(), rows_c)
+            await tx.conn.execute(subscriptions.insert(), rows_s)
+            await tx.conn.execute(billing_jobs.insert(), rows_j)
+
+
+async def _renewed(app: PaywireApp) -> int:
+    async with app.db.read() as conn:
+        count = await conn.scalar(
+            sa.select(sa.func.count()).select_from(invoices).where(invoices.c.billing_reason == "subscription_cycle")
+        )
+    return int(count or 0)
+
+
+def _worker(url: str, log: Path) -> subprocess.Popen[bytes]:
+    cmd = [sys.executable, "-m", "paywire.cli.main", "worker", "--database-url", url]
+    env = {**os.environ, "PAYWIRE_WEBHOOK_RETRY_SCHEDULE": "3600"}
+    out = open(log, "wb")  # noqa: SIM115
+    return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
+
+
+async def run_once(url: str, path: str, n: int, workers: int, logs: Path) -> dict[str, Any]:
+    app = PaywireApp(url, run_worker=False)
+    await app.start()
+    async with app.db.transaction() as tx:
+        key = await keys.create_key(tx.conn, livemode=False, now=time.time())
+    transport = httpx.ASGITransport(app=app.api)
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://bench", headers={"Authorization": f"Bearer {key}"}, timeout=120
+        ) as client:
+            clock_id = None
+            if path == "clock":
+                clock_id = (await client.post("/api/test-clocks", json={"frozen_time": T0})).json()["id"]
+            sub_id = await _template(client, clock_id)
+            setup = time.perf_counter()
+            if path == "clock":
+                due = T0 + 31 * DAY
+                await _copy(app, sub_id, n, due)
+                print(f"    set up {n} in {time.perf_counter() - setup:.1f} s", flush=True)
+                started = time.perf_counter()
+                answer = await client.post(f"/api/test-clocks/{clock_id}/advance", json={"frozen_time": due + DAY})
+                answer.raise_for_status()
+                first_answer = time.perf_counter() - started
+                while True:
+                    async with app.db.read() as conn:
+                        status = await conn.scalar(sa.select(test_clocks.c.status).where(test_clocks.c.id == clock_id))
+                    if status == "ready":
+                        break
+                    await asyncio.sleep(0.2)
+                elapsed = time.perf_counter() - started
+            else:
+                far = int(time.time()) + 365 * DAY  # not due until the workers run
+                await _copy(app, sub_id, n, far)
+                print(f"    set up {n} in {time.perf_counter() - setup:.1f} s", flush=True)
+                for i in range(workers):
+                    procs.append(_worker(url, logs / f"worker-{i}.log"))
+                await asyncio.sleep(4)  # started and migrated
+                for proc in procs:
+                    assert proc.poll() is None, (logs / "worker-0.log").read_text()
+                now = int(time.time())
+                started = time.perf_counter()
+                async with app.db.transaction() as tx:
+                    await tx.conn.execute(subscriptions.update().values(current_period_end=now))
+                    await tx.conn.execute(
+                        billing_jobs.update().where(billing_jobs.c.status == "pending").values(due=now)
+                    )
+                first_answer = 0.0
+                while await _renewed(app) < n:
+                    await asyncio.sleep(0.1)
+                elapsed = time.perf_counter() - started
+        renewed = await _renewed(app)
+        assert renewed == n, f"{renewed} renewed of {n}"
+        return {"elapsed": elapsed, "rate": n / elapsed, "ms": 1000 * elapsed / n, "answer": first_answer}
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(30)
+        await app.stop()
+
+
+async def _fresh(database: str, tmp: str, pg: str) -> tuple[str, Any]:
+    if database == "sqlite":
+        return f"sqlite:///{tmp}/bench-{uuid.uuid4().hex[:6]}.db", None
+    name = f"paywire_bench_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(pg)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    return pg.rsplit("/", 1)[0] + "/" + name, name
+
+
+async def _drop(pg: str, name: str | None) -> None:
+    if name is not None:
+        admin = await asyncpg.connect(pg)
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, nargs="+", default=[1_000, 10_000, 100_000])
+    parser.add_argument("--database", nargs="+", default=["sqlite", "postgresql"])
+    parser.add_argument("--path", nargs="+", default=["scheduler", "clock"])
+    parser.add_argument("--workers", type=int, default=2, help="paywire worker processes on PostgreSQL")
+    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test")
+    args = parser.parse_args()
+    os.environ.setdefault("PAYWIRE_ENCRYPTION_KEY", generate_key())  # PostgreSQL needs one; workers inherit it
+    results: dict[tuple[str, str], dict[int, list[dict[str, Any]]]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for database in args.database:
+            for path in args.path:
+                workers = 1 if database == "sqlite" else args.workers
+                for n in args.n:
+                    for run in range(args.runs):
+                        url, name = await _fresh(database, tmp, args.postgres)
+                        print(f"  {database} {path} N={n} run {run + 1} ...", flush=True)
+                        try:
+                            result = await run_once(url, path, n, workers, Path(tmp))
+                        finally:
+                            await _drop(args.postgres, name)
+                        print(
+                            f"    {result['rate']:.0f} renewals/s, {result['ms']:.3f} ms each "
+                            f"({result['elapsed']:.1f} s; first answer {result['answer']:.2f} s)",
+                            flush=True,
+                        )
+                        results.setdefault((database, path), {}).setdefault(n, []).append(result)
+    print("\nrenewals per second (median [min-max] of runs), ms per renewal, cost vs the smallest N")
+    for (database, path), by_n in results.items():
+        base = statistics.median(r["ms"] for r in by_n[min(by_n)])
+        for n, runs in sorted(by_n.items()):
+            rates = [r["rate"] for r in runs]
+            ms = statistics.median(r["ms"] for r in runs)
+            workers = f", {1 if database == 'sqlite' else args.workers} worker(s)" if path == "scheduler" else ""
+            print(
+                f"  {database:<10} {path:<9}{workers:<13} N={n:>7}: {statistics.median(rates):>7.0f}/s "
+                f"[{min(rates):.0f}-{max(rates):.0f}]  {ms:.3f} ms  x{ms / base:.2f}"
+            )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
