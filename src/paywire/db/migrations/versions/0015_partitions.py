@@ -8,7 +8,7 @@ to a week ahead, and a DEFAULT partition. Each partition has its own primary key
 unique `id`; all take `seq` from the same sequence. SQLite: nothing changes (retention deletes in batches there).
 
 Revision ID: 0015_partitions
-Revises: 0010_secrets_encrypted
+Revises: 0014_renewal_storm (re-chained at merge)
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0015_partitions"
-down_revision: str | None = "0010_secrets_encrypted"
+down_revision: str | None = "0014_renewal_storm"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
