@@ -41,7 +41,7 @@ async def test_a_batch_renews_each_subscription_with_its_own_events_in_order(
             renewal_time = events.c.created >= T0 + 31 * DAY
             columns = (events.c.seq, events.c.type, events.c.object_id, events.c.data)
             rows = (await conn.execute(sa.select(*columns).where(renewal_time).order_by(events.c.seq))).all()
-            statuses = dict(
+            statuses: dict[str, int] = dict(
                 (
                     await conn.execute(
                         sa.select(billing_jobs.c.status, sa.func.count()).group_by(billing_jobs.c.status)

@@ -429,7 +429,7 @@ async def settle_many(db: Database, billing: Billing, intents: list[dict[str, An
     async def ask_one(intent: dict[str, Any]) -> tuple[dict[str, Any], ChargeResult] | None:
         async with limit:
             try:
-                return intent, await call_provider(billing, intent)
+                return intent, await call_provider(billing, intent, db)
             except Exception as exc:
                 log.warning("charge %s: the provider did not answer (%r); the reconciler asks again", intent["id"], exc)
                 return None
