@@ -11,6 +11,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from paywire.db.engine import Database
 from paywire.events import stream_hub
 from tests.conftest import Server
 from tests.integration.test_stream import _customers, _event_ids, _messages, _take
@@ -22,9 +23,10 @@ COMMITS = 12
 class EventReads:
     """Counts the statements that read events after a position (the stream's and the hub's)."""
 
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: Server | Database) -> None:
         self.count = 0
-        self.engine = server.app.db.engine.sync_engine
+        db = server if isinstance(server, Database) else server.app.db
+        self.engine = db.engine.sync_engine
 
     def __enter__(self) -> EventReads:
         sa.event.listen(self.engine, "before_cursor_execute", self._seen)

@@ -1,4 +1,5 @@
-"""One reader of new events per process, shared by every open event stream (`GET /api/events/stream`).
+"""One reader of new events per process, shared by every open event stream (`GET /api/events/stream`)
+and every in-process EventBus (`paywire.events.local.LocalSource`).
 
 Each stream used to run its own query after every commit: with K streams open, a commit cost K
 reads (200 streams: API reads 9.7 → 226 ms median, writes 31 → 3.9 per second). The hub runs ONE
@@ -7,7 +8,10 @@ it read in a bounded in-memory window. Streams take what they need from the wind
 filtering by its own mode and types. A stream whose position is before the window (it started
 far back, or fell behind a slow client) reads pages on its own until it has caught up.
 
-The hub runs while streams are open: the first `subscribe` starts it, and it stops once the last
+In-process EventBus consumers use the same window: N buses at the same position cost one read
+per commit, not N (they take `Entry.event`, made once as well).
+
+The hub runs while streams (or buses) are open: the first `subscribe` starts it, and it stops once the last
 one has ended (it starts again, from the newest event, with the next).
 """
 
@@ -24,6 +28,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from paywire.db.engine import Database
+from paywire.event import Event
 from paywire.events import log as event_log
 
 log = logging.getLogger("paywire.events")
@@ -36,7 +41,7 @@ POLL_SECONDS = 1.0  # the hub reads at least this often (the fallback to commit 
 class Entry:
     """An event the hub has read: what a stream filters on, and its SSE message (made once)."""
 
-    __slots__ = ("_sse", "livemode", "row", "seq", "type")
+    __slots__ = ("_event", "_sse", "livemode", "row", "seq", "type")
 
     def __init__(self, row: sa.Row[Any]) -> None:
         self.row = row
@@ -44,12 +49,20 @@ class Entry:
         self.livemode: bool = row.livemode
         self.type: str = row.type
         self._sse: bytes | None = None
+        self._event: Event | None = None
 
     @property
     def sse(self) -> bytes:
         if self._sse is None:
             self._sse = sse(event_log.render(self.row))
         return self._sse
+
+    @property
+    def event(self) -> Event:
+        """The event for in-process EventBus handlers (frozen, so one object serves every bus)."""
+        if self._event is None:
+            self._event = Event.from_dict(event_log.render(self.row))
+        return self._event
 
 
 def sse(event: dict[str, Any]) -> bytes:
