@@ -257,6 +257,7 @@ async def test_in_process_buses_at_one_position_share_one_read_per_commit(
     from tests.integration.test_stream_hub import EventReads
 
     monkeypatch.setattr(stream_hub, "POLL_SECONDS", 60.0)  # count the reads commits cause, not polls
+    monkeypatch.setattr(stream_hub, "SQLITE_POLL_SECONDS", 60.0)
     buses, commits = 8, 10
     app = PaywireApp(database_url)
     seen: list[list[str]] = [[] for _ in range(buses)]

@@ -56,6 +56,7 @@ async def test_many_streams_one_query_per_commit(
     server: Server, api: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(stream_hub, "POLL_SECONDS", 60.0)  # count the reads commits cause, not polls
+    monkeypatch.setattr(stream_hub, "SQLITE_POLL_SECONDS", 60.0)
     await _customers(api, 2)
     limits = httpx.Limits(max_connections=STREAMS + 5)
     async with server.client(limits=limits) as streamer, _streams(streamer, STREAMS) as streams:
