@@ -37,16 +37,19 @@ PAGE = 500  # events per read, the hub's and a catching-up stream's
 WINDOW = 5000  # events the hub keeps in memory, newest last
 POLL_SECONDS = 1.0  # the hub reads at least this often (the fallback to commit signals)
 # SQLite has no cross-process notification: commits by another process (a worker, a second API
-# process) are found only by polling. An empty read costs ~0.3 ms of CPU, so 100 a second while
-# streams or buses are open is cheap, and it bounds what they wait for such commits.
-SQLITE_POLL_SECONDS = 0.01
-# Waking every stream costs ~50-100 µs of CPU per stream (the task switch, Starlette's send
-# chain, a socket write). Under a steady writer, one wake-up per commit would spend streams x
-# commits x that; wake-ups are instead at least `streams x COALESCE_PER_STREAM` apart (each
-# stream then sends the events of several commits in one write), capped at COALESCE_MAX. With
-# 1 stream that is nothing; with 1,000, at most 20 wake-ups a second.
-COALESCE_PER_STREAM = 0.00005
-COALESCE_MAX = 0.05
+# process) are found only by polling. An empty read costs ~0.3 ms of CPU; 40 a second while
+# streams or buses are open is cheap, and bounds what they wait for such commits.
+SQLITE_POLL_SECONDS = 0.025
+# Waking every stream costs ~50 µs of CPU per stream (the task switch, Starlette's send chain
+# through each middleware, a socket write; profiled with py-spy). Under a steady writer, one
+# wake-up per commit would spend streams x commits x that: with 1,000 streams, 50 ms of the one
+# event loop per commit. Wake-ups are instead at least `streams x COALESCE_PER_STREAM` apart
+# (each stream then sends the events of several commits in one write), capped at COALESCE_MAX:
+# fan-out then takes at most ~50/300 of the loop whatever the number of streams. With 1 stream
+# that is 0.3 ms (nothing); with 200, 60 ms; with 1,000, 300 ms of added latency at most.
+COALESCE_PER_STREAM = 0.0003
+COALESCE_MAX = 0.5
+WAKE_GROUP = 40  # streams woken per turn of the event loop
 
 
 class Entry:
@@ -90,19 +93,23 @@ class StreamHub:
         # Every event with seq in (start, position] is in `_entries`; None until the hub has started.
         self.start: int | None = None
         self.position = 0
-        self._changed = asyncio.Event()
+        self._changed = [asyncio.Event()]  # one per group of streams (see `_wake`)
         self._woken, self._woken_at = 0, 0.0  # the position streams were last woken at, and when
         self._streams = 0
+        self._keys = 0
         self._task: asyncio.Task[None] | None = None
         self._stopped = False  # by `stop`: the streams open then read on their own
 
     # --- for streams ----------------------------------------------------------------------
 
-    def subscribe(self) -> None:
-        """A stream opens (call `unsubscribe` when it ends); a new stream restarts a stopped hub."""
+    def subscribe(self) -> int:
+        """A stream opens (call `unsubscribe` when it ends); a new stream restarts a stopped hub.
+        Returns the stream's key for `snapshot`."""
         self._streams += 1
+        self._keys += 1
         self._stopped = False
         self._ensure_running()
+        return self._keys
 
     def _ensure_running(self) -> None:
         if (self._task is None or self._task.done()) and not self._stopped:
@@ -115,9 +122,11 @@ class StreamHub:
             self._task.cancel()  # nobody is left: the hub stops reading
             self._task = None
 
-    def snapshot(self) -> asyncio.Event:
-        """Take before `after`, then wait on it: set once the hub has read again."""
-        return self._changed
+    def snapshot(self, key: int = 0) -> asyncio.Event:
+        """Take before `after`, then wait on it: set once the hub has read again. `key` (from
+        `subscribe`) spreads streams over the groups woken in turn."""
+        groups = self._changed
+        return groups[key % len(groups)]
 
     async def stop(self) -> None:
         """Stop (the app is stopping): streams still open read on their own from now on.
@@ -201,8 +210,17 @@ class StreamHub:
         return len(rows) >= PAGE
 
     def _wake(self) -> None:
-        fired, self._changed = self._changed, asyncio.Event()
-        fired.set()
+        """Wake every stream, a group of about WAKE_GROUP at a time, one group per turn of the
+        event loop: a request arriving meanwhile waits for one group's sends, not for all
+        (1,000 streams at ~50 µs each would hold the loop for 50 ms)."""
+        fired = self._changed
+        self._changed = [asyncio.Event() for _ in range(max(1, self._streams // WAKE_GROUP))]
+        self._set_in_turn(fired, 0)
+
+    def _set_in_turn(self, fired: list[asyncio.Event], i: int) -> None:
+        fired[i].set()  # its streams run in the next turn; the next group in the one after
+        if i + 1 < len(fired):
+            asyncio.get_running_loop().call_soon(self._set_in_turn, fired, i + 1)
 
 
 _hubs: weakref.WeakKeyDictionary[Database, StreamHub] = weakref.WeakKeyDictionary()

@@ -96,7 +96,7 @@ async def stream_events(
         yield f"event: ready\ndata: {json.dumps(ready)}\n\n".encode()
         last_sent = time.monotonic()
         hub = stream_hub.hub_for(ctx.db)
-        hub.subscribe()
+        key = hub.subscribe()
         checked = time.monotonic()
         try:
             while not ctx.services.lifecycle.draining:
@@ -106,7 +106,7 @@ async def stream_events(
                     if await request.is_disconnected():
                         break
                     checked = time.monotonic()
-                snapshot = hub.snapshot()
+                snapshot = hub.snapshot(key)
                 if hub.covers(seq):  # live: the events the hub has read, filtered here
                     # Taken together: the hub may read more while we send. One write for all of
                     # them: each write costs far more than the bytes it carries.
