@@ -119,8 +119,9 @@ class RemoteSource:
 async def _parse_sse(chunks: AsyncIterator[bytes]) -> AsyncIterator[tuple[str, bytes]]:
     """(event type, data) for each message of a text/event-stream.
 
-    Splits the raw bytes itself: httpx's `aiter_lines` decodes and yields every line (~4 per
-    event) through several generators, which was most of the consumer's cost at high rates.
+    Splits the raw bytes itself instead of httpx's `aiter_lines`, which decodes and yields every
+    line (~4 per event) through several generators. (Its gain was within the noise of
+    bench/eventbus.py, whose throughput is bound by the writer.)
     """
     buffer = b""
     async for chunk in chunks:
