@@ -23,7 +23,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
+import hashlib
+import json
 import os
 import random
 import signal
@@ -42,11 +45,20 @@ import delivery as bench  # bench/delivery.py: the verifying receiver and its cl
 import httpx
 import sqlalchemy as sa
 from aiohttp import web
+from pgcluster import PgCluster
 from procstat import die_with_parent, memory_mb
 
 from paywire import EventBus
 from paywire.db.engine import Database
-from paywire.db.schema import events, webhook_attempts, webhook_deliveries
+from paywire.db.schema import (
+    billing_jobs,
+    events,
+    invoices,
+    payment_intents,
+    test_clocks,
+    webhook_attempts,
+    webhook_deliveries,
+)
 from paywire.event import Event
 from paywire.webhooks import verify
 
@@ -100,6 +112,74 @@ def run_flaky_receiver(port: int, secret: str, seed: int) -> None:
     app.router.add_get("/stats", stats)
     app.router.add_get("/times", all_times)
     web.run_app(app, host=HOST, port=port, access_log=None, print=None)
+
+
+# --- the open event streams (their own process) -------------------------------------------------
+
+
+def id_hash(event_id: str) -> int:
+    """A 64-bit hash of an event id: a stream's ids are audited by their count and hash sum."""
+    return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=8).digest(), "big")
+
+
+async def hold_streams(url: str, key: str, n: int) -> None:
+    """Hold `n` `GET /api/events/stream` connections, each reconnecting with `Last-Event-ID` when
+    cut off. Prints "ready" once all are open; on stdin EOF, one JSON line per stream: its start,
+    the count and hash sum (mod 2**64) of the ids it got, its reconnects and refused reconnects.
+    Each stream keeps only these, so 200 streams of 100,000 events each fit in memory."""
+    import aiohttp
+
+    stats = [{"start": None, "count": 0, "sum": 0, "reconnects": 0, "errors": 0} for _ in range(n)]
+    opened = 0
+    connector = aiohttp.TCPConnector(limit=0)
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=60)  # heartbeat every 15 s
+    async with aiohttp.ClientSession(
+        connector=connector, timeout=timeout, headers={"Authorization": f"Bearer {key}"}
+    ) as session:
+
+        async def one(i: int) -> None:
+            nonlocal opened
+            st = stats[i]
+            last: str | None = None
+            first = True
+            while True:
+                headers = {"Last-Event-ID": last} if last else {}
+                try:
+                    async with session.get(f"{url}/api/events/stream", headers=headers) as response:
+                        if response.status != 200:
+                            st["errors"] += 1
+                            await response.read()
+                            await asyncio.sleep(0.5)
+                            continue
+                        async for line in response.content:
+                            if line.startswith(b"id: "):
+                                event_id = line[4:].strip().decode()
+                                st["count"] += 1
+                                st["sum"] = (st["sum"] + id_hash(event_id)) % 2**64
+                                last = event_id
+                            elif first and line.startswith(b'data: {"last_event_id"'):
+                                st["start"] = json.loads(line[6:])["last_event_id"]
+                                last = st["start"]
+                                first = False
+                                opened += 1
+                except (aiohttp.ClientError, TimeoutError):
+                    pass
+                st["reconnects"] += 1
+                await asyncio.sleep(0.2)
+
+        tasks = []
+        for i in range(n):
+            tasks.append(asyncio.create_task(one(i)))
+            if i % 50 == 49:
+                await asyncio.sleep(0.05)  # a gentle ramp: the accept queue is finite
+        while opened < n:
+            await asyncio.sleep(0.05)
+        print("ready", flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+        for st in stats:
+            print(json.dumps(st), flush=True)
+        for t in tasks:
+            t.cancel()
 
 
 # --- the durable EventBus consumer (a thread with its own event loop) ---------------------------
@@ -303,7 +383,14 @@ class Sampler:
         self.peak_rss = 0.0
         self.started = time.monotonic()
 
-    async def take(self) -> Sample:
+    async def take(self) -> Sample | None:
+        try:
+            return await self._take()
+        except Exception as exc:  # the database restarting: skip this sample
+            print(f"{time.monotonic() - self.started:7.0f}  (no sample: {type(exc).__name__})", flush=True)
+            return None
+
+    async def _take(self) -> Sample:
         d, a = webhook_deliveries, webhook_attempts
         async with self.db.read() as conn:
             count = await conn.scalar(sa.select(sa.func.count()).where(events.c.seq > self.start_seq))
@@ -367,15 +454,35 @@ def create_key(url: str) -> str:
     return out.stdout.strip().splitlines()[-1]
 
 
-def start_server(url: str, port: int, workdir: Path, retry_schedule: str, timeout: float) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "PAYWIRE_WEBHOOK_RETRY_SCHEDULE": retry_schedule,
-        "PAYWIRE_WEBHOOK_TIMEOUT": str(timeout),
-    }
+def server_env(retry_schedule: str, timeout: float) -> dict[str, str]:
+    return {**os.environ, "PAYWIRE_WEBHOOK_RETRY_SCHEDULE": retry_schedule, "PAYWIRE_WEBHOOK_TIMEOUT": str(timeout)}
+
+
+def start_workers(url: str, count: int, workdir: Path, env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
+    procs = []
+    for i in range(count):
+        log = open(workdir / f"worker{i}.log", "wb")  # noqa: SIM115
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "paywire.cli.main", "worker", "--database-url", url],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                preexec_fn=die_with_parent,
+            )
+        )
+    return procs
+
+
+def start_server(
+    url: str, port: int, workdir: Path, retry_schedule: str, timeout: float, *, workers: int = 0
+) -> subprocess.Popen[bytes]:
+    """`paywire serve` (with its own worker), or `serve --no-worker` when `workers` run beside it."""
+    env = server_env(retry_schedule, timeout)
     log = open(workdir / "server.log", "wb")  # noqa: SIM115
+    no_worker = ["--no-worker"] if workers else []
     return subprocess.Popen(
-        [sys.executable, "-m", "paywire.cli.main", "serve", "--port", str(port), "--database-url", url],
+        [sys.executable, "-m", "paywire.cli.main", "serve", *no_worker, "--port", str(port), "--database-url", url],
         stdout=log,
         stderr=subprocess.STDOUT,
         env=env,
@@ -383,7 +490,7 @@ def start_server(url: str, port: int, workdir: Path, retry_schedule: str, timeou
     )
 
 
-async def wait_http(client: httpx.AsyncClient, path: str, timeout: float = 30) -> None:
+async def wait_http(client: httpx.AsyncClient, path: str, timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -458,31 +565,131 @@ def latencies_ms(created: dict[str, str | None], responded: dict[str, float], he
     ]
 
 
+def jobs_due(now: float) -> sa.Select[Any]:
+    """Billing jobs still pending though due: on their test clock's time, or on the wall clock."""
+    j, c = billing_jobs, test_clocks
+    on_clock = sa.select(c.c.frozen_time).where(c.c.id == j.c.test_clock_id).scalar_subquery()
+    return sa.select(sa.func.count()).where(
+        j.c.status == "pending",
+        sa.or_(
+            sa.and_(j.c.test_clock_id.is_(None), j.c.due <= now),
+            sa.and_(j.c.test_clock_id.is_not(None), j.c.due <= on_clock),
+        ),
+    )
+
+
+async def billing_audit(db: Database) -> dict[str, int]:
+    """Every job done, exactly once: the counts of what would be wrong (all 0 when it passed)."""
+    i, p = invoices, payment_intents
+    async with db.read() as conn:
+        failed = await conn.scalar(sa.select(sa.func.count()).where(billing_jobs.c.status == "failed"))
+        due = await conn.scalar(jobs_due(time.time()))
+        advancing = await conn.scalar(sa.select(sa.func.count()).where(test_clocks.c.status != "ready"))
+        cycles = (
+            sa.select(i.c.subscription_id, i.c.period_start)
+            .where(i.c.billing_reason == "subscription_cycle")
+            .group_by(i.c.subscription_id, i.c.period_start)
+            .having(sa.func.count() > 1)
+            .subquery()
+        )
+        twice = await conn.scalar(sa.select(sa.func.count()).select_from(cycles))
+        charged = (
+            sa.select(i.c.subscription_id, i.c.period_start)
+            .select_from(p.join(i, i.c.id == p.c.invoice_id))
+            .where(p.c.status == "succeeded", i.c.billing_reason == "subscription_cycle")
+            .group_by(i.c.subscription_id, i.c.period_start)
+            .having(sa.func.count() > 1)
+            .subquery()
+        )
+        charged_twice = await conn.scalar(sa.select(sa.func.count()).select_from(charged))
+        renewals = await conn.scalar(sa.select(sa.func.count()).where(i.c.billing_reason == "subscription_cycle"))
+        jobs_done = await conn.scalar(sa.select(sa.func.count()).where(billing_jobs.c.status == "done"))
+    return {
+        "jobs failed": int(failed or 0),
+        "jobs due, not run": int(due or 0),
+        "clocks not ready": int(advancing or 0),
+        "periods invoiced twice": int(twice or 0),
+        "periods charged twice": int(charged_twice or 0),
+        "_renewal invoices": int(renewals or 0),
+        "_jobs done": int(jobs_done or 0),
+    }
+
+
+def stream_audit(results: list[dict[str, Any]], ids_after: dict[str | None, list[str]]) -> dict[str, int]:
+    """Each stream got every event after its start exactly once (count and hash sum agree)."""
+    bad = {"streams missing events": 0, "streams with duplicates": 0, "streams with other ids": 0}
+    for st in results:
+        expected = ids_after.get(st["start"], [])
+        total = sum(id_hash(e) for e in expected) % 2**64
+        if st["count"] < len(expected):
+            bad["streams missing events"] += 1
+        elif st["count"] > len(expected):
+            bad["streams with duplicates"] += 1
+        elif st["sum"] != total:
+            bad["streams with other ids"] += 1
+    return bad
+
+
+async def ids_after(db: Database, starts: set[str | None]) -> dict[str | None, list[str]]:
+    out: dict[str | None, list[str]] = {}
+    async with db.read() as conn:
+        for start in starts:
+            seq = 0
+            if start:
+                seq = int(await conn.scalar(sa.select(events.c.seq).where(events.c.id == start)) or 0)
+            out[start] = list((await conn.execute(sa.select(events.c.id).where(events.c.seq > seq))).scalars())
+    return out
+
+
+async def restart_database(cluster: PgCluster, at: list[float], started: float, log: list[str]) -> None:
+    """Restart the private PostgreSQL at each of `at` (seconds after `started`)."""
+    for t in at:
+        await asyncio.sleep(max(0.0, started + t - time.monotonic()))
+        try:
+            took = await asyncio.to_thread(cluster.restart)
+            line = f"PostgreSQL restarted at {time.monotonic() - started:.0f} s (took {took:.1f} s)"
+        except Exception as exc:
+            line = f"PostgreSQL restart at {time.monotonic() - started:.0f} s FAILED: {exc}"
+        log.append(line)
+        print(line, flush=True)
+
+
 # --- main ---------------------------------------------------------------------------------------------
 
 
 async def drain_until_complete(
     db: Database, start_seq: int, endpoint_ids: list[str], seen: dict[str, float], timeout: float
 ) -> float:
-    """Wait (bounded) until nothing is pending for `endpoint_ids` and the consumer saw every event."""
+    """Wait (bounded) until nothing is pending for `endpoint_ids`, no due job or advance is left, and
+    the consumer saw every event."""
     d = webhook_deliveries
     started = time.monotonic()
     while time.monotonic() - started < timeout:
-        async with db.read() as conn:
-            n = int(await conn.scalar(sa.select(sa.func.count()).where(events.c.seq > start_seq)) or 0)
-            left = await conn.scalar(
-                sa.select(sa.func.count()).where(d.c.status == "pending", d.c.endpoint_id.in_(endpoint_ids))
-            )
-        if not left and len(seen) >= n:
+        try:
+            async with db.read() as conn:
+                n = int(await conn.scalar(sa.select(sa.func.count()).where(events.c.seq > start_seq)) or 0)
+                left = await conn.scalar(
+                    sa.select(sa.func.count()).where(d.c.status == "pending", d.c.endpoint_id.in_(endpoint_ids))
+                )
+                jobs_left = await conn.scalar(jobs_due(time.time()))
+                # A clock whose advance an outage cut off is ready again when its 30 s lease ends.
+                jobs_left += await conn.scalar(sa.select(sa.func.count()).where(test_clocks.c.status != "ready"))
+        except Exception:  # (a restart just before the end)
+            await asyncio.sleep(1)
+            continue
+        if not left and not jobs_left and len(seen) >= n:
             break
         await asyncio.sleep(1)
     return time.monotonic() - started
 
 
-async def run(args: argparse.Namespace, workdir: Path, url: str) -> int:
+async def run(args: argparse.Namespace, workdir: Path, url: str, cluster: PgCluster | None = None) -> int:
     server_port, healthy_port, flaky_port = free_port(), free_port(), free_port()
     key = create_key(url)
-    server = start_server(url, server_port, workdir, args.retry_schedule, args.timeout)
+    server = start_server(url, server_port, workdir, args.retry_schedule, args.timeout, workers=args.workers)
+    workers = start_workers(url, args.workers, workdir, server_env(args.retry_schedule, args.timeout))
+    holder: subprocess.Popen[str] | None = None
+    restarts: list[str] = []
     server_url = f"http://{HOST}:{server_port}"
     dead_socket = refusing_socket()
     procs: list[subprocess.Popen[bytes]] = []
@@ -538,6 +745,18 @@ async def run(args: argparse.Namespace, workdir: Path, url: str) -> int:
         await set_up_prices(api, act)
         async with db.read() as conn:
             start_seq = int(await conn.scalar(sa.select(sa.func.coalesce(sa.func.max(events.c.seq), 0))) or 0)
+        if args.streams:
+            holder = subprocess.Popen(
+                [sys.executable, __file__, "--hold", server_url, "--secret", key, "--streams", str(args.streams)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+                preexec_fn=die_with_parent,
+            )
+            assert holder.stdout is not None
+            line = await asyncio.to_thread(holder.stdout.readline)
+            assert line.strip() == "ready", line
+            print(f"{args.streams} event streams open")
         seen: dict[str, float] = {}
         consumer = Consumer(server_url, key, seen)
         consumer.start()
@@ -549,8 +768,13 @@ async def run(args: argparse.Namespace, workdir: Path, url: str) -> int:
         started = time.monotonic()
         print(
             f"{args.database}: {args.clients} clients for {seconds:.0f} s against {server_url}"
-            f" (server pid {server.pid})"
+            f" (server pid {server.pid}; {args.workers or 'no separate'} worker(s); {args.streams} streams;"
+            f" {args.restarts if cluster else 0} PostgreSQL restarts)"
         )
+        restarting = None
+        if cluster is not None and args.restarts:
+            at = [seconds * (k + 1) / (args.restarts + 1) for k in range(args.restarts)]
+            restarting = asyncio.create_task(restart_database(cluster, at, started, restarts))
         half = asyncio.create_task(client_loop(api, act, started + seconds / 2))
         others = [asyncio.create_task(client_loop(api, act, started + seconds)) for _ in range(args.clients - 1)]
         await half
@@ -562,6 +786,8 @@ async def run(args: argparse.Namespace, workdir: Path, url: str) -> int:
         consumer.dupes += dupes
         await client_loop(api, act, started + seconds)
         await asyncio.gather(*others)
+        if restarting is not None:
+            await restarting
         active = time.monotonic() - started
         print(f"activity stopped after {active:.0f} s; draining (at most {args.drain:.0f} s)")
         drained = await drain_until_complete(
@@ -575,12 +801,37 @@ async def run(args: argparse.Namespace, workdir: Path, url: str) -> int:
         health_stats, flaky_stats = await healthy.stats(), await flaky.stats()
         created = await created_events(db, start_seq)
         states = await final_states(db, endpoint_ids)
-        return report(
+        code = report(
             args, act, sampler, created, received, states, health_stats, flaky_stats, consumer.dupes, active, drained
         )
+        problems = await billing_audit(db)
+        if holder is not None:
+            await asyncio.sleep(2)  # the last events reach every stream
+            out, _ = await asyncio.to_thread(holder.communicate, "", 60)
+            results = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+            expected = await ids_after(db, {r["start"] for r in results})
+            problems |= stream_audit(results, expected)
+            counts = [r["count"] for r in results]
+            print(
+                f"streams: {len(results)}, events per stream min {min(counts)} max {max(counts)};"
+                f" reconnects {sum(r['reconnects'] for r in results)}, refused reconnects"
+                f" {sum(r['errors'] for r in results)}"
+            )
+        for line in restarts:
+            print(line)
+        restarted = [p.pid for p in (server, *workers) if p.poll() is not None]
+        problems["processes that died"] = len(restarted)
+        print(f"billing: {problems.pop('_renewal invoices')} renewal invoices, {problems.pop('_jobs done')} jobs done")
+        bad = {k: v for k, v in problems.items() if v}
+        print(f"billing and stream audit: {bad or 'passed'} (checked: {', '.join(problems)})")
+        return code or (1 if bad else 0)
     finally:
+        if holder is not None and holder.poll() is None:
+            holder.kill()
         if consumer is not None:
             await asyncio.to_thread(consumer.stop)
+        for worker in workers:
+            stop_process(worker)
         stop_process(server)
         for proc in procs:
             stop_process(proc, 5)
@@ -668,14 +919,20 @@ def report(
 
 
 async def main(args: argparse.Namespace) -> int:
+    # PostgreSQL needs a shared encryption key (every process of the run inherits this one).
+    os.environ.setdefault("PAYWIRE_ENCRYPTION_KEY", base64.b64encode(os.urandom(32)).decode())
     with tempfile.TemporaryDirectory(prefix="paywire-soak-") as tmp:
         workdir = Path(tmp)
         if args.database == "sqlite":
             code = await run(args, workdir, f"sqlite:///{workdir / 'soak.db'}")
         else:
+            cluster = PgCluster(Path(args.pg_cluster), args.pg_port) if args.pg_cluster else None
+            if cluster is not None:
+                cluster.start()
+                args.pg = cluster.url
             url, name = await bench.create_pg_database(args.pg)
             try:
-                code = await run(args, workdir, url)
+                code = await run(args, workdir, url, cluster)
             finally:
                 await bench.drop_pg_database(args.pg, name)
         if code and args.keep_log:
@@ -692,6 +949,15 @@ if __name__ == "__main__":
         default=os.environ.get("PAYWIRE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test"),
         help="a PostgreSQL database to create the soak's own database from",
     )
+    parser.add_argument(
+        "--pg-cluster",
+        help="the data dir of a PRIVATE PostgreSQL cluster to run on (made with initdb if missing, started on"
+        " --pg-port); needed for --restarts, which restart it with pg_ctl. Never the shared server.",
+    )
+    parser.add_argument("--pg-port", type=int, default=5433, help="the private cluster's port")
+    parser.add_argument("--restarts", type=int, default=0, help="restart the private cluster this many times")
+    parser.add_argument("--workers", type=int, default=0, help="`paywire worker` processes beside `serve --no-worker`")
+    parser.add_argument("--streams", type=int, default=0, help="open GET /api/events/stream connections to hold")
     parser.add_argument("--clients", type=int, default=4, help="concurrent API clients")
     parser.add_argument("--seed", type=int, default=1, help="seeds the activity mix and the flaky receiver")
     parser.add_argument("--dead", choices=("refused", "hang"), default="refused", help="how the dead endpoint fails")
@@ -703,10 +969,15 @@ if __name__ == "__main__":
     parser.add_argument("--drain", type=float, default=180.0, help="at most this many seconds of drain after activity")
     parser.add_argument("--keep-log", help="copy the server log here when the audit fails")
     parser.add_argument("--flaky-receiver", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--hold", help=argparse.SUPPRESS)
     parser.add_argument("--secret", help=argparse.SUPPRESS)
     parsed = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up (finally blocks) on SIGTERM
+    if parsed.restarts and not parsed.pg_cluster:
+        parser.error("--restarts needs --pg-cluster (never restart the shared PostgreSQL)")
     if parsed.flaky_receiver:
         run_flaky_receiver(parsed.flaky_receiver, parsed.secret, parsed.seed)
+    elif parsed.hold:
+        asyncio.run(hold_streams(parsed.hold, parsed.secret, parsed.streams))
     else:
         sys.exit(asyncio.run(main(parsed)))

@@ -12,6 +12,7 @@ import pytest
 from paywire import Event, EventBus
 from paywire.app import PaywireApp
 from paywire.events import log as event_log
+from paywire.events.local import LocalSource
 from paywire.events.log import NewEvent
 from paywire.events.remote import RemoteError
 from tests.conftest import Server, start_server, stop_server
@@ -246,3 +247,40 @@ async def test_durable_consumer_registered_on_an_empty_log_misses_nothing(
     await _until(lambda: received == created)
     await bus.stop()
     await task
+
+
+async def test_in_process_buses_at_one_position_share_one_read_per_commit(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """N buses in one process cost one events read per commit, not N (the shared stream hub)."""
+    from paywire.events import stream_hub
+    from tests.integration.test_stream_hub import EventReads
+
+    monkeypatch.setattr(stream_hub, "POLL_SECONDS", 60.0)  # count the reads commits cause, not polls
+    monkeypatch.setattr(stream_hub, "SQLITE_POLL_SECONDS", 60.0)
+    buses, commits = 8, 10
+    app = PaywireApp(database_url)
+    seen: list[list[str]] = [[] for _ in range(buses)]
+    async with app.running():
+        others = [EventBus(LocalSource(app.db)) for _ in range(buses)]
+        for bus, got in zip(others, seen, strict=True):
+            bus.subscribe(lambda event, got=got: got.append(event.object_id))
+            await bus.start()
+        try:
+            with EventReads(app.db) as reads:
+                for i in range(commits):
+                    async with app.db.transaction() as tx:
+                        await event_log.append(
+                            tx, [NewEvent("invoice.paid", {"id": f"in_{i}"})], livemode=False, now=time.time()
+                        )
+                        tx.after_commit.append(app.db.signal.notify)
+                    await asyncio.sleep(0.02)  # one commit per wake-up: the worst case for sharing
+                await _until(lambda: all(len(got) == commits for got in seen))
+        finally:
+            for bus in others:
+                await bus.stop()
+    assert all(got == [f"in_{i}" for i in range(commits)] for got in seen)  # every event, in order
+    # Before: one read per bus and commit (8 x 10 = 80). Now the hub's, one per wake-up (twice per
+    # commit on PostgreSQL: the in-process signal and the LISTEN/NOTIFY echo), plus a few.
+    wakes_per_commit = 2 if app.db.is_postgres else 1
+    assert reads.count <= wakes_per_commit * commits + 5, reads.count

@@ -11,6 +11,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from paywire.db.engine import Database
 from paywire.events import stream_hub
 from tests.conftest import Server
 from tests.integration.test_stream import _customers, _event_ids, _messages, _take
@@ -22,9 +23,10 @@ COMMITS = 12
 class EventReads:
     """Counts the statements that read events after a position (the stream's and the hub's)."""
 
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: Server | Database) -> None:
         self.count = 0
-        self.engine = server.app.db.engine.sync_engine
+        db = server if isinstance(server, Database) else server.app.db
+        self.engine = db.engine.sync_engine
 
     def __enter__(self) -> EventReads:
         sa.event.listen(self.engine, "before_cursor_execute", self._seen)
@@ -54,6 +56,7 @@ async def test_many_streams_one_query_per_commit(
     server: Server, api: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(stream_hub, "POLL_SECONDS", 60.0)  # count the reads commits cause, not polls
+    monkeypatch.setattr(stream_hub, "SQLITE_POLL_SECONDS", 60.0)
     await _customers(api, 2)
     limits = httpx.Limits(max_connections=STREAMS + 5)
     async with server.client(limits=limits) as streamer, _streams(streamer, STREAMS) as streams:

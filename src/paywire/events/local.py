@@ -1,4 +1,10 @@
-"""The EventBus source inside the Paywire process: reads the event log from the database."""
+"""The EventBus source inside the Paywire process: reads the event log from the database.
+
+Live, every bus of the process takes its events from the process's one event reader (the
+stream hub, shared with the open event streams): N buses at the same position cost one read
+per commit, not N. A bus behind the hub's window (it resumed from far back, or its handlers are
+slow) reads pages on its own until it has caught up.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +20,7 @@ from paywire.db.engine import Database
 from paywire.db.schema import event_consumers, events
 from paywire.event import Event
 from paywire.events import log as event_log
+from paywire.events import stream_hub
 
 logger = logging.getLogger("paywire.eventbus")
 
@@ -67,20 +74,42 @@ class LocalSource:
             return await event_log.last_seq(conn)
 
     async def events(self, after: int) -> AsyncIterator[tuple[int, Event]]:
-        while True:
-            snapshot = self.db.signal.snapshot()
-            try:
-                async with self.db.read() as conn:
-                    rows = await event_log.read_after(conn, after, livemode=self.livemode)
-            except Exception:  # database restarting: keep trying, lose nothing
-                logger.warning("event log unavailable; retrying", exc_info=True)
-                await asyncio.sleep(1.0)
-                continue
-            for row in rows:
-                after = row.seq
-                yield row.seq, Event.from_dict(event_log.render(row))
-            if not rows:
-                await self.db.signal.wait(snapshot, self.poll_interval)
+        hub = stream_hub.hub_for(self.db)
+        hub.subscribe()
+        try:
+            while True:
+                snapshot = hub.snapshot()
+                if hub.covers(after):  # live: the hub's window, filtered here
+                    # Taken together, before any yield: the hub may read more while handlers run.
+                    entries, through = hub.after(after), hub.position
+                    for entry in entries:
+                        if self.livemode is None or entry.livemode == self.livemode:
+                            yield entry.seq, entry.event
+                        after = entry.seq
+                    after = max(after, through)
+                    if not entries:
+                        await hub.wait(snapshot)
+                    continue
+                # Behind the window (or the hub is not running): pages of our own.
+                signalled = self.db.signal.snapshot()
+                try:
+                    async with self.db.read() as conn:
+                        tip = await event_log.last_seq(conn)  # first: every event up to it is committed
+                        rows = await event_log.read_after(conn, after, livemode=self.livemode, limit=stream_hub.PAGE)
+                except Exception:  # database restarting: keep trying, lose nothing
+                    logger.warning("event log unavailable; retrying", exc_info=True)
+                    await asyncio.sleep(1.0)
+                    continue
+                for row in rows:
+                    after = row.seq
+                    yield row.seq, Event.from_dict(event_log.render(row))
+                if len(rows) >= stream_hub.PAGE:
+                    continue
+                after = max(after, tip)  # everything of this mode up to `tip` is handed out
+                if not hub.covers(after):
+                    await self.db.signal.wait(signalled, self.poll_interval)
+        finally:
+            hub.unsubscribe()
 
     async def save_position(self, name: str, position: int) -> None:
         async with self.db.read() as conn:

@@ -96,7 +96,7 @@ async def stream_events(
         yield f"event: ready\ndata: {json.dumps(ready)}\n\n".encode()
         last_sent = time.monotonic()
         hub = stream_hub.hub_for(ctx.db)
-        hub.subscribe()
+        key = hub.subscribe()
         checked = time.monotonic()
         try:
             while not ctx.services.lifecycle.draining:
@@ -106,18 +106,18 @@ async def stream_events(
                     if await request.is_disconnected():
                         break
                     checked = time.monotonic()
-                snapshot = hub.snapshot()
+                snapshot = hub.snapshot(key)
                 if hub.covers(seq):  # live: the events the hub has read, filtered here
-                    sent = False
-                    # Taken together, before any yield: the hub may read more while we send.
+                    # Taken together: the hub may read more while we send. One write for all of
+                    # them: each write costs far more than the bytes it carries.
                     entries, through = hub.after(seq), hub.position
-                    for entry in entries:
-                        if entry.livemode == ctx.livemode and (wanted is None or entry.type in wanted):
-                            yield entry.sse
-                            sent = True
-                        seq = entry.seq
-                    seq = max(seq, through)
-                    if sent:
+                    mode = ctx.livemode
+                    chunk = b"".join(
+                        [e.sse for e in entries if e.livemode == mode and (wanted is None or e.type in wanted)]
+                    )
+                    seq = max(entries[-1].seq if entries else seq, through)
+                    if chunk:
+                        yield chunk
                         last_sent = time.monotonic()
                         continue
                 else:  # behind the hub's window: read pages on our own until caught up
