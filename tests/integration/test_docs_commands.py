@@ -39,6 +39,11 @@ STAND_INS: dict[str, tuple[str, str]] = {
     "python3 -m venv .venv": ('python3 -m venv --without-pip "$DOCS_TMP/venv"', "never touch the project's .venv"),
     ".venv/bin/pip install -e .": (".venv/bin/pip show --quiet paywire", "tests install nothing; it is installed"),
     "./scripts/test.sh": ("bash -n scripts/test.sh", "it runs this very test suite"),
+    "pip install ./clients/paywire-client": (
+        '.venv/bin/pip wheel -q --no-build-isolation --no-deps ./clients/paywire-client -w "$DOCS_TMP/wheels"',
+        "the wheel is built; installing it here would shadow the project's own package "
+        "(tests/integration/test_client_distribution.py installs it into a fresh virtualenv)",
+    ),
     "paywire backup backups/paywire-$(date +%F).db --database-url sqlite:///.paywire/paywire.db": (
         'paywire migrate --database-url "sqlite:///$DOCS_TMP/live.db" && '
         'paywire backup "$DOCS_TMP/backup-$(date +%F).db" --database-url "sqlite:///$DOCS_TMP/live.db"',
