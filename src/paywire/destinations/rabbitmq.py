@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from typing import Any
 
@@ -17,6 +18,9 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange
 
 from paywire.destinations.base import Job, Outcome, classify, config_value, failure, format_key, render, scrub, success
+
+# aiormq logs every failed connection attempt; each attempt records its own error instead.
+logging.getLogger("aiormq.connection").setLevel(logging.CRITICAL)
 
 
 class RabbitMQDestination:
