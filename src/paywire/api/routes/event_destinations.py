@@ -62,6 +62,9 @@ async def retrieve_destination(destination_id: str, ctx: Ctx = Depends(context))
 async def update_destination(
     destination_id: str, body: EventDestinationUpdate, ctx: Ctx = Depends(context)
 ) -> dict[str, Any]:
+    url = (body.config or {}).get("url")
+    if isinstance(url, str) and url.startswith(("http://", "https://")):  # a webhook's new URL
+        await netpolicy.check_endpoint_url(url, livemode=ctx.livemode)
     async with ctx.db.transaction() as tx:
         tx.after_commit.append(ctx.db.signal.notify)  # re-enabled: its waiting deliveries are due
         return await store.update(tx, destination_id, body, livemode=ctx.livemode, now=ctx.now())
