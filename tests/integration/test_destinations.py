@@ -261,7 +261,7 @@ async def test_a_broker_that_is_down_is_isolated_like_a_dead_endpoint(env: Env) 
     await until(lambda: len(env.receiver.on("/ok")) == 10, timeout=10)
     assert all(all(r.verified.values()) for r in env.receiver.on("/ok"))
     for destination in (dead, dead_nats, dead_redis):
-        attempts = await env.attempts(destination["id"])
-        assert attempts and all(a["status"] == "failed" for a in attempts)
+        attempts = await env.wait_attempts(destination["id"], 1)
+        assert all(a["status"] == "failed" for a in attempts)
         assert {a["error_type"] for a in attempts} <= {"connection_refused", "connection_error", "timeout"}, attempts
         assert all("guest" not in (a["error"] or "") for a in attempts)

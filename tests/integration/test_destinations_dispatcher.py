@@ -193,3 +193,36 @@ async def test_per_object_ordering_holds_through_random_failures(db: Database) -
             (await conn.execute(sa.select(webhook_deliveries.c.endpoint_id, webhook_deliveries.c.order_key))).all()
         )
     assert keys[ordered] is not None and keys[unordered] is None
+
+
+async def test_recover_and_resend_work_for_any_type_and_keep_order(db: Database) -> None:
+    from paywire.webhooks import delivery
+
+    ordered = await destination(db, ordering="per_object")
+    verdicts = {"mode": "give_up"}
+    memory = MemoryDestination(lambda job: verdicts["mode"])
+    await emit(db, [("cus_1", 0), ("cus_1", 1)])
+
+    async def all_failed() -> bool:
+        return await delivery_states(db) == {"failed": 2}
+
+    await run(db, memory, FAST, all_failed)  # each failed for good in turn: the next proceeded
+    assert len(memory.messages) == 2
+    first, second = [m.id for m in memory.messages]
+    verdicts["mode"] = "ok"
+    async with db.transaction() as tx:
+        assert await delivery.recover_endpoint(tx, ordered, livemode=False, since=0, now=time.time(), kind=None) == 2
+    memory2 = MemoryDestination(lambda job: verdicts["mode"])
+
+    async def all_done() -> bool:
+        return (await delivery_states(db)).get("pending", 0) == 0
+
+    await run(db, memory2, FAST, all_done)
+    assert [m.id for m in memory2.messages] == [first, second]  # recovered: in their original order
+    # A resend of the first while a newer event of the object is pending goes after it.
+    await emit(db, [("cus_1", 2)])
+    async with db.transaction() as tx:
+        await delivery.resend(tx, first, ordered, livemode=False, now=time.time())
+    memory3 = MemoryDestination(lambda job: "ok")
+    await run(db, memory3, FAST, all_done)
+    assert [m.id for m in memory3.messages][1:] == [first] and len(memory3.messages) == 2

@@ -58,6 +58,7 @@ class Pool:
         )
         self._overrides = dict(overrides or {})  # type → one transport for all (tests)
         self._brokers: dict[str, tuple[str | None, Destination]] = {}  # endpoint id → (config, client)
+        self._closing: set[asyncio.Task[None]] = set()
 
     def get(self, job: Job) -> Destination:
         override = self._overrides.get(job.type)
@@ -69,15 +70,17 @@ class Pool:
         if held is not None and held[0] == job.config:
             return held[1]
         destination = FACTORIES[job.type](json.loads(job.config or "{}"))
-        if held is not None:  # its config changed: the old client goes once idle
-            asyncio.get_running_loop().create_task(_close(held[1]))
+        if held is not None:  # its config changed: close the old client (in the background)
+            task = asyncio.get_running_loop().create_task(_close(held[1]))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
         self._brokers[job.endpoint_id] = (job.config, destination)
         return destination
 
     async def close(self) -> None:
         held = [d for _, d in self._brokers.values()]
         self._brokers.clear()
-        await asyncio.gather(self.webhook.close(), *(_close(d) for d in held))
+        await asyncio.gather(self.webhook.close(), *(_close(d) for d in held), *self._closing)
         for destination in self._overrides.values():
             await destination.close()
 
