@@ -226,3 +226,31 @@ async def test_recover_and_resend_work_for_any_type_and_keep_order(db: Database)
     memory3 = MemoryDestination(lambda job: "ok")
     await run(db, memory3, FAST, all_done)
     assert [m.id for m in memory3.messages][1:] == [first] and len(memory3.messages) == 2
+
+
+async def test_a_broker_config_is_encrypted_and_moves_to_a_new_key(database_url: str) -> None:
+    from paywire import secrets_store
+    from paywire.secrets_at_rest import Keyring, envelope_key_id, generate_key
+
+    old, new = generate_key(), generate_key()
+    db = Database(database_url, keyring=Keyring.from_text(old))
+    await migrate.upgrade(db)
+    try:
+        made = await destination(db, type="redis", config={"url": "redis://:hunter2@127.0.0.1:6379/0"})
+        async with db.read() as conn:
+            stored = await conn.scalar(sa.select(webhook_endpoints.c.config).where(webhook_endpoints.c.id == made))
+        assert stored is not None and "hunter2" not in stored and stored.startswith("enc:")
+        assert envelope_key_id(stored) == Keyring.from_text(old).current_id
+        rotated = Keyring.from_text(new, [old])
+        await secrets_store.reencrypt(db, rotated)
+        async with db.read() as conn:
+            row = (
+                (await conn.execute(sa.select(webhook_endpoints).where(webhook_endpoints.c.id == made)))
+                .mappings()
+                .one()
+            )
+        assert envelope_key_id(row["config"]) == rotated.current_id
+        assert store.render(row, Keyring.from_text(new))["config"]["url"] == "redis://:****@127.0.0.1:6379/0"
+        assert store.stored_config(row, Keyring.from_text(new))["url"] == "redis://:hunter2@127.0.0.1:6379/0"
+    finally:
+        await db.dispose()

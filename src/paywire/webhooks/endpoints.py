@@ -144,6 +144,11 @@ def encrypted_secrets(m: Any, keyring: Keyring, *, plain_only: bool = False) -> 
         previous.append({**entry, "secret": new_value or entry["secret"]})
     if changed:
         values["previous_secrets"] = previous
+    config = m.get("config")  # a broker destination's config (never stored plain)
+    if config is not None and not plain_only:
+        new_config = redo(config, config_aad(endpoint_id))
+        if new_config is not None:
+            values["config"] = new_config
     return values or None
 
 
