@@ -34,6 +34,7 @@ from aiohttp import web
 from paywire.db import migrate
 from paywire.db.engine import Database
 from paywire.db.schema import webhook_attempts, webhook_endpoints
+from paywire.events import targets
 from paywire.events.log import API_VERSION, NewEvent, append
 from paywire.ids import new_id
 from paywire.webhooks import verify
@@ -105,6 +106,7 @@ async def create_endpoints(db: Database, receiver_url: str, n: int) -> None:
     async with db.transaction() as tx:
         for start in range(0, n, 2000):
             await tx.conn.execute(webhook_endpoints.insert(), rows[start : start + 2000])
+        await targets.bump(tx.conn)  # written past the engine: tell `append` the list changed
 
 
 async def append_events(db: Database, n: int, batch: int = 200) -> None:

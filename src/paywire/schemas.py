@@ -309,3 +309,53 @@ class EndpointRecoverResult(BaseModel):
     webhook_endpoint_id: str
     since: int
     requeued: int
+
+
+# --- event destinations (paywire.destinations) ---------------------------------------------
+
+DestinationType = Literal["webhook", "rabbitmq", "nats", "redis"]
+Ordering = Literal["none", "per_object"]
+DestinationConfig = Annotated[dict[str, str | int | None], Field(max_length=20)]
+
+
+class EventDestinationCreate(Request):
+    type: DestinationType
+    enabled_events: EnabledEvents
+    config: DestinationConfig = Field(
+        description="webhook {url}; rabbitmq {url, exchange, routing_key}; nats {url, subject, stream}; "
+        "redis {url, stream, maxlen}. `routing_key`, `subject` and `stream` may use `{type}`."
+    )
+    ordering: Ordering = "none"
+    description: ShortText | None = None
+    metadata: Metadata | None = None
+
+
+class EventDestinationUpdate(Request):
+    enabled_events: EnabledEvents | None = None
+    config: DestinationConfig | None = Field(None, description="keys given replace the stored ones")
+    ordering: Ordering | None = None
+    description: ShortText | None = None
+    metadata: Metadata | None = None
+    status: Literal["enabled", "disabled"] | None = None
+
+
+class EventDestination(ApiObject):
+    type: DestinationType
+    enabled_events: list[str]
+    config: dict[str, Any] = Field(description="the config, with any password in a URL masked")
+    ordering: Ordering
+    status: Literal["enabled", "disabled"]
+    description: str | None
+    api_version: str
+    updated_at: str
+
+
+class EventDestinationWithSecret(EventDestination):
+    secret: str
+
+
+class EventDestinationRecoverResult(BaseModel):
+    object: Literal["event_destination_recovery"]
+    event_destination_id: str
+    since: int
+    requeued: int

@@ -42,7 +42,7 @@ async def reencrypt(db: Database, keyring: Keyring, *, plain_only: bool = False,
     after = -1
     while True:
         async with db.transaction() as tx:
-            query = sa.select(e.c.seq, e.c.id, e.c.secret, e.c.previous_secrets).where(e.c.seq > after)
+            query = sa.select(e.c.seq, e.c.id, e.c.secret, e.c.previous_secrets, e.c.config).where(e.c.seq > after)
             if plain_only:  # only rows that can hold a plain value are read (start-up stays cheap)
                 prev = sa.cast(e.c.previous_secrets, sa.Text)
                 query = query.where(sa.or_(e.c.secret.not_like("enc:%"), prev.like('%"secret":"whsec%')))
@@ -90,8 +90,10 @@ async def count_remaining(db: Database, keyring: Keyring) -> int:
     """How many stored secrets are not under the current key (0: a rotation is complete)."""
     remaining = 0
     async with db.read() as conn:
-        for row in (await conn.execute(sa.select(e.c.secret, e.c.previous_secrets))).mappings():
+        for row in (await conn.execute(sa.select(e.c.secret, e.c.previous_secrets, e.c.config))).mappings():
             values = [row["secret"]] + [s["secret"] for s in row["previous_secrets"]]
+            if row["config"] is not None:  # a broker destination's config
+                values.append(row["config"])
             remaining += sum(keyring.needs_encryption(v) for v in values)
         for stored in (await conn.execute(sa.select(minter_keys.c.private_key))).scalars():
             remaining += keyring.needs_encryption(stored)

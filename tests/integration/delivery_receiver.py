@@ -7,6 +7,7 @@ its headers, body and whether `standardwebhooks` and `svix` accepted it for the 
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -49,6 +50,9 @@ class Receiver:
     max_in_flight: Counter[str] = field(default_factory=Counter)  # per "path webhook-id" (delivery)
     path_in_flight: Counter[str] = field(default_factory=Counter)
     path_max_in_flight: Counter[str] = field(default_factory=Counter)
+    accepted: list[Received] = field(default_factory=list)  # answered 2xx, in the order answered
+    rng: random.Random = field(default_factory=lambda: random.Random(14))  # for "/random"
+    fail_rate: float = 0.3  # of "/random" requests answered 500
     url: str = ""
     _runner: web.AppRunner | None = None
 
@@ -84,8 +88,12 @@ class Receiver:
         self.path_max_in_flight[path] = max(self.path_max_in_flight[path], self.path_in_flight[path])
         self.max_in_flight[key] = max(self.max_in_flight[key], self.in_flight[key])
         try:
-            self.received.append(Received(path, headers, body, time.time(), verified))
-            return await self._respond(request.match_info["name"], path)
+            received = Received(path, headers, body, time.time(), verified)
+            self.received.append(received)
+            response = await self._respond(request.match_info["name"], path)
+            if response.status < 300:
+                self.accepted.append(received)
+            return response
         finally:
             self.in_flight[key] -= 1
             self.path_in_flight[path] -= 1
@@ -108,6 +116,10 @@ class Receiver:
         if name == "slow":
             await asyncio.sleep(3)  # past any test timeout
             return web.Response(text="late")
+        if name == "random":
+            if self.rng.random() < self.fail_rate:
+                return web.Response(status=500, text="random failure")
+            return web.Response(text="ok")
         if name == "flaky":
             if self.failures[path] > 0:
                 self.failures[path] -= 1

@@ -107,3 +107,24 @@ async def test_listen_forwards_signed_events_with_a_stable_secret(
     finally:
         await runner.cleanup()
     assert len(received) == 2 and secrets[0] == secrets[1]
+
+
+async def test_destinations_commands_mask_the_connection_string(server: Server, api: httpx.AsyncClient) -> None:
+    code, stdout, stderr = await _cli(
+        server, "destinations", "create", "redis", "-c", "url=redis://:pw123@127.0.0.1:6379/0", "-c", "maxlen=500",
+        "--ordering", "per_object", "--json",
+    )  # fmt: skip
+    assert code == 0, stderr
+    created = json.loads(stdout)
+    assert created["type"] == "redis" and created["ordering"] == "per_object" and created["secret"].startswith("whsec_")
+    assert created["config"] == {"url": "redis://:****@127.0.0.1:6379/0", "maxlen": 500}
+    code, stdout, _ = await _cli(server, "destinations", "update", created["id"], "-c", "stream=s1", "--json")
+    assert code == 0 and json.loads(stdout)["config"]["stream"] == "s1"
+    code, stdout, _ = await _cli(server, "destinations", "list")
+    assert code == 0 and created["id"] in stdout and "pw123" not in stdout
+    code, stdout, _ = await _cli(server, "destinations", "recover", created["id"], "--since", "0", "--json")
+    assert code == 0 and json.loads(stdout)["requeued"] == 0
+    code, stdout, _ = await _cli(server, "destinations", "delete", created["id"], "--json")
+    assert code == 0 and json.loads(stdout)["deleted"] is True
+    code, _, stderr = await _cli(server, "destinations", "create", "nats", "-c", "url=http://x")
+    assert code == 1 and "config.url" in stderr

@@ -203,6 +203,7 @@ def test_billing_models_come_from_the_server_schemas() -> None:
         (params.ProductUpdateParams, schemas.ProductUpdate),
         (params.PriceUpdateParams, schemas.PriceUpdate),
         (params.WebhookEndpointUpdateParams, schemas.WebhookEndpointUpdate),
+        (params.EventDestinationUpdateParams, schemas.EventDestinationUpdate),
         (params.RecurringParams, schemas.Recurring),
         (resources.Products.create, schemas.ProductCreate),
         (resources.Prices.create, schemas.PriceCreate),

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from paywire.cli import remote, trigger
+from paywire.cli import destinations, remote, trigger
 
 if TYPE_CHECKING:
     from paywire.settings import Settings
@@ -22,6 +22,7 @@ operators_app = typer.Typer(no_args_is_help=True, help="Manage dashboard operato
 app.add_typer(operators_app, name="operators")
 app.add_typer(remote.events_app, name="events")
 app.add_typer(remote.endpoints_app, name="endpoints")
+app.add_typer(destinations.destinations_app, name="destinations")
 app.command()(remote.listen)
 app.command()(trigger.trigger)
 

@@ -133,7 +133,22 @@ webhook_endpoints = sa.Table(
     sa.Column("failing_since", sa.Float, nullable=True),
     sa.Column("created", sa.BigInteger, nullable=False),
     sa.Column("updated", sa.BigInteger, nullable=False),
+    # An event destination of any type (paywire.destinations): `url` is "" for a broker, whose
+    # `config` (its JSON, encrypted like `secret`: a connection string may hold credentials) says
+    # where to publish. `ordering`: none | per_object.
+    sa.Column("type", sa.String(16), nullable=False, server_default="webhook"),
+    sa.Column("config", sa.Text, nullable=True),
+    sa.Column("ordering", sa.String(16), nullable=False, server_default="none"),
     sa.Index(None, "livemode", "status"),
+)
+
+# One row (id 1): a token every write that changes which destinations get an event replaces,
+# in its own transaction, so `events.log.append` can keep the enabled destinations cached.
+destination_versions = sa.Table(
+    "destination_versions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("token", sa.String(40), nullable=False),
 )
 
 # One row per (event, endpoint): the outbox the dispatcher drains.
@@ -152,8 +167,20 @@ webhook_deliveries = sa.Table(
     sa.Column("last_error", sa.Text, nullable=True),
     sa.Column("created", sa.BigInteger, nullable=False),
     sa.Column("updated", sa.BigInteger, nullable=False),
+    # The event's object id, for a destination with `ordering: per_object` only (else NULL): a
+    # delivery is claimed only once no earlier one with the same key is pending.
+    sa.Column("order_key", sa.String(80), nullable=True),
     # Claims read each endpoint's due rows through this one (it also serves `endpoint_id =`).
     sa.Index(None, "endpoint_id", "status", "next_attempt"),
+    # Partial: unordered deliveries (the common case) pay nothing for it when inserted.
+    sa.Index(
+        "ix_webhook_deliveries_ordered",
+        "endpoint_id",
+        "order_key",
+        "seq",
+        postgresql_where=sa.text("order_key IS NOT NULL"),
+        sqlite_where=sa.text("order_key IS NOT NULL"),
+    ),
 )
 
 # On PostgreSQL partitioned by day of `created` (db/partitions.py, migration 0015): there each

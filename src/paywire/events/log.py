@@ -1,7 +1,10 @@
 """The event log: the one `append` every state change calls inside its own transaction.
 
-`append` writes the events, and a pending delivery row for every enabled endpoint of the same
-mode that enabled their type, in the caller's transaction: a rollback leaves neither.
+`append` writes the events, and a pending delivery row for every enabled destination of the same
+mode that enabled their type, in the caller's transaction: a rollback leaves neither. It knows
+no transport: a destination is an id, the events it takes and its ordering (`events.targets`,
+cached per process). A delivery to a `per_object` destination carries the event's object id as
+its `order_key`.
 
 Order: readers (the stream, the EventBus) page through events by `seq`. On PostgreSQL a sequence
 value is taken at insert, not at commit, so a reader could see seq 11 committed before seq 10 and
@@ -22,9 +25,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paywire.clock import iso
 from paywire.db.engine import Tx
-from paywire.db.schema import events, webhook_deliveries, webhook_endpoints
+from paywire.db.schema import events, webhook_deliveries
 from paywire.db.signal import CHANNEL
-from paywire.events import catalogue
+from paywire.events import catalogue, targets
 from paywire.ids import new_id
 
 API_VERSION = "2026-11-26"
@@ -70,13 +73,8 @@ async def append(
         await conn.execute(sa.text("SELECT pg_notify(:c, '')"), {"c": CHANNEL})
     tx.events_appended = True
 
-    endpoints = (
-        await conn.execute(
-            sa.select(webhook_endpoints.c.id, webhook_endpoints.c.enabled_events).where(
-                webhook_endpoints.c.livemode == livemode, webhook_endpoints.c.status == "enabled"
-            )
-        )
-    ).all()
+    endpoints = await targets.enabled(conn, livemode)
+    ordered = {t.id for t in endpoints if t.ordered}
     created = int(now)
     request = request or RequestInfo()
     event_rows: list[dict[str, Any]] = []
@@ -86,9 +84,9 @@ async def append(
         kind = catalogue.get(new.type)
         event_id = new_id("evt")
         if only_to is not None:
-            targets = [e.id for e in endpoints if e.id in only_to]
+            chosen = [e.id for e in endpoints if e.id in only_to]
         else:
-            targets = [e.id for e in endpoints if catalogue.matches(e.enabled_events, new.type)]
+            chosen = [e.id for e in endpoints if catalogue.matches(e.enabled_events, new.type)]
         row = {
             "id": event_id,
             "livemode": livemode,
@@ -103,7 +101,8 @@ async def append(
             "created": created,
         }
         event_rows.append(row)
-        appended.append(render({**row, "pending_webhooks": len(targets)}))
+        appended.append(render({**row, "pending_webhooks": len(chosen)}))
+        start = len(delivery_rows)
         delivery_rows.extend(
             {
                 "event_id": event_id,
@@ -117,8 +116,11 @@ async def append(
                 "created": created,
                 "updated": created,
             }
-            for endpoint_id in targets
+            for endpoint_id in chosen
         )
+        if ordered:  # the key only for ordered destinations; every row has it (one executemany)
+            for delivery in delivery_rows[start:]:
+                delivery["order_key"] = row["object_id"] if delivery["endpoint_id"] in ordered else None
     # One row at a time keeps `seq` in emission order on every backend.
     for row in event_rows:
         await conn.execute(events.insert(), row)

@@ -26,6 +26,9 @@ from paywire.schemas import (
     Customer,
     EndpointRecoverResult,
     Event,
+    EventDestination,
+    EventDestinationRecoverResult,
+    EventDestinationWithSecret,
     EventResendResult,
     Price,
     Product,
@@ -40,6 +43,7 @@ from paywire.sdk.models import AsyncListResult, DeletedObject, async_list_of
 from paywire.sdk.params import (
     CustomerCreateParams,
     CustomerUpdateParams,
+    EventDestinationUpdateParams,
     PriceUpdateParams,
     ProductUpdateParams,
     RecurringParams,
@@ -145,6 +149,61 @@ class AsyncWebhookEndpoints(AsyncResource[WebhookEndpoint]):
         """Re-queue every delivery to this endpoint that failed for good since `since` (unix seconds)."""
         return await self._action(id, "recover", {"since": since}, idempotency_key, EndpointRecoverResult)
 
+
+class AsyncEventDestinations(AsyncResource[EventDestination]):
+    """`/api/event-destinations`: webhook, rabbitmq, nats and redis destinations."""
+
+    async def list(
+        self, *, type: str | None = None, page: int = 1, size: int = 20
+    ) -> AsyncListResult[EventDestination]:
+        return await self._list(page, size, {"type": type} if type else {})
+
+    async def create(
+        self,
+        *,
+        type: str,
+        config: Mapping[str, str | int | None],
+        enabled_events: Sequence[str],
+        ordering: str | None = None,
+        description: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> EventDestinationWithSecret:
+        body = {
+            "type": type,
+            "config": dict(config),
+            "enabled_events": list(enabled_events),
+            "ordering": ordering,
+            "description": description,
+            "metadata": metadata,
+        }
+        return await self._call(
+            "POST", "", EventDestinationWithSecret, json=compact(body), idempotency_key=idempotency_key
+        )
+
+    async def retrieve(self, id: str) -> EventDestination:
+        return await self._retrieve(id)
+
+    async def update(self, id: str, **fields: Unpack[EventDestinationUpdateParams]) -> EventDestination:
+        return await self._update(id, fields)
+
+    async def delete(self, id: str) -> DeletedObject:
+        return await self._call("DELETE", segment(id), DeletedObject)
+
+    async def secret(self, id: str) -> Secret:
+        return await self._call("GET", f"{segment(id)}/secret", Secret)
+
+    async def rotate_secret(
+        self, id: str, *, expires_in: int | None = None, idempotency_key: str | None = None
+    ) -> Secret:
+        """A new secret; the old one keeps signing for `expires_in` seconds (server default: a day)."""
+        return await self._action(id, "rotate-secret", {"expires_in": expires_in}, idempotency_key, Secret)
+
+    async def recover(
+        self, id: str, *, since: int, idempotency_key: str | None = None
+    ) -> EventDestinationRecoverResult:
+        """Re-queue every delivery to this destination that failed for good since `since` (unix seconds)."""
+        return await self._action(id, "recover", {"since": since}, idempotency_key, EventDestinationRecoverResult)
 
 class AsyncCustomers(AsyncResource[Customer]):
     async def create(self, *, idempotency_key: str | None = None, **params: Unpack[CustomerCreateParams]) -> Customer:
@@ -343,6 +402,7 @@ class AsyncResources:
 
     def __init__(self, client: AsyncRequester) -> None:
         self.webhook_endpoints = AsyncWebhookEndpoints(client, "/api/webhook-endpoints", WebhookEndpoint)
+        self.event_destinations = AsyncEventDestinations(client, "/api/event-destinations", EventDestination)
         self.webhook_attempts = AsyncWebhookAttempts(client, "/api/webhook-attempts", WebhookAttempt)
         self.events = AsyncEvents(client, "/api/events", Event)
         self.customers = AsyncCustomers(client, "/api/customers", Customer)

@@ -44,3 +44,12 @@ class WebhookEndpointUpdateParams(TypedDict, total=False):
     description: str | None
     metadata: dict[str, str] | None
     status: Literal["enabled", "disabled"]
+
+
+class EventDestinationUpdateParams(TypedDict, total=False):
+    enabled_events: list[str]
+    config: dict[str, str | int | None]  # keys given replace the stored ones
+    ordering: Literal["none", "per_object"]
+    description: str | None
+    metadata: dict[str, str] | None
+    status: Literal["enabled", "disabled"]

@@ -24,6 +24,9 @@ from paywire.schemas import (
     Customer,
     EndpointRecoverResult,
     Event,
+    EventDestination,
+    EventDestinationRecoverResult,
+    EventDestinationWithSecret,
     EventResendResult,
     Price,
     Product,
@@ -38,6 +41,7 @@ from paywire.sdk.models import DeletedObject, ListResult, list_of
 from paywire.sdk.params import (
     CustomerCreateParams,
     CustomerUpdateParams,
+    EventDestinationUpdateParams,
     PriceUpdateParams,
     ProductUpdateParams,
     RecurringParams,
@@ -137,6 +141,53 @@ class WebhookEndpoints(Resource[WebhookEndpoint]):
         """Re-queue every delivery to this endpoint that failed for good since `since` (unix seconds)."""
         return self._action(id, "recover", {"since": since}, idempotency_key, EndpointRecoverResult)
 
+
+class EventDestinations(Resource[EventDestination]):
+    """`/api/event-destinations`: webhook, rabbitmq, nats and redis destinations."""
+
+    def list(self, *, type: str | None = None, page: int = 1, size: int = 20) -> ListResult[EventDestination]:
+        return self._list(page, size, {"type": type} if type else {})
+
+    def create(
+        self,
+        *,
+        type: str,
+        config: Mapping[str, str | int | None],
+        enabled_events: Sequence[str],
+        ordering: str | None = None,
+        description: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> EventDestinationWithSecret:
+        body = {
+            "type": type,
+            "config": dict(config),
+            "enabled_events": list(enabled_events),
+            "ordering": ordering,
+            "description": description,
+            "metadata": metadata,
+        }
+        return self._call("POST", "", EventDestinationWithSecret, json=compact(body), idempotency_key=idempotency_key)
+
+    def retrieve(self, id: str) -> EventDestination:
+        return self._retrieve(id)
+
+    def update(self, id: str, **fields: Unpack[EventDestinationUpdateParams]) -> EventDestination:
+        return self._update(id, fields)
+
+    def delete(self, id: str) -> DeletedObject:
+        return self._call("DELETE", segment(id), DeletedObject)
+
+    def secret(self, id: str) -> Secret:
+        return self._call("GET", f"{segment(id)}/secret", Secret)
+
+    def rotate_secret(self, id: str, *, expires_in: int | None = None, idempotency_key: str | None = None) -> Secret:
+        """A new secret; the old one keeps signing for `expires_in` seconds (server default: a day)."""
+        return self._action(id, "rotate-secret", {"expires_in": expires_in}, idempotency_key, Secret)
+
+    def recover(self, id: str, *, since: int, idempotency_key: str | None = None) -> EventDestinationRecoverResult:
+        """Re-queue every delivery to this destination that failed for good since `since` (unix seconds)."""
+        return self._action(id, "recover", {"since": since}, idempotency_key, EventDestinationRecoverResult)
 
 class Customers(Resource[Customer]):
     def create(self, *, idempotency_key: str | None = None, **params: Unpack[CustomerCreateParams]) -> Customer:
@@ -333,6 +384,7 @@ class Resources:
 
     def __init__(self, client: Requester) -> None:
         self.webhook_endpoints = WebhookEndpoints(client, "/api/webhook-endpoints", WebhookEndpoint)
+        self.event_destinations = EventDestinations(client, "/api/event-destinations", EventDestination)
         self.webhook_attempts = WebhookAttempts(client, "/api/webhook-attempts", WebhookAttempt)
         self.events = Events(client, "/api/events", Event)
         self.customers = Customers(client, "/api/customers", Customer)

@@ -20,6 +20,7 @@ from paywire.clock import iso
 from paywire.db.bulk import insert_rows, is_postgres
 from paywire.db.engine import Tx
 from paywire.db.schema import webhook_attempts, webhook_deliveries, webhook_endpoints
+from paywire.events import targets
 from paywire.events.log import NewEvent, append
 from paywire.ids import new_id
 from paywire.ops import metrics
@@ -102,9 +103,9 @@ async def record(tx: Tx, outcomes: Sequence[Outcome], *, owner: str, now: float,
             succeeded[job.endpoint_id] = o.finished
         else:
             failing.setdefault(job.endpoint_id, o.finished)
-            if o.status == 410:
+            if o.status == 410 or o.disable:
                 gone.add(job.endpoint_id)
-            else:
+            elif not o.give_up:
                 when = schedule_next(
                     attempts,
                     o.finished,
@@ -239,6 +240,7 @@ async def disable(tx: Tx, endpoint_id: str, *, reason: str, now: float) -> None:
     await tx.conn.execute(
         e.update().where(e.c.seq == row["seq"]).values(status="disabled", disabled_reason=reason, updated=int(now))
     )
+    await targets.bump(tx.conn)
     after = {**row, "status": "disabled", "disabled_reason": reason, "updated": int(now)}
     before_obj, after_obj = endpoints.render(row), endpoints.render(after)
     await append(

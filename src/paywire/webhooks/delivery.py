@@ -27,7 +27,8 @@ from paywire.errors import NotFound, StateError
 from paywire.events import catalogue
 from paywire.events import log as event_log
 from paywire.secrets_at_rest import Keyring, SecretsError
-from paywire.webhooks.endpoints import valid_secrets
+from paywire.webhooks import endpoints
+from paywire.webhooks.endpoints import config_aad, valid_secrets
 
 log = logging.getLogger("paywire.webhooks")
 
@@ -53,6 +54,8 @@ class Job:
     body: bytes
     attempts: int  # attempts made before this one
     lease_until: float  # the claim is ours until then; never start a request that could outlast it
+    type: str = "webhook"  # the destination's type (`paywire.destinations`)
+    config: str | None = None  # its config (JSON, decrypted), for types other than webhook
 
 
 def _due(now: sa.ColumnElement[float]) -> sa.ColumnElement[bool]:
@@ -69,9 +72,23 @@ def still_leased(postgres: bool) -> sa.ColumnElement[bool]:
     return sa.and_(in_param(d.c.seq, "seqs", postgres), mine)
 
 
+def _in_turn() -> sa.ColumnElement[bool]:
+    """An unordered delivery, or the first pending one of its object (`order_key`) to its
+    destination: the next goes only once the one before it succeeded or failed for good."""
+    earlier = d.alias("earlier")
+    waits = sa.exists().where(
+        earlier.c.endpoint_id == d.c.endpoint_id,
+        earlier.c.order_key == d.c.order_key,
+        earlier.c.status == "pending",
+        earlier.c.seq < d.c.seq,
+    )
+    return sa.or_(d.c.order_key.is_(None), ~waits)
+
+
 @functools.cache
-def _claim_statement(postgres: bool, endpoints: int) -> sa.Update:
-    """Lease due deliveries of `endpoints` endpoints, each up to its quota, `:limit` in all.
+def _claim_statement(postgres: bool, endpoints: int, ordered: bool = False) -> sa.Update:
+    """Lease due deliveries of `endpoints` endpoints, each up to its quota, `:limit` in all
+    (`ordered`: some of them have `ordering: per_object`, so each object's deliveries wait their turn).
 
     Parameters: now, owner, until (the lease's end), limit, and per endpoint n: endpoint_n, quota_n.
     """
@@ -80,9 +97,12 @@ def _claim_statement(postgres: bool, endpoints: int) -> sa.Update:
     for n in range(endpoints):
         endpoint_id = sa.bindparam(f"endpoint_{n}", type_=sa.String)
         still_enabled = sa.exists().where(e.c.id == endpoint_id, e.c.status == "enabled")
+        conditions = [d.c.endpoint_id == endpoint_id, _due(now), still_enabled]
+        if ordered:
+            conditions.append(_in_turn())
         query = (
             sa.select(d.c.seq)
-            .where(d.c.endpoint_id == endpoint_id, _due(now), still_enabled)
+            .where(*conditions)
             .order_by(d.c.next_attempt)
             .limit(sa.bindparam(f"quota_{n}", type_=sa.Integer))
         )
@@ -126,8 +146,10 @@ def _probe_statement(postgres: bool) -> sa.Select[Any]:
 
 @functools.cache
 def _targets_statement(postgres: bool) -> sa.Select[Any]:
-    """URL and secrets of the endpoints `:ids`."""
-    return sa.select(e.c.id, e.c.url, e.c.secret, e.c.previous_secrets).where(in_param(e.c.id, "ids", postgres))
+    """URL, secrets, type and config of the endpoints `:ids`."""
+    return sa.select(e.c.id, e.c.url, e.c.secret, e.c.previous_secrets, e.c.type, e.c.config).where(
+        in_param(e.c.id, "ids", postgres)
+    )
 
 
 @functools.cache
@@ -145,6 +167,12 @@ async def enabled_endpoints(tx: Tx) -> list[str]:
     return list((await tx.conn.execute(sa.select(e.c.id).where(e.c.status == "enabled").order_by(e.c.seq))).scalars())
 
 
+async def ordered_endpoints(tx: Tx) -> set[str]:
+    """Enabled destinations with `ordering: per_object`."""
+    query = sa.select(e.c.id).where(e.c.status == "enabled", e.c.ordering == "per_object")
+    return set((await tx.conn.execute(query)).scalars())
+
+
 async def claim(
     tx: Tx,
     *,
@@ -158,6 +186,7 @@ async def claim(
     start: int = 0,
     endpoints: Sequence[str] | None = None,
     keyring: Keyring | None = None,
+    ordered: Collection[str] | None = None,
 ) -> list[Job]:
     """`claim_from`, without where it got to."""
     jobs, _ = await claim_from(
@@ -172,6 +201,7 @@ async def claim(
         start=start,
         endpoints=endpoints,
         keyring=keyring,
+        ordered=ordered,
     )
     return jobs
 
@@ -189,6 +219,7 @@ async def claim_from(
     start: int = 0,
     endpoints: Sequence[str] | None = None,
     keyring: Keyring | None = None,
+    ordered: Collection[str] | None = None,
 ) -> tuple[list[Job], int]:
     """Lease up to `limit` due deliveries of enabled endpoints, at most a quota per endpoint.
 
@@ -202,6 +233,8 @@ async def claim_from(
     `start`, first probes which endpoints from there have due work, and asks only those. Returns
     the jobs and how many of the list's endpoints, from `start` on, it has dealt with: the next
     claim starts after them (endpoints it did not get to are the next claim's first ones).
+
+    `ordered`: which of them have `ordering: per_object` (read here if not given).
 
     The endpoints' secrets are decrypted with `keyring` (default: the database's), once per
     endpoint per claim and through its cache, so an unchanged secret is decrypted once at all.
@@ -244,10 +277,13 @@ async def claim_from(
     for n, endpoint_id in enumerate(window):
         params[f"endpoint_{n}"], params[f"quota_{n}"] = endpoint_id, min(quotas.get(endpoint_id, default_quota), limit)
     asked = len(window)
+    if ordered is None:
+        ordered = await ordered_endpoints(tx)
+    in_order = bool(ordered) and any(i in ordered for i in window)
     claimed = sorted(  # by seq: roughly the order the events were written
         # Plain tuples: a Row's attribute access costs more than the rest of building a Job.
         tuple(row)
-        for row in await conn.execute(_claim_statement(postgres, asked), params)
+        for row in await conn.execute(_claim_statement(postgres, asked, in_order), params)
     )
     if not claimed:
         return [], covered
@@ -261,7 +297,8 @@ async def claim_from(
     targets = {}
     for row in await conn.execute(_targets_statement(postgres), {"ids": endpoint_ids}):
         try:
-            targets[row.id] = (row.url, tuple(valid_secrets(row._mapping, now, keys, cached=True)))
+            config = None if row.config is None else keys.decrypt_cached(row.config, config_aad(row.id))
+            targets[row.id] = (row.url, tuple(valid_secrets(row._mapping, now, keys, cached=True)), row.type, config)
         except SecretsError as exc:
             # Not sent: its rows wait out their lease and are claimed again (by a process with
             # the key, or this one once configured); the other endpoints are not held up.
@@ -277,7 +314,9 @@ async def claim_from(
         # (An endpoint deleted meanwhile cannot be missing: deleting it waits on these rows'
         # locks to cancel them. Were one missing, its rows would just wait out their lease.)
         if target is not None and body is not None:
-            jobs.append(Job(seq, event_id, endpoint_id, livemode, target[0], target[1], body, attempts, now + lease))
+            url, secrets, kind, config = target
+            job = Job(seq, event_id, endpoint_id, livemode, url, secrets, body, attempts, now + lease, kind, config)
+            jobs.append(job)
     return jobs, covered
 
 
@@ -318,6 +357,15 @@ async def enqueue(tx: Tx, event_id: str, endpoint_ids: Collection[str], *, livem
         )
     new = [i for i in endpoint_ids if i not in pending]
     if new:
+        # A resend to a per_object destination queues behind that object's pending deliveries.
+        ordered = set(
+            (
+                await tx.conn.execute(sa.select(e.c.id).where(e.c.id.in_(new), e.c.ordering == "per_object"))
+            ).scalars()
+        )
+        object_id = None
+        if ordered:
+            object_id = await tx.conn.scalar(sa.select(events.c.object_id).where(events.c.id == event_id))
         await tx.conn.execute(
             d.insert(),
             [
@@ -330,6 +378,7 @@ async def enqueue(tx: Tx, event_id: str, endpoint_ids: Collection[str], *, livem
                     "next_attempt": now,
                     "created": int(now),
                     "updated": int(now),
+                    "order_key": object_id if endpoint_id in ordered else None,
                 }
                 for endpoint_id in new
             ],
@@ -393,7 +442,9 @@ async def resend(tx: Tx, event_id: str, endpoint_id: str | None, *, livemode: bo
     return targets
 
 
-async def recover_endpoint(tx: Tx, endpoint_id: str, *, livemode: bool, since: float, now: float) -> int:
-    """`recover` for an endpoint of this mode (404 if there is none)."""
-    await objects.fetch(tx.conn, webhook_endpoints, endpoint_id, livemode)
+async def recover_endpoint(
+    tx: Tx, endpoint_id: str, *, livemode: bool, since: float, now: float, kind: str | None = "webhook"
+) -> int:
+    """`recover` for an endpoint of this mode (404 if there is none, or it is not of `kind`)."""
+    await endpoints.fetch(tx.conn, endpoint_id, livemode, kind=kind)
     return await recover(tx, endpoint_id, since=since, now=now)

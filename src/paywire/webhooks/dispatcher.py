@@ -1,4 +1,8 @@
-"""The webhook dispatcher: claim due deliveries, POST them concurrently, record every attempt.
+"""The delivery dispatcher: claim due deliveries, send them concurrently, record every attempt.
+
+Sending goes through the destination of each delivery's type (`paywire.destinations`: HTTP
+webhooks, RabbitMQ, NATS, Redis); everything here (claims, caps, back-off, retries, recording)
+is the same for every type.
 
 One loop runs "turns": each is one transaction that records the attempts finished since the
 last one and claims a batch of due deliveries into per-endpoint queues. It is woken within
@@ -19,17 +23,18 @@ import contextlib
 import logging
 import time
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-import aiohttp
-
 from paywire.db.engine import Database, is_unavailable
+from paywire.destinations.base import Destination
+from paywire.destinations.pool import Pool
 from paywire.ids import new_id
 from paywire.secrets_at_rest import Keyring
 from paywire.webhooks import attempts, delivery, netpolicy
 from paywire.webhooks.delivery import Job
 from paywire.webhooks.retry import JITTER, RETRY_SCHEDULE
-from paywire.webhooks.sender import Outcome, send
+from paywire.webhooks.sender import Outcome
 
 log = logging.getLogger("paywire.webhooks")
 
@@ -96,7 +101,13 @@ class Dispatcher:
     prefetch = 100  # most deliveries claimed ahead per slot of an endpoint
     first_claim = 50  # per slot, for an endpoint whose rate is not known yet
 
-    def __init__(self, db: Database, config: DeliveryConfig | None = None, keyring: Keyring | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        config: DeliveryConfig | None = None,
+        keyring: Keyring | None = None,
+        transports: Mapping[str, Destination] | None = None,
+    ) -> None:
         self.db = db
         self.keyring = keyring or db.keyring  # decrypts the endpoints' signing secrets
         self.config = config or DeliveryConfig()
@@ -114,6 +125,7 @@ class Dispatcher:
         self._cursor = 0
         self._pass_left = 0
         self._enabled: list[str] = []
+        self._ordered: set[str] = set()  # of those, destinations with `ordering: per_object`
         self._endpoints_read = 0.0
         self._starved = False
         self._expired: list[int] = []  # claims that ran short before being sent: give back
@@ -124,29 +136,18 @@ class Dispatcher:
         self._stopping = False  # no more claims or requests
         self._closing = False  # lanes are done: one last turn, then the loop ends
         self._loop_task: asyncio.Task[None] | None = None
-        self._sessions: dict[bool, aiohttp.ClientSession] = {}
+        # Transports, by destination type (`paywire.destinations`); `transports` replaces a type's
+        # (tests use the in-memory one).
+        self.destinations = Pool(
+            concurrency=self.config.concurrency,
+            allow_private_networks=self.config.allow_private_networks,
+            overrides=transports,
+        )
         self.sent = 0  # attempts made by this dispatcher (for benchmarks and logs)
         # A request starts only with this much of its claim left (a full timeout, when it can).
         self._lease_margin = min(self.config.timeout + 5, self.config.lease_seconds / 2)
 
     # --- lifecycle ----------------------------------------------------------------------
-
-    def _session(self, livemode: bool) -> aiohttp.ClientSession:
-        session = self._sessions.get(livemode)
-        if session is None:
-            guard = livemode and not self.config.allow_private_networks
-            connector = aiohttp.TCPConnector(
-                limit=self.config.concurrency,
-                limit_per_host=0,
-                keepalive_timeout=30,
-                ttl_dns_cache=60,
-                socket_factory=netpolicy.guarded_socket if guard else None,
-            )
-            session = aiohttp.ClientSession(
-                connector=connector, trust_env=False, auto_decompress=False, skip_auto_headers=("Accept",)
-            )
-            self._sessions[livemode] = session
-        return session
 
     async def start(self) -> None:
         self._stopping = self._closing = False
@@ -168,9 +169,7 @@ class Dispatcher:
         if self._loop_task:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._loop_task
-        for session in self._sessions.values():
-            await session.close()
-        self._sessions.clear()
+        await self.destinations.close()
 
     # --- claiming -----------------------------------------------------------------------
 
@@ -329,6 +328,7 @@ class Dispatcher:
                     self._claims += 1
                     if now - self._endpoints_read > ENDPOINTS_REFRESH:
                         self._enabled = await delivery.enabled_endpoints(tx)
+                        self._ordered = await delivery.ordered_endpoints(tx)
                         self._endpoints_read = now
                         self._drop_disabled()
                     if self._pass_left <= 0:
@@ -345,6 +345,7 @@ class Dispatcher:
                         start=self._cursor,
                         endpoints=self._enabled,
                         keyring=self.keyring,
+                        ordered=self._ordered,
                     )
                     if self._enabled:
                         self._cursor = (self._cursor + covered) % len(self._enabled)
@@ -444,7 +445,7 @@ class Dispatcher:
         try:
             while (job := self._next(state)) is not None:
                 self._in_flight.add(job.seq)
-                outcome = await send(self._session(job.livemode), job, timeout=self.config.timeout)
+                outcome = await self.destinations.get(job).send(job, timeout=self.config.timeout)
                 self._in_flight.discard(job.seq)
                 self.sent += 1
                 state.sent += 1
@@ -474,13 +475,13 @@ class Dispatcher:
         An endpoint that answers, even with an error status, frees its slot at once and costs the
         others nothing: its deliveries just follow the retry schedule.
         """
-        if outcome.status == 410:
+        if outcome.status == 410 or outcome.disable:
             self._give_back(state)  # the endpoint is being disabled: the rest stay pending
             self._endpoints_read = 0.0  # re-read the enabled endpoints at the next claim
             # Until the disabling commits, the endpoint still reads as enabled: claim and send
             # nothing more to it meanwhile (each further 410 would fail its delivery for good).
             state.gone_until = time.time() + GONE_PAUSE
-        if outcome.status is not None:
+        if outcome.ok or outcome.status is not None:  # it answered (a broker: it confirmed)
             state.failures, state.paused_until = 0, 0.0
             return
         state.failures += 1

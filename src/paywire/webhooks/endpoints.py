@@ -18,8 +18,8 @@ from paywire import objects
 from paywire.clock import iso
 from paywire.db.engine import Tx
 from paywire.db.schema import webhook_endpoints
-from paywire.errors import InvalidRequest
-from paywire.events import catalogue
+from paywire.errors import InvalidRequest, NotFound
+from paywire.events import catalogue, targets
 from paywire.events.log import API_VERSION
 from paywire.ids import new_id
 from paywire.schemas import WebhookEndpointCreate, WebhookEndpointUpdate
@@ -38,6 +38,17 @@ def render(m: Any) -> dict[str, Any]:
         "created_via": m["created_via"],
         "updated_at": iso(m["updated"]),
     }
+
+
+async def fetch(
+    conn: AsyncConnection, endpoint_id: str, livemode: bool, *, lock: bool = False, kind: str | None = "webhook"
+) -> sa.RowMapping:
+    """The row of `endpoint_id` in this mode; a 404 also if it is a destination of another type
+    than `kind` (`/api/webhook-endpoints` is the view of the webhook type; None: any type)."""
+    row = await objects.fetch(conn, webhook_endpoints, endpoint_id, livemode, lock=lock)
+    if kind is not None and row["type"] != kind:
+        raise NotFound(f"no such webhook endpoint: {endpoint_id!r}", param="id")
+    return row
 
 
 def check_url(url: str) -> str:
@@ -76,6 +87,11 @@ def secret_aad(endpoint_id: str) -> str:
     return f"webhook_endpoints.secret:{endpoint_id}"
 
 
+def config_aad(endpoint_id: str) -> str:
+    """Associated data of a destination's config (its connection string may hold credentials)."""
+    return f"webhook_endpoints.config:{endpoint_id}"
+
+
 def previous_aad(endpoint_id: str) -> str:
     return f"webhook_endpoints.previous_secrets:{endpoint_id}"
 
@@ -97,9 +113,11 @@ def valid_secrets(m: Any, now: float, keyring: Keyring | None = None, *, cached:
     return [current] + [decrypt(s["secret"], aad) for s in m["previous_secrets"] if s["expires"] > now]
 
 
-async def secret(conn: AsyncConnection, keyring: Keyring, endpoint_id: str, *, livemode: bool) -> str:
+async def secret(
+    conn: AsyncConnection, keyring: Keyring, endpoint_id: str, *, livemode: bool, kind: str | None = "webhook"
+) -> str:
     """The endpoint's current signing secret, decrypted (404 if there is no such endpoint)."""
-    row = await objects.fetch(conn, webhook_endpoints, endpoint_id, livemode)
+    row = await fetch(conn, endpoint_id, livemode, kind=kind)
     return keyring.decrypt(row["secret"], secret_aad(endpoint_id))
 
 
@@ -126,6 +144,11 @@ def encrypted_secrets(m: Any, keyring: Keyring, *, plain_only: bool = False) -> 
         previous.append({**entry, "secret": new_value or entry["secret"]})
     if changed:
         values["previous_secrets"] = previous
+    config = m.get("config")  # a broker destination's config (never stored plain)
+    if config is not None and not plain_only:
+        new_config = redo(config, config_aad(endpoint_id))
+        if new_config is not None:
+            values["config"] = new_config
     return values or None
 
 
@@ -150,13 +173,20 @@ async def create(
         "updated": int(now),
     }
     await tx.conn.execute(webhook_endpoints.insert(), row)
+    await targets.bump(tx.conn)
     return {**render(row), "secret": plain}
 
 
 async def update(
-    tx: Tx, endpoint_id: str, params: WebhookEndpointUpdate, *, livemode: bool, now: float
+    tx: Tx,
+    endpoint_id: str,
+    params: WebhookEndpointUpdate,
+    *,
+    livemode: bool,
+    now: float,
+    kind: str | None = "webhook",
 ) -> dict[str, Any]:
-    row = await objects.fetch(tx.conn, webhook_endpoints, endpoint_id, livemode, lock=True)
+    row = await fetch(tx.conn, endpoint_id, livemode, lock=True, kind=kind)
     values = params.model_dump(exclude_unset=True)
     for required in ("url", "enabled_events", "status"):
         if required in values and values[required] is None:
@@ -185,24 +215,29 @@ async def update(
             .where(webhook_endpoints.c.seq == row["seq"])
             .values(**changed, updated=int(now))
         )
+        if changed.keys() & {"status", "enabled_events"}:
+            await targets.bump(tx.conn)
     return render({**row, **changed, "updated": int(now) if changed else row["updated"]})
 
 
-async def delete(tx: Tx, endpoint_id: str, *, livemode: bool, now: float) -> dict[str, Any]:
+async def delete(
+    tx: Tx, endpoint_id: str, *, livemode: bool, now: float, kind: str | None = "webhook"
+) -> dict[str, Any]:
     """Delete the endpoint; deliveries still pending to it are canceled (their attempts stay)."""
-    row = await objects.fetch(tx.conn, webhook_endpoints, endpoint_id, livemode, lock=True)
+    row = await fetch(tx.conn, endpoint_id, livemode, lock=True, kind=kind)
     from paywire.webhooks.delivery import cancel_pending  # delivery imports this module
 
     await tx.conn.execute(webhook_endpoints.delete().where(webhook_endpoints.c.seq == row["seq"]))
+    await targets.bump(tx.conn)
     await cancel_pending(tx, endpoint_id, now=now, reason="endpoint deleted")
     return {"id": endpoint_id, "object": "webhook_endpoint", "deleted": True}
 
 
 async def rotate_secret(
-    tx: Tx, endpoint_id: str, *, expires_in: int, livemode: bool, now: float
+    tx: Tx, endpoint_id: str, *, expires_in: int, livemode: bool, now: float, kind: str | None = "webhook"
 ) -> dict[str, str]:
     """A new secret; the old one keeps signing for `expires_in` seconds (0: stops at once)."""
-    row = await objects.fetch(tx.conn, webhook_endpoints, endpoint_id, livemode, lock=True)
+    row = await fetch(tx.conn, endpoint_id, livemode, lock=True, kind=kind)
     keyring = tx.keyring
     aad = previous_aad(endpoint_id)
     # Every secret kept is (re-)encrypted under the current key (a plain one, left by an older
@@ -225,4 +260,7 @@ async def rotate_secret(
 
 
 def listing(livemode: bool) -> sa.Select[Any]:
-    return sa.select(webhook_endpoints).where(webhook_endpoints.c.livemode == livemode)
+    """Webhook endpoints only: destinations of other types are listed by `/api/event-destinations`."""
+    return sa.select(webhook_endpoints).where(
+        webhook_endpoints.c.livemode == livemode, webhook_endpoints.c.type == "webhook"
+    )

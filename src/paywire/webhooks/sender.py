@@ -33,6 +33,8 @@ class Outcome:
     error: str | None
     retry_after: str | None
     finished: float  # wall-clock time the attempt ended
+    give_up: bool = False  # failed for good: no retry (a destination's verdict)
+    disable: bool = False  # failed for good, and disable the destination (what a 410 does)
 
 
 def _classify(exc: BaseException, timeout: float) -> tuple[str, str]:

@@ -4,7 +4,6 @@ from typing import Any
 
 from fastapi import APIRouter, Body, Depends
 
-from paywire import objects
 from paywire.api.context import Ctx, context
 from paywire.api.paging import page_params
 from paywire.db.schema import webhook_endpoints as table
@@ -42,7 +41,7 @@ async def list_endpoints(page: Page = Depends(page_params), ctx: Ctx = Depends(c
 @router.get("/{endpoint_id}", response_model=WebhookEndpoint)
 async def retrieve_endpoint(endpoint_id: str, ctx: Ctx = Depends(context)) -> dict[str, Any]:
     async with ctx.db.read() as conn:
-        return endpoints.render(await objects.fetch(conn, table, endpoint_id, ctx.livemode))
+        return endpoints.render(await endpoints.fetch(conn, endpoint_id, ctx.livemode))
 
 
 @router.put("/{endpoint_id}", response_model=WebhookEndpoint)

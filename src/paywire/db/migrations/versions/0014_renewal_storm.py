@@ -5,7 +5,7 @@ all due at the same instant (a month-start) came out of it unordered by `seq`: e
 and sorted every one of them, so the cost per renewal grew with their number.
 
 Revision ID: 0014_renewal_storm
-Revises: 0010_secrets_encrypted
+Revises: 0012_event_destinations (re-chained at merge)
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0014_renewal_storm"
-down_revision: str | None = "0010_secrets_encrypted"
+down_revision: str | None = "0012_event_destinations"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

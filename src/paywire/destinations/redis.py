@@ -1,0 +1,63 @@
+"""Redis Streams (redis-py's asyncio client): XADD with an approximate MAXLEN.
+
+Fields: `body` (the event JSON) and the Standard Webhooks headers, each a field of its own.
+Config: `url` (redis://…), `stream` (default `paywire.events`; `{type}` allowed), `maxlen`
+(default 100000, trimmed approximately, `~`; 0: not trimmed).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from paywire.destinations.base import Job, Outcome, classify, config_value, failure, format_key, render, scrub, success
+
+DEFAULT_MAXLEN = 100_000
+
+
+class RedisDestination:
+    def __init__(self, config: dict[str, Any]) -> None:
+        self._url = str(config["url"])
+        self._stream = str(config_value(config, "stream", "paywire.events"))
+        maxlen = config.get("maxlen")
+        self._maxlen = DEFAULT_MAXLEN if maxlen is None else int(maxlen)
+        self._client: aioredis.Redis | None = None
+        self._timeout = 0.0
+
+    def _ready(self, timeout: float) -> aioredis.Redis:
+        if self._client is None or timeout != self._timeout:
+            # A connection pool of its own (connections made on demand, one per lane at most).
+            self._client = aioredis.from_url(
+                self._url, socket_connect_timeout=timeout, socket_timeout=timeout, max_connections=64
+            )
+            self._timeout = timeout
+        return self._client
+
+    async def send(self, job: Job, *, timeout: float) -> Outcome:
+        started = time.monotonic()
+        message = render(job)
+        fields: dict[Any, Any] = {"body": message.body, **message.headers}
+        try:
+            entry = await self._ready(timeout).xadd(
+                format_key(self._stream, message),
+                fields,
+                maxlen=self._maxlen or None,
+                approximate=True,
+            )
+        except Exception as exc:
+            if isinstance(exc, aioredis.RedisError) and "Timeout" in type(exc).__name__:
+                exc = TimeoutError()
+            elif isinstance(exc, aioredis.ConnectionError):
+                refused = "refused" in str(exc).lower()
+                error_type = "connection_refused" if refused else "connection_error"
+                return failure(job, started, error_type, f"{type(exc).__name__}: cannot reach Redis")
+            error_type, error = classify(exc, timeout)
+            return failure(job, started, error_type, scrub(error, self._url))
+        return success(job, started, detail=f"entry {entry.decode() if isinstance(entry, bytes) else entry}")
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()

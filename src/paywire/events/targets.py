@@ -1,0 +1,60 @@
+"""Which destinations get an event: the enabled ones of its mode, cached per process.
+
+`events.log.append` runs in every state change; reading every enabled destination each time
+cost a query returning all of them per write (N events x M destinations). The list is cached,
+keyed by the token of `destination_versions`, which every write that changes the list (create,
+update, delete, disable) replaces inside its own transaction (`bump`). An append reads the token
+(one primary-key row) in its transaction and re-reads the list only when it changed, so with
+several processes on PostgreSQL each sees a change as soon as it would have seen the row itself.
+The token is random, not a counter: a database dropped and made again never repeats one.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from paywire.db.schema import destination_versions, webhook_endpoints
+
+e = webhook_endpoints
+v = destination_versions
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    id: str
+    enabled_events: tuple[str, ...]
+    ordered: bool  # ordering "per_object"
+
+
+# (database url, livemode) → (token, targets). Bounded by the databases a process talks to.
+_cache: dict[tuple[str, bool], tuple[str, list[Target]]] = {}
+
+
+async def bump(conn: AsyncConnection) -> None:
+    """The enabled destinations changed in this transaction: every process re-reads them."""
+    token = secrets.token_hex(16)
+    result = await conn.execute(v.update().where(v.c.id == 1).values(token=token))
+    if not result.rowcount:
+        await conn.execute(v.insert().values(id=1, token=token))
+
+
+async def enabled(conn: AsyncConnection, livemode: bool) -> list[Target]:
+    """The enabled destinations of this mode, oldest first (cached while the token stands)."""
+    token = await conn.scalar(sa.select(v.c.token).where(v.c.id == 1))
+    key = (str(conn.engine.url), livemode)
+    cached = _cache.get(key)
+    if token is not None and cached is not None and cached[0] == token:
+        return cached[1]
+    rows = await conn.execute(
+        sa.select(e.c.id, e.c.enabled_events, e.c.ordering)
+        .where(e.c.livemode == livemode, e.c.status == "enabled")
+        .order_by(e.c.seq)
+    )
+    found = [Target(r.id, tuple(r.enabled_events), r.ordering == "per_object") for r in rows]
+    if token is not None:
+        _cache[key] = (token, found)
+    return found
