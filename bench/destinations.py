@@ -187,7 +187,8 @@ async def redis_streams(workdir: Path, n: int, repeat: int) -> tuple[float, floa
     try:
 
         async def publish(i: int, body: bytes, headers: dict[str, str]) -> None:
-            await client.xadd(key, {"body": body, **headers}, maxlen=100_000, approximate=True)
+            fields: dict[Any, Any] = {"body": body, **headers}
+            await client.xadd(key, fields, maxlen=100_000, approximate=True)
 
         base = max([await bare(n, publish) for _ in range(repeat)])
         config = {"url": REDIS, "stream": key, "maxlen": 100_000}

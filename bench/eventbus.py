@@ -151,7 +151,7 @@ async def consume_redis(expect: int, timeout: float, writer: list[str]) -> list[
     deadline = time.monotonic() + timeout
     try:
         while len(got) < expect and time.monotonic() < deadline:
-            answer = await r.xreadgroup("bench", "c1", {STREAM: ">"}, count=500, block=1000)
+            answer: Any = await r.xreadgroup("bench", "c1", {STREAM: ">"}, count=500, block=1000)
             for _stream, messages in answer or []:
                 now = time.time()
                 ids = []

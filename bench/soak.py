@@ -129,7 +129,8 @@ async def hold_streams(url: str, key: str, n: int) -> None:
     Each stream keeps only these, so 200 streams of 100,000 events each fit in memory."""
     import aiohttp
 
-    stats = [{"start": None, "count": 0, "sum": 0, "reconnects": 0, "errors": 0} for _ in range(n)]
+    blank: dict[str, Any] = {"start": None, "count": 0, "sum": 0, "reconnects": 0, "errors": 0}
+    stats = [dict(blank) for _ in range(n)]
     opened = 0
     connector = aiohttp.TCPConnector(limit=0)
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=60)  # heartbeat every 15 s

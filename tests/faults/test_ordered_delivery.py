@@ -85,7 +85,7 @@ async def test_per_object_order_survives_failures_a_sigkill_and_two_workers(
                 await asyncio.sleep(0.2)
         async with db.read() as conn:
             rows = (await conn.execute(sa.select(events.c.id, events.c.object_id).order_by(events.c.seq))).all()
-            statuses = dict(
+            statuses: dict[str, int] = dict(
                 (await conn.execute(sa.select(webhook_deliveries.c.status, sa.func.count()).group_by("status"))).all()
             )
     finally:

@@ -189,6 +189,7 @@ class EventDestinations(Resource[EventDestination]):
         """Re-queue every delivery to this destination that failed for good since `since` (unix seconds)."""
         return self._action(id, "recover", {"since": since}, idempotency_key, EventDestinationRecoverResult)
 
+
 class Customers(Resource[Customer]):
     def create(self, *, idempotency_key: str | None = None, **params: Unpack[CustomerCreateParams]) -> Customer:
         return self._create(params, idempotency_key)

@@ -31,7 +31,7 @@ from paywire.destinations.base import Destination
 from paywire.destinations.pool import Pool
 from paywire.ids import new_id
 from paywire.secrets_at_rest import Keyring
-from paywire.webhooks import attempts, delivery, netpolicy
+from paywire.webhooks import attempts, delivery
 from paywire.webhooks.delivery import Job
 from paywire.webhooks.retry import JITTER, RETRY_SCHEDULE
 from paywire.webhooks.sender import Outcome

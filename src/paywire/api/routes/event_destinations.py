@@ -36,7 +36,8 @@ router = APIRouter(prefix="/api/event-destinations", tags=["event destinations"]
 async def create_destination(body: EventDestinationCreate, ctx: Ctx = Depends(context)) -> dict[str, Any]:
     url = body.config.get("url")
     if body.type == "webhook" and isinstance(url, str):
-        await netpolicy.check_endpoint_url(url, livemode=ctx.livemode)  # DNS outside the transaction
+        allow_private = ctx.services.settings.allow_private_networks
+        await netpolicy.check_endpoint_url(url, livemode=ctx.livemode, allow_private=allow_private)  # DNS first
     async with ctx.db.transaction() as tx:
         return await store.create(tx, body, livemode=ctx.livemode, now=ctx.now())
 
@@ -64,7 +65,8 @@ async def update_destination(
 ) -> dict[str, Any]:
     url = (body.config or {}).get("url")
     if isinstance(url, str) and url.startswith(("http://", "https://")):  # a webhook's new URL
-        await netpolicy.check_endpoint_url(url, livemode=ctx.livemode)
+        allow_private = ctx.services.settings.allow_private_networks
+        await netpolicy.check_endpoint_url(url, livemode=ctx.livemode, allow_private=allow_private)
     async with ctx.db.transaction() as tx:
         tx.after_commit.append(ctx.db.signal.notify)  # re-enabled: its waiting deliveries are due
         return await store.update(tx, destination_id, body, livemode=ctx.livemode, now=ctx.now())
