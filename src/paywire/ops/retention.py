@@ -2,7 +2,8 @@
 
 What goes, once older than its retention (see docs/deployment.md, "Retention"):
 
-- webhook attempts (the request logs) created before `retention_attempts_days`;
+- webhook attempts (the request logs) created before `retention_attempts_days`, and the hours of
+  their rollups (`webhook_attempt_rollups`, the dashboard's per-hour figures) that ended before it;
 - deliveries no longer pending (succeeded, failed, canceled) last updated before
   `retention_events_days`;
 - events created before `retention_events_days`, except an event with a delivery still pending
@@ -48,6 +49,7 @@ from paywire.db.schema import event_consumers, events, idempotency_keys, webhook
 from paywire.events import log as event_log
 from paywire.periodic import Periodic
 from paywire.settings import Settings
+from paywire.webhooks import rollups
 
 log = logging.getLogger("paywire.ops")
 
@@ -153,6 +155,8 @@ async def prune(
     for kind in _kinds():
         if kind.name not in kinds:
             continue
+        if kind.name == "attempts" and not dry_run:
+            await _prune_rollups(db, cutoffs["attempts"])
         after, size = 0, policy.batch_size
         while True:
             started = time.monotonic()
@@ -207,6 +211,12 @@ async def _batch(
             removable = sa.and_(seq.in_([r.seq for r in archive]), kind.keep(cutoff))
         removed = (await conn.execute(table.delete().where(removable))).rowcount
         return int(removed or 0), last, more
+
+
+async def _prune_rollups(db: Database, cutoff: float) -> None:
+    """The attempt rollups' hours go with their attempts: a few rows per endpoint and hour."""
+    async with _write(db) as conn:
+        await rollups.prune(conn, cutoff)
 
 
 @contextlib.asynccontextmanager
