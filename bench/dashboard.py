@@ -12,7 +12,9 @@ page `--requests` times and the p50/p99 latency is printed per page and database
 
 Pages: the newest events page, a deep page (`?before=` the middle of the log), a prefix filter
 (`?type=customer.*`), one event's page (random events, with their deliveries and attempts), and
-the endpoints page (health over 24 h for each endpoint) and the overview (attempts per hour).
+the endpoints page (health over 24 h for each endpoint) and the overview (attempts per hour);
+then the API's lists, which answer a total `count` (`/api/events`, with `?type=customer.*`, and
+`/api/webhook-attempts`, all and for one endpoint).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 
+from paywire import keys
 from paywire.app import PaywireApp
 from paywire.db.bulk import insert_rows
 from paywire.db.engine import Database
@@ -152,16 +155,25 @@ async def measure(url: str, n: int, requests: int) -> dict[str, tuple[float, flo
                 "event": lambda: f"/dashboard/events/evt_bench{rng.randrange(n):012d}",
                 "endpoints": lambda: "/dashboard/endpoints",
                 "overview": lambda: "/dashboard/",
+                # The API's lists (page/size, with the total `count`), signed with a secret key.
+                "api: events": lambda: "/api/events",
+                "api: events customer.*": lambda: "/api/events?type=customer.%2A",
+                "api: attempts": lambda: "/api/webhook-attempts",
+                "api: attempts of one endpoint": lambda: "/api/webhook-attempts?webhook_endpoint_id=we_bench03",
             }
+            async with app.db.transaction() as tx:
+                api_key = await keys.create_key(tx.conn, livemode=False, now=time.time())
+            signed_api = {"Authorization": f"Bearer {api_key}"}
             results = {}
             for name, path in pages.items():
+                headers = signed_api if name.startswith("api:") else None
                 for _ in range(5):  # warm the caches
-                    assert (await client.get(path())).status_code == 200
+                    assert (await client.get(path(), headers=headers)).status_code == 200
                 times = []
                 for _ in range(requests):
                     target = path()
                     started = time.perf_counter()
-                    response = await client.get(target)
+                    response = await client.get(target, headers=headers)
                     times.append((time.perf_counter() - started) * 1000)
                     assert response.status_code == 200, (target, response.status_code)
                 results[name] = (statistics.median(times), percentile(times, 0.99))
@@ -179,16 +191,19 @@ async def count_events(url: str) -> int:
         await db.dispose()
 
 
-async def run(backend: str, n: int, requests: int, sqlite_file: str | None = None) -> None:
+async def run(
+    backend: str, n: int, requests: int, sqlite_file: str | None = None, pg_database: str | None = None
+) -> None:
     if backend == "sqlite":
         path = Path(sqlite_file) if sqlite_file else Path(tempfile.mkdtemp(prefix="paywire-bench-")) / "dashboard.db"
         url = f"sqlite:///{path}"
     else:
         import asyncpg
 
-        name = f"paywire_bench_{uuid.uuid4().hex[:8]}"
+        name = pg_database or f"paywire_bench_{uuid.uuid4().hex[:8]}"
         admin = await asyncpg.connect(PG_ADMIN)
-        await admin.execute(f'CREATE DATABASE "{name}"')
+        if not await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+            await admin.execute(f'CREATE DATABASE "{name}"')
         await admin.close()
         url = PG_ADMIN.rsplit("/", 1)[0] + "/" + name
     try:
@@ -196,7 +211,7 @@ async def run(backend: str, n: int, requests: int, sqlite_file: str | None = Non
         await setup.start()  # migrates
         await setup.stop()
         existing = await count_events(url)
-        if existing:  # a kept SQLite file (--sqlite-file): measure it again
+        if existing:  # a kept database (--sqlite-file, --pg-database): measure it again
             n = existing
             print(f"{backend}: reusing {n:,} events", flush=True)
         else:
@@ -209,7 +224,7 @@ async def run(backend: str, n: int, requests: int, sqlite_file: str | None = Non
             flag = "ok" if p99 < 100 else "OVER 100 ms"
             print(f"  {backend:8} {page:26} p50 {p50:7.1f} ms   p99 {p99:7.1f} ms   {flag}", flush=True)
     finally:
-        if backend == "postgres":
+        if backend == "postgres" and not pg_database:
             import asyncpg
 
             admin = await asyncpg.connect(PG_ADMIN)
@@ -223,9 +238,10 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--database", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument("--sqlite-file", help="keep the SQLite database here; an existing one is measured again")
+    parser.add_argument("--pg-database", help="keep this PostgreSQL database; a filled one is measured again")
     args = parser.parse_args()
     for backend in ("sqlite", "postgres") if args.database == "both" else (args.database,):
-        asyncio.run(run(backend, args.events, args.requests, args.sqlite_file))
+        asyncio.run(run(backend, args.events, args.requests, args.sqlite_file, args.pg_database))
 
 
 if __name__ == "__main__":
