@@ -1,5 +1,6 @@
 """Attempt rollups (`webhooks/rollups.py`): kept by the real dispatcher as it records attempts,
-equal to a rebuild from the attempts log, read by the dashboard's figures, pruned by retention."""
+equal to a rebuild from the attempts log, read by the dashboard's figures and the API's attempt
+totals, kept equal to the stored attempts by retention."""
 
 from __future__ import annotations
 
@@ -52,6 +53,17 @@ async def test_recorded_attempts_are_rolled_up_as_a_rebuild_would(hooks: Hooks) 
         await rollups.rebuild(tx.conn)
     assert await _totals(hooks) == live
 
+    # The API's totals come from the rollups: the same as counting the attempts.
+    for params, expected in (
+        ({}, 8),
+        ({"webhook_endpoint_id": flaky["id"]}, 5),
+        ({"webhook_endpoint_id": flaky["id"], "status": "failed"}, 2),
+        ({"status": "succeeded"}, 6),
+    ):
+        listed = (await hooks.api.get("/api/webhook-attempts", params={**params, "size": 1})).json()
+        assert listed["count"] == expected, params
+    assert (await hooks.live.get("/api/webhook-attempts")).json()["count"] == 0
+
 
 async def test_rollup_hours_go_with_their_attempts(hooks: Hooks) -> None:
     now = time.time()
@@ -67,7 +79,10 @@ async def test_rollup_hours_go_with_their_attempts(hooks: Hooks) -> None:
     async with hooks.app.db.transaction() as tx:
         await tx.conn.execute(webhook_attempts.insert(), rows)
         await rollups.add(tx.conn, rows, owner="wkr_test")
-    await prune(hooks.app.db, Policy(attempts_days=30), now=now, kinds=("attempts",))
+    assert (await hooks.api.get("/api/webhook-attempts")).json()["count"] == 2
+    result = await prune(hooks.app.db, Policy(attempts_days=30), now=now, kinds=("attempts",))
+    assert result.removed["attempts"] == 1
     async with hooks.app.db.read() as conn:
         hours = list((await conn.execute(sa.select(r.c.hour).where(r.c.endpoint_id == "we_r"))).scalars())
-    assert hours == [rollups.hour_of(young)]
+    assert hours == [rollups.hour_of(young)]  # the old hour subtracted to zero, then removed
+    assert (await hooks.api.get("/api/webhook-attempts")).json()["count"] == 1

@@ -155,8 +155,6 @@ async def prune(
     for kind in _kinds():
         if kind.name not in kinds:
             continue
-        if kind.name == "attempts" and not dry_run:
-            await _prune_rollups(db, cutoffs["attempts"])
         after, size = 0, policy.batch_size
         while True:
             started = time.monotonic()
@@ -174,6 +172,8 @@ async def prune(
                 elif took < policy.batch_seconds / 2:
                     size = min(policy.batch_size, size * 2)
                 await asyncio.sleep(max(policy.pause, took * (1 / policy.duty - 1)))
+    if "attempts" in kinds and not dry_run:
+        await _prune_rollups(db, cutoffs["attempts"])
     return result
 
 
@@ -209,12 +209,14 @@ async def _batch(
                 return 0, last, more
             result.archived += await asyncio.to_thread(_append_archive, policy.archive_dir, archive)
             removable = sa.and_(seq.in_([r.seq for r in archive]), kind.keep(cutoff))
+        if kind.name == "attempts":  # the rollups keep counting what is stored
+            await rollups.subtract(conn, removable)
         removed = (await conn.execute(table.delete().where(removable))).rowcount
         return int(removed or 0), last, more
 
 
 async def _prune_rollups(db: Database, cutoff: float) -> None:
-    """The attempt rollups' hours go with their attempts: a few rows per endpoint and hour."""
+    """Rollup hours whose attempts are all gone (subtracted as they went): a few rows each."""
     async with _write(db) as conn:
         await rollups.prune(conn, cutoff)
 

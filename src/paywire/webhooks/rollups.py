@@ -57,7 +57,7 @@ def bucket_of(duration_ms: int) -> int:
     return bisect.bisect_right(LATENCY_BOUNDS, duration_ms)
 
 
-def rows_for(attempts: Iterable[Mapping[str, Any]], *, owner: str) -> list[dict[str, Any]]:
+def rows_for(attempts: Iterable[Mapping[Any, Any]], *, owner: str) -> list[dict[str, Any]]:
     """Rollup increments for attempt rows (as inserted into `webhook_attempts`), one per
     (endpoint, hour), sorted so that concurrent upserts take their row locks in one order."""
     slot = slot_of(owner)
@@ -201,7 +201,41 @@ async def hourly(conn: AsyncConnection, livemode: bool, now: float) -> list[dict
     return buckets
 
 
+async def subtract(conn: AsyncConnection, removing: sa.ColumnElement[bool]) -> None:
+    """Take the attempts matching `removing` out of the rollups, before retention deletes them
+    in the same transaction: the rollups keep summing to the attempts stored, which is what lets
+    `count` answer the API's totals."""
+    a = webhook_attempts
+    query = sa.select(a.c.endpoint_id, a.c.livemode, a.c.created, a.c.status, a.c.duration_ms).where(removing)
+    rows = rows_for((await conn.execute(query)).mappings().all(), owner="retention")
+    for row in rows:
+        for name in COUNTS:
+            row[name] = -row[name]
+    if rows:
+        await conn.execute(_upsert(is_postgres(conn)), rows)
+
+
 async def prune(conn: AsyncConnection, cutoff: float) -> int:
-    """Remove the hours wholly older than `cutoff` (the attempts' retention)."""
-    removed = (await conn.execute(r.delete().where(r.c.hour <= cutoff - HOUR))).rowcount
+    """Remove the rows of hours older than `cutoff` whose attempts are all gone (their slots sum
+    to zero once retention has subtracted every one of them)."""
+    old = r.c.hour <= cutoff - HOUR
+    emptied = (
+        sa.select(r.c.endpoint_id, r.c.hour)
+        .where(old)
+        .group_by(r.c.endpoint_id, r.c.hour)
+        .having(sa.func.sum(r.c.succeeded + r.c.failed) == 0)
+    )
+    removed = (await conn.execute(r.delete().where(old, sa.tuple_(r.c.endpoint_id, r.c.hour).in_(emptied)))).rowcount
     return int(removed or 0)
+
+
+async def count(
+    conn: AsyncConnection, livemode: bool, *, endpoint_id: str | None = None, status: str | None = None
+) -> int:
+    """How many attempts are stored (of one endpoint, of one status): the sum of the rollups, a
+    few rows per endpoint and hour instead of a scan of the attempts log."""
+    column = {"succeeded": r.c.succeeded, "failed": r.c.failed}.get(status or "", r.c.succeeded + r.c.failed)
+    query = sa.select(sa.func.coalesce(sa.func.sum(column), 0)).where(r.c.livemode == livemode)
+    if endpoint_id:
+        query = query.where(r.c.endpoint_id == endpoint_id)
+    return int(await conn.scalar(query) or 0)
