@@ -2,8 +2,9 @@
 
 What goes, once older than its retention (see docs/deployment.md, "Retention"):
 
-- webhook attempts (the request logs) created before `retention_attempts_days`, and the hours of
-  their rollups (`webhook_attempt_rollups`, the dashboard's per-hour figures) that ended before it;
+- webhook attempts (the request logs) created before `retention_attempts_days`, each subtracted
+  from its rollup (`webhook_attempt_rollups`: the dashboard's per-hour figures, the API's attempt
+  totals) in the batch's transaction; an old hour's rollup rows go once they sum to zero;
 - deliveries no longer pending (succeeded, failed, canceled) last updated before
   `retention_events_days`;
 - events created before `retention_events_days`, except an event with a delivery still pending
