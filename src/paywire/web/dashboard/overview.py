@@ -67,16 +67,18 @@ async def overview(request: Request, session: auth.Session = Depends(current)) -
         )
         ids = [row["id"] for row in endpoint_rows]
         buckets = await rollups.hourly(conn, livemode, now)
-        # One query for every endpoint: `(endpoint_id, status, next_attempt)` is read once per
-        # endpoint in the list (a round trip each cost more than the reads on a busy server).
-        count, oldest = (
-            await conn.execute(
-                sa.select(sa.func.count(), sa.func.min(d.c.created)).where(
-                    d.c.endpoint_id.in_(ids), d.c.status == "pending"
+        pending, oldest = 0, None
+        for endpoint_id in ids:
+            count, first = (
+                await conn.execute(
+                    sa.select(sa.func.count(), sa.func.min(d.c.created)).where(
+                        d.c.endpoint_id == endpoint_id, d.c.status == "pending"
+                    )
                 )
-            )
-        ).one()
-        pending = int(count or 0)
+            ).one()
+            pending += int(count or 0)
+            if first is not None and (oldest is None or first < oldest):
+                oldest = first
         consumers = []
         for row in (
             await conn.execute(
