@@ -67,6 +67,9 @@ async def overview(request: Request, session: auth.Session = Depends(current)) -
         )
         ids = [row["id"] for row in endpoint_rows]
         buckets = await rollups.hourly(conn, livemode, now)
+        # One query per endpoint, on purpose: `endpoint_id IN (…) AND status = 'pending'` in one
+        # query made SQLite (with ANALYZE statistics) scan every delivery (measured: 490 ms p50
+        # at 1,000,000 deliveries, against 15 ms for these).
         pending, oldest = 0, None
         for endpoint_id in ids:
             count, first = (
