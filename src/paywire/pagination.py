@@ -33,12 +33,14 @@ async def paginate(
     order_by: sa.ColumnElement[Any],
     page: Page,
     render: Callable[[sa.RowMapping], dict[str, Any]],
+    *,
+    count: int | None = None,
 ) -> dict[str, Any]:
-    """Run `query` for one page (ordered by `order_by` descending) and its total count."""
-    count = await conn.scalar(sa.select(sa.func.count()).select_from(query.order_by(None).subquery()))
-    rows = await conn.execute(
-        query.order_by(order_by.desc()).limit(page.size).offset((page.page - 1) * page.size)
-    )
+    """Run `query` for one page (ordered by `order_by` descending) and its total count (counted
+    here unless the caller knows it another way)."""
+    if count is None:
+        count = await conn.scalar(sa.select(sa.func.count()).select_from(query.order_by(None).subquery()))
+    rows = await conn.execute(query.order_by(order_by.desc()).limit(page.size).offset((page.page - 1) * page.size))
     return {
         "count": count or 0,
         "list": [render(row) for row in rows.mappings()],

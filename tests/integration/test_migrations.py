@@ -83,3 +83,44 @@ async def test_pending_webhooks_survive_0005_up_and_down(empty_database: Databas
         await conn.run_sync(_downgrade, BEFORE)
     async with db.read() as conn:
         assert (await conn.execute(sa.text("SELECT pending_webhooks FROM events"))).scalar_one() == 1
+
+
+async def test_0011_fills_the_attempt_rollups_from_stored_attempts(empty_database: Database) -> None:
+    from paywire.webhooks import rollups
+
+    db = empty_database
+    await migrate.upgrade(db, "0010_secrets_encrypted")
+    hour = 1_700_000_000 // 3600 * 3600
+    attempts = [  # (endpoint, created, status, duration_ms)
+        ("we_1", hour + 10.5, "succeeded", 5),
+        ("we_1", hour + 3599.9, "failed", 10),  # the end of the hour stays in it
+        ("we_1", hour + 3600.0, "succeeded", 12_000),  # the next hour; over 10 s
+        ("we_2", hour + 20.0, "succeeded", 99),
+    ]
+    async with db.transaction() as tx:
+        for i, (endpoint_id, created, status, ms) in enumerate(attempts):
+            await tx.conn.execute(
+                sa.text(
+                    "INSERT INTO webhook_attempts (id, livemode, delivery_seq, event_id, endpoint_id, status,"
+                    " retry_count, duration_ms, created) VALUES (:id, false, 1, 'evt_1', :e, :s, 0, :ms, :c)"
+                ),
+                {"id": f"wha_{i}", "e": endpoint_id, "s": status, "ms": ms, "c": created},
+            )
+    await migrate.upgrade(db)
+    columns = ", ".join(rollups.COUNTS)
+    query = f"SELECT endpoint_id, hour, slot, livemode, {columns} FROM webhook_attempt_rollups ORDER BY 1, 2"
+    async with db.read() as conn:
+        assert await conn.run_sync(_schema_differences) == []
+        migrated = [tuple(row) for row in (await conn.execute(sa.text(query))).all()]
+    rows = [
+        {"endpoint_id": e, "livemode": False, "created": c, "status": s, "duration_ms": ms} for e, c, s, ms in attempts
+    ]
+    live = rollups.rows_for(rows, owner="x")  # what recording the same attempts adds
+    assert migrated == [(r["endpoint_id"], r["hour"], 0, False, *(r[n] for n in rollups.COUNTS)) for r in live]
+    assert [m[:6] for m in migrated] == [
+        ("we_1", hour, 0, False, 1, 1),
+        ("we_1", hour + 3600, 0, False, 1, 0),
+        ("we_2", hour, 0, False, 1, 0),
+    ]
+    async with db.engine.begin() as conn:
+        await conn.run_sync(_downgrade, "0010_secrets_encrypted")

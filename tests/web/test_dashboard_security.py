@@ -278,6 +278,7 @@ def test_the_audit_log_has_no_way_to_change_it() -> None:
 async def test_endpoint_health_counts_the_last_24_hours(server: Server, admin: Browserless) -> None:
     from paywire.db.schema import webhook_attempts
     from paywire.web.dashboard.endpoints import health
+    from paywire.webhooks import rollups
 
     now = time.time()
     rows = [
@@ -297,11 +298,13 @@ async def test_endpoint_health_counts_the_last_24_hours(server: Server, admin: B
     ]  # fmt: skip
     async with server.app.db.transaction() as tx:
         await tx.conn.execute(webhook_attempts.insert(), rows)
+        await rollups.add(tx.conn, rows, owner="wkr_test")  # as `attempts.record` does
     async with server.app.db.read() as conn:
         stats = await health(conn, "we_h", now)
         assert (await health(conn, "we_none", now)).success_rate is None
     assert stats.attempts == 100 and stats.succeeded == 75 and stats.success_rate == 75.0
-    assert stats.p50 in (50, 51) and stats.p95 in (95, 96) and not stats.sampled
+    # From the rollups' latency histogram: interpolated inside the 50-100 ms bucket.
+    assert stats.p50 in (50, 51) and stats.p95 in (95, 96)
 
 
 async def test_refund_and_cancel_take_a_confirmation_step(server: Server, admin: Browserless) -> None:

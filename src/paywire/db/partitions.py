@@ -166,8 +166,15 @@ class Dropped:
     rows: int
 
 
-async def drop_before(db: Database, cutoff: float, *, dry_run: bool = False) -> list[Dropped]:
-    """Drop (with `dry_run`, only count) every partition whose rows are all older than `cutoff`."""
+async def drop_before(
+    db: Database,
+    cutoff: float,
+    *,
+    dry_run: bool = False,
+    before_drop: Callable[[AsyncConnection, Partition], Awaitable[None]] | None = None,
+) -> list[Dropped]:
+    """Drop (with `dry_run`, only count) every partition whose rows are all older than `cutoff`.
+    `before_drop` runs in the dropping transaction (retention takes the rows out of the rollups)."""
     async with db.read() as conn:
         old = [p for p in await listing(conn) if not p.is_default and p.upper is not None and p.upper <= cutoff]
     dropped = []
@@ -178,8 +185,10 @@ async def drop_before(db: Database, cutoff: float, *, dry_run: bool = False) -> 
             dropped.append(Dropped(partition.name, rows))
             continue
 
-        async def drop(conn: AsyncConnection, name: str = partition.name) -> int:
+        async def drop(conn: AsyncConnection, name: str = partition.name, part: Partition = partition) -> int:
             rows = int(await conn.scalar(sa.text(f"SELECT count(*) FROM {name}")) or 0)
+            if before_drop is not None:
+                await before_drop(conn, part)
             await conn.execute(sa.text(f"DROP TABLE {name}"))
             return rows
 

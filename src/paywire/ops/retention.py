@@ -2,10 +2,13 @@
 
 What goes, once older than its retention (see docs/deployment.md, "Retention"):
 
-- webhook attempts (the request logs) created before `retention_attempts_days`; on PostgreSQL
-  they are partitioned by day (`db/partitions.py`): a day's partition is dropped whole once all
-  of the day is past retention (an attempt is kept up to a day longer), the days ahead are
-  created here, and only the legacy and default partitions are deleted from in batches;
+- webhook attempts (the request logs) created before `retention_attempts_days`, each subtracted
+  from its rollup (`webhook_attempt_rollups`: the dashboard's per-hour figures, the API's attempt
+  totals) in the transaction that removes it; an old hour's rollup rows go once they sum to zero.
+  On PostgreSQL they are partitioned by day (`db/partitions.py`): a day's partition is dropped
+  whole (its rows subtracted from the rollups first, in the same transaction) once all of the
+  day is past retention (an attempt is kept up to a day longer), the days ahead are created
+  here, and only the legacy and default partitions are deleted from in batches;
 - deliveries no longer pending (succeeded, failed, canceled) last updated before
   `retention_events_days`;
 - events created before `retention_events_days`, except an event with a delivery still pending
@@ -52,6 +55,7 @@ from paywire.db.schema import event_consumers, events, idempotency_keys, webhook
 from paywire.events import log as event_log
 from paywire.periodic import Periodic
 from paywire.settings import Settings
+from paywire.webhooks import rollups
 
 log = logging.getLogger("paywire.ops")
 
@@ -163,6 +167,8 @@ async def prune(
             walked = await _drop_partitions(db, cutoffs[kind.name], now, dry_run, result, progress)
         for each in walked:
             await _walk(db, each, cutoffs[kind.name], policy, result, dry_run, progress)
+    if "attempts" in kinds and not dry_run:
+        await _prune_rollups(db, cutoffs["attempts"])
     return result
 
 
@@ -203,7 +209,7 @@ async def _drop_partitions(
     retention; what is left to delete row by row is in the legacy and default partitions."""
     if not dry_run:
         await partitions.ensure_ahead(db, now)
-    for dropped in await partitions.drop_before(db, cutoff, dry_run=dry_run):
+    for dropped in await partitions.drop_before(db, cutoff, dry_run=dry_run, before_drop=_subtract_partition):
         result.removed["attempts"] += dropped.rows
         result.dropped.append(dropped.name)
         if progress is not None:
@@ -212,9 +218,16 @@ async def _drop_partitions(
         names = await partitions.row_deleted(conn)
     walked = []
     for name in names:
-        part = sa.table(name, sa.column("seq"), sa.column("created"))
+        columns = ("seq", "created", "endpoint_id", "livemode", "status", "duration_ms")
+        part = sa.table(name, *(sa.column(c) for c in columns))
         walked.append(_Kind("attempts", part, part.c.created, lambda cutoff: sa.true()))
     return walked
+
+
+async def _subtract_partition(conn: AsyncConnection, partition: partitions.Partition) -> None:
+    """A day about to be dropped leaves the rollups as its rows leave the table."""
+    columns = ("created", "endpoint_id", "livemode", "status", "duration_ms")
+    await rollups.subtract(conn, sa.true(), sa.table(partition.name, *(sa.column(c) for c in columns)))
 
 
 async def _batch(
@@ -249,8 +262,16 @@ async def _batch(
                 return 0, last, more
             result.archived += await asyncio.to_thread(_append_archive, policy.archive_dir, archive)
             removable = sa.and_(seq.in_([r.seq for r in archive]), kind.keep(cutoff))
+        if kind.name == "attempts":  # the rollups keep counting what is stored
+            await rollups.subtract(conn, removable, table)
         removed = (await conn.execute(table.delete().where(removable))).rowcount
         return int(removed or 0), last, more
+
+
+async def _prune_rollups(db: Database, cutoff: float) -> None:
+    """Rollup hours whose attempts are all gone (subtracted as they went): a few rows each."""
+    async with _write(db) as conn:
+        await rollups.prune(conn, cutoff)
 
 
 @contextlib.asynccontextmanager

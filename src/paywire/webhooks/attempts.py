@@ -24,7 +24,7 @@ from paywire.events import targets
 from paywire.events.log import NewEvent, append
 from paywire.ids import new_id
 from paywire.ops import metrics
-from paywire.webhooks import endpoints
+from paywire.webhooks import endpoints, rollups
 from paywire.webhooks.delivery import still_leased
 from paywire.webhooks.retry import next_retry as schedule_next
 from paywire.webhooks.retry import parse_retry_after
@@ -139,6 +139,7 @@ async def record(tx: Tx, outcomes: Sequence[Outcome], *, owner: str, now: float,
     conn = tx.conn
     postgres = is_postgres(conn)
     await insert_rows(conn, a, attempt_rows)
+    await rollups.add(conn, attempt_rows, owner=owner)  # the dashboard's per-hour figures
     metrics.count_attempts("webhook", succeeded=len(done), failed=len(outcomes) - len(done))
     # Only rows still leased to us: if our lease lapsed and another worker took the row, its
     # outcome decides (our attempt is still logged; the receiver de-duplicates on webhook-id).

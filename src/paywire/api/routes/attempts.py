@@ -11,7 +11,7 @@ from paywire.api.paging import page_params
 from paywire.db.schema import webhook_attempts as table
 from paywire.pagination import Page, paginate
 from paywire.schemas import ListResponse, WebhookAttempt
-from paywire.webhooks import attempts
+from paywire.webhooks import attempts, rollups
 
 router = APIRouter(prefix="/api/webhook-attempts", tags=["webhook attempts"])
 
@@ -26,4 +26,9 @@ async def list_attempts(
 ) -> dict[str, Any]:
     query = attempts.listing(ctx.livemode, event_id=event_id, endpoint_id=webhook_endpoint_id, status=status)
     async with ctx.db.read() as conn:
-        return await paginate(conn, query, table.c.seq, page, attempts.render)
+        # The total from the rollups (exact: kept in the transactions that add and remove
+        # attempts), not a count of millions of rows; one event's attempts are counted directly.
+        total = None
+        if not event_id:
+            total = await rollups.count(conn, ctx.livemode, endpoint_id=webhook_endpoint_id, status=status)
+        return await paginate(conn, query, table.c.seq, page, attempts.render, count=total)

@@ -3,7 +3,6 @@ test events, and the attempts page."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated, Any
 
 import sqlalchemy as sa
@@ -33,14 +32,12 @@ from paywire.web.dashboard.common import (
     redirect,
     services_of,
 )
-from paywire.webhooks import delivery, netpolicy
+from paywire.webhooks import delivery, netpolicy, rollups
 from paywire.webhooks import endpoints as engine
 from paywire.webhooks.test_event import send_test_event
 
 router = APIRouter()
 e, a = webhook_endpoints, webhook_attempts
-HEALTH_WINDOW = 86_400
-HEALTH_SAMPLE = 1_000  # attempts per endpoint the health figures read at most (the newest)
 ROTATE_CHOICES = (
     (0, "Now (the old secret stops at once)"),
     (3600, "1 hour"),
@@ -49,42 +46,10 @@ ROTATE_CHOICES = (
 )
 
 
-@dataclass
-class Health:
-    attempts: int = 0
-    succeeded: int = 0
-    p50: int | None = None
-    p95: int | None = None
-    sampled: bool = False
-
-    @property
-    def success_rate(self) -> float | None:
-        return None if not self.attempts else 100.0 * self.succeeded / self.attempts
-
-
-async def health(conn: AsyncConnection, endpoint_id: str, now: float) -> Health:
-    """Success rate and p50/p95 latency of the endpoint's attempts in the last 24 hours (the
-    newest `HEALTH_SAMPLE` of them), read through `(endpoint_id, created)`. The database counts
-    and sorts: two queries per endpoint, four numbers back."""
-    sample = (
-        sa.select(a.c.status, a.c.duration_ms)
-        .where(a.c.endpoint_id == endpoint_id, a.c.created >= now - HEALTH_WINDOW)
-        .order_by(a.c.created.desc())
-        .limit(HEALTH_SAMPLE)
-        .subquery()
-    )
-    ok = sa.func.coalesce(sa.func.sum(sa.case((sample.c.status == "succeeded", 1), else_=0)), 0)
-    total, succeeded = (await conn.execute(sa.select(sa.func.count(), ok).select_from(sample))).one()
-    if not total:
-        return Health()
-
-    def at(q: float) -> sa.Select[Any]:
-        offset = min(int(total) - 1, max(0, round(q * (int(total) - 1))))
-        pick = sa.select(sample.c.duration_ms).order_by(sample.c.duration_ms).limit(1).offset(offset).subquery()
-        return sa.select(pick.c.duration_ms)
-
-    p50, p95 = sorted(int(v) for v in (await conn.execute(sa.union_all(at(0.5), at(0.95)))).scalars())
-    return Health(attempts=int(total), succeeded=int(succeeded), p50=p50, p95=p95, sampled=int(total) == HEALTH_SAMPLE)
+async def health(conn: AsyncConnection, endpoint_id: str, now: float) -> rollups.Health:
+    """Success rate and p50/p95 latency of the endpoint's attempts in the last 24 hours (by
+    whole UTC hours, as the overview), from the attempt rollups."""
+    return (await rollups.health(conn, [endpoint_id], now))[endpoint_id]
 
 
 @router.get("/endpoints")
@@ -95,7 +60,8 @@ async def list_endpoints(
     now = services.now()
     async with services.db.read() as conn:
         result = await keyset(conn, engine.listing(session.livemode), e.c.seq, cursor)
-        rows = [{**row._mapping, "health": await health(conn, row.id, now)} for row in result.rows]
+        figures = await rollups.health(conn, [row.id for row in result.rows], now)
+        rows = [{**row._mapping, "health": figures[row.id]} for row in result.rows]
     return page(request, session, "endpoints.html", {"endpoints": rows, "page": result.links(request)}, nav="endpoints")
 
 

@@ -161,12 +161,13 @@ async def event_deliveries(conn: Any, event_id: str, livemode: bool) -> list[dic
     ).mappings()
     deliveries = [{**row, "attempt_list": []} for row in rows]
     by_seq = {row["seq"]: row for row in deliveries}
-    attempts = (
-        await conn.execute(sa.select(a).where(a.c.event_id == event_id, a.c.livemode == livemode).order_by(a.c.seq))
-    ).mappings()
-    for attempt in attempts:
+    # By `event_id` alone, sorted here: with `livemode = ?` and `ORDER BY seq` in the query,
+    # SQLite may walk `webhook_attempts(livemode, seq)`, every attempt of the mode, to skip a sort
+    # of three rows. The mode is checked on each row instead (the event's own mode is its attempts').
+    attempts = (await conn.execute(sa.select(a).where(a.c.event_id == event_id))).mappings().all()
+    for attempt in sorted(attempts, key=lambda row: row["seq"]):
         delivery = by_seq.get(attempt["delivery_seq"])
-        if delivery is not None:
+        if delivery is not None and attempt["livemode"] == livemode:
             delivery["attempt_list"].append(attempt)
     return deliveries
 
@@ -275,4 +276,3 @@ async def event_types(request: Request, session: auth.Session = Depends(current)
     return page(
         request, session, "event_types.html", {"types": list(catalogue.EVENT_TYPES.values())}, nav="event_types"
     )
-

@@ -8,42 +8,22 @@ from typing import Annotated, Any
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paywire.db.schema import (
     audit_log,
     event_consumers,
     events,
-    webhook_attempts,
     webhook_deliveries,
     webhook_endpoints,
 )
 from paywire.events.local import consumer_scope
 from paywire.web.dashboard import audit, auth
 from paywire.web.dashboard.common import Cursor, current, cursor_params, keyset, page, services_of
+from paywire.webhooks import rollups
 
 router = APIRouter()
-a, d, e = webhook_attempts, webhook_deliveries, webhook_endpoints
-HOURS = 24
+d, e = webhook_deliveries, webhook_endpoints
 BEHIND_CAP = 10_000  # consumers further behind show "10,000+" (counting further costs a scan)
-
-
-async def hourly(conn: AsyncConnection, endpoint_ids: list[str], now: float) -> list[dict[str, Any]]:
-    """Attempts per hour for the last 24 hours by outcome, oldest hour first (read per
-    endpoint through `(endpoint_id, created)`)."""
-    start = (int(now) // 3600 - (HOURS - 1)) * 3600
-    buckets = [{"start": start + i * 3600, "succeeded": 0, "failed": 0} for i in range(HOURS)]
-    hour = sa.cast((a.c.created - start) / 3600, sa.Integer).label("hour")
-    for endpoint_id in endpoint_ids:
-        rows = await conn.execute(
-            sa.select(hour, a.c.status, sa.func.count())
-            .where(a.c.endpoint_id == endpoint_id, a.c.created >= start)
-            .group_by(hour, a.c.status)
-        )
-        for index, status, count in rows:
-            if 0 <= int(index) < HOURS and status in ("succeeded", "failed"):
-                buckets[int(index)][status] += int(count)
-    return buckets
 
 
 def duration(seconds: int) -> str:
@@ -86,7 +66,10 @@ async def overview(request: Request, session: auth.Session = Depends(current)) -
             (await conn.execute(sa.select(e).where(e.c.livemode == livemode).order_by(e.c.seq))).mappings().all()
         )
         ids = [row["id"] for row in endpoint_rows]
-        buckets = await hourly(conn, ids, now)
+        buckets = await rollups.hourly(conn, livemode, now)
+        # One query per endpoint, on purpose: `endpoint_id IN (…) AND status = 'pending'` in one
+        # query made SQLite (with ANALYZE statistics) scan every delivery (measured: 490 ms p50
+        # at 1,000,000 deliveries, against 15 ms for these).
         pending, oldest = 0, None
         for endpoint_id in ids:
             count, first = (

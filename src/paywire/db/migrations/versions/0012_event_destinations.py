@@ -1,7 +1,7 @@
 """event destinations: a type, an encrypted config and an ordering per endpoint; ordered deliveries
 
 Revision ID: 0012_event_destinations
-Revises: 0010_secrets_encrypted (the lead re-chains it at merge)
+Revises: 0011_attempt_rollups (re-chained at merge)
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0012_event_destinations"
-down_revision: str | None = "0010_secrets_encrypted"
+down_revision: str | None = "0011_attempt_rollups"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
