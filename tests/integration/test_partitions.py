@@ -18,6 +18,7 @@ from paywire.db.partitions import DAY, day_start
 from paywire.db.schema import webhook_attempts
 from paywire.ids import new_id
 from paywire.ops.retention import Policy, prune
+from paywire.webhooks import rollups
 from tests.conftest import PG_ADMIN_URL, _truncate_pg
 from tests.integration.test_migrations import _downgrade, _schema_differences
 
@@ -67,6 +68,14 @@ def _attempt(at: float, attempt_id: str | None = None) -> dict[str, object]:
 async def _insert(db: Database, moments: list[float]) -> None:
     async with db.transaction() as tx:
         await tx.conn.execute(webhook_attempts.insert(), [_attempt(at) for at in moments])
+        await rollups.rebuild(tx.conn)  # as the recorder would have kept them
+
+
+async def _rollups_match_the_attempts(db: Database) -> None:
+    """Dropping a partition or deleting rows, retention keeps the rollups summing to what is stored."""
+    async with db.read() as conn:
+        stored = await conn.scalar(sa.select(sa.func.count()).select_from(webhook_attempts))
+        assert await rollups.count(conn, False) == stored
 
 
 async def _created(db: Database) -> list[float]:
@@ -103,6 +112,7 @@ async def test_old_days_are_dropped_whole_and_the_days_ahead_created(db: Databas
         assert partitions.day_name(day_start(NOW + ahead * DAY)) in names
     again = await prune(db, POLICY, now=NOW, kinds=["attempts"])
     assert again.removed["attempts"] == 0 and again.dropped == []
+    await _rollups_match_the_attempts(db)
 
 
 async def test_ids_and_seqs_stay_unique(db: Database) -> None:
@@ -121,7 +131,7 @@ async def test_ids_and_seqs_stay_unique(db: Database) -> None:
 
 async def test_the_migration_attaches_the_rows_it_finds_and_goes_back(empty_pg: Database) -> None:
     db = empty_pg
-    await migrate.upgrade(db, "0010_secrets_encrypted")
+    await migrate.upgrade(db, "0014_renewal_storm")
     now = time.time()
     await _insert(db, [now - 40 * DAY, now - 3600])
 
@@ -144,7 +154,7 @@ async def test_the_migration_attaches_the_rows_it_finds_and_goes_back(empty_pg: 
     assert len(await _created(db)) == 2
 
     async with db.engine.connect() as conn:
-        await conn.run_sync(_downgrade, "0010_secrets_encrypted")
+        await conn.run_sync(_downgrade, "0014_renewal_storm")
         await conn.commit()
     async with db.read() as conn:
         assert not await partitions.is_partitioned(conn)
