@@ -326,3 +326,44 @@ async def test_a_viewer_sees_no_actions_and_the_server_refuses_them(
     await page.goto(f"{server.url}/dashboard/endpoints/new")
     await expect(page.get_by_role("heading", name="Not allowed")).to_be_visible()
     await screenshot(page, "dashboard-forbidden")
+
+
+async def test_broker_destinations_show_beside_the_webhook_endpoints(
+    slow_retry_server: Server, receiver: FlakyReceiver, page: Page
+) -> None:
+    """A RabbitMQ destination (the real broker on this machine) is listed and shown with the
+    webhooks: its type, its masked URL and exchange, its ordering, its delivered attempt; it has
+    no URL form to edit, and its password never reaches the page."""
+    server = slow_retry_server
+    await create_operator(server.app, *ADMIN)
+    async with server.client() as api:
+        await api_post(api, "/api/webhook-endpoints", {"url": receiver.url, "enabled_events": ["*"]})
+        config = {"url": "amqp://guest:guest@127.0.0.1:5672/", "exchange": "amq.topic"}
+        broker = await api_post(
+            api,
+            "/api/event-destinations",
+            {"type": "rabbitmq", "enabled_events": ["customer.created"], "config": config, "ordering": "per_object"},
+        )
+        await api_post(api, "/api/customers", {"name": "Ada"})
+    await sign_in(page, server.url, *ADMIN)
+    await page.goto(f"{server.url}/dashboard/endpoints")
+    shown = "amqp://guest:****@127.0.0.1:5672/ → amq.topic"
+    row = page.locator("tr", has=page.get_by_role("link", name=shown))
+    await expect(row).to_contain_text("rabbitmq")
+    await expect(row).to_contain_text("ordered per object")
+    await expect(page.locator("tr", has=page.get_by_role("link", name=receiver.url))).to_contain_text("webhook")
+    deadline = time.monotonic() + 15
+    while "of 1" not in await row.inner_text():  # the broker confirmed the event's message
+        assert time.monotonic() < deadline, await row.inner_text()
+        await page.wait_for_timeout(300)
+        await page.reload()
+    assert "guest:guest" not in await page.content()
+    await screenshot(page, "dashboard-destinations")
+    await page.get_by_role("link", name=shown).click()
+    await expect(page.get_by_role("heading", name=shown)).to_be_visible()
+    await expect(page.get_by_role("link", name="Edit")).to_have_count(0)
+    await expect(page.get_by_role("button", name="Disable")).to_be_visible()
+    assert broker["id"] in await page.content() and "guest:guest" not in await page.content()
+    await screenshot(page, "dashboard-destination")
+    await page.goto(f"{server.url}/dashboard/attempts")
+    await expect(page.get_by_role("option", name=shown)).to_have_count(1)

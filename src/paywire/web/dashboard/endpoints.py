@@ -14,9 +14,12 @@ from starlette.datastructures import FormData
 
 from paywire import objects
 from paywire.db.schema import webhook_attempts, webhook_deliveries, webhook_endpoints
+from paywire.destinations import config as destination_config
+from paywire.destinations import store as destination_store
 from paywire.errors import InvalidRequest, PaywireError
 from paywire.events import catalogue
 from paywire.schemas import WebhookEndpointCreate, WebhookEndpointUpdate
+from paywire.secrets_at_rest import Keyring
 from paywire.web.dashboard import auth
 from paywire.web.dashboard.common import (
     Cursor,
@@ -46,6 +49,16 @@ ROTATE_CHOICES = (
 )
 
 
+def target(row: Any, keyring: Keyring) -> str:
+    """Where a destination sends: a webhook's URL, or a broker's masked URL and its address in
+    it (exchange and routing key, subject, stream)."""
+    if row["type"] == "webhook":
+        return str(row["url"])
+    config = destination_config.masked(destination_store.stored_config(row, keyring))
+    where = [str(config[key]) for key in ("exchange", "routing_key", "subject", "stream") if config.get(key)]
+    return " → ".join([str(config["url"]), *where])
+
+
 async def health(conn: AsyncConnection, endpoint_id: str, now: float) -> rollups.Health:
     """Success rate and p50/p95 latency of the endpoint's attempts in the last 24 hours (by
     whole UTC hours, as the overview), from the attempt rollups."""
@@ -59,9 +72,14 @@ async def list_endpoints(
     services = services_of(request)
     now = services.now()
     async with services.db.read() as conn:
-        result = await keyset(conn, engine.listing(session.livemode), e.c.seq, cursor)
+        # Every destination, webhooks and brokers alike: they share the delivery machinery.
+        result = await keyset(conn, sa.select(e).where(e.c.livemode == session.livemode), e.c.seq, cursor)
         figures = await rollups.health(conn, [row.id for row in result.rows], now)
-        rows = [{**row._mapping, "health": figures[row.id]} for row in result.rows]
+        keyring = services.keyring
+        rows = [
+            {**row._mapping, "health": figures[row.id], "target": target(row._mapping, keyring)}
+            for row in result.rows
+        ]
     return page(request, session, "endpoints.html", {"endpoints": rows, "page": result.links(request)}, nav="endpoints")
 
 
@@ -160,6 +178,7 @@ async def _detail(
         )
     context = {
         "endpoint": row,
+        "target": target(row, services.keyring),
         "health": stats,
         "recent": recent,
         "failed_deliveries": failed or 0,
@@ -315,15 +334,17 @@ async def list_attempts(
     async with services.db.read() as conn:
         query = attempts.listing(session.livemode, endpoint_id=endpoint_id or None, status=status or None)
         result = await keyset(conn, query, a.c.seq, cursor)
+        columns = (e.c.id, e.c.type, e.c.url, e.c.config)
         endpoint_rows = (
-            await conn.execute(sa.select(e.c.id, e.c.url).where(e.c.livemode == session.livemode).order_by(e.c.seq))
+            await conn.execute(sa.select(*columns).where(e.c.livemode == session.livemode).order_by(e.c.seq))
         ).all()
+    targets = {row.id: target(row._mapping, services.keyring) for row in endpoint_rows}
     context = {
         "attempts": [row._mapping for row in result.rows],
         "page": result.links(request),
         "status": status,
         "endpoint_id": endpoint_id,
-        "endpoint_choices": endpoint_rows,
-        "urls": {row.id: row.url for row in endpoint_rows},
+        "endpoint_choices": targets,
+        "urls": targets,
     }
     return page(request, session, "attempts.html", context, nav="attempts")
