@@ -40,7 +40,7 @@ from paywire.db.bulk import insert_rows
 from paywire.db.engine import Database
 from paywire.db.schema import events, webhook_attempts, webhook_deliveries, webhook_endpoints
 from paywire.errors import InvalidRequest
-from paywire.events import catalogue
+from paywire.events import catalogue, targets
 from paywire.web.dashboard import auth
 from paywire.webhooks import rollups
 
@@ -70,6 +70,7 @@ async def fill(db: Database, n: int) -> float:
                 for i, endpoint_id in enumerate(endpoint_ids)
             ],
         )  # fmt: skip
+        await targets.bump(tx.conn)  # written past the engine: tell `append` the list changed
     seq = 0
     for first in range(0, n, BATCH):
         count = min(BATCH, n - first)
