@@ -63,9 +63,17 @@ async def test_metrics_from_loopback_count_requests_and_read_the_queue(server: S
 
 
 async def test_metrics_count_delivery_attempts(server: Server) -> None:
+    from prometheus_client import REGISTRY
+
     from paywire.ops.metrics import ATTEMPTS
 
+    def first_attempts() -> tuple[float, float]:
+        labels = {"destination": "webhook"}
+        count = REGISTRY.get_sample_value("paywire_delivery_latency_seconds_count", labels) or 0.0
+        return count, REGISTRY.get_sample_value("paywire_delivery_latency_seconds_sum", labels) or 0.0
+
     before = ATTEMPTS.labels("webhook", "failed")._value.get()
+    latency_before = first_attempts()
     async with server.client() as api:
         await api.post("/api/webhook-endpoints", json={"url": "http://127.0.0.1:9/hook", "enabled_events": ["*"]})
         await api.post("/api/customers", json={"email": "m@example.com"})
@@ -76,6 +84,9 @@ async def test_metrics_count_delivery_attempts(server: Server) -> None:
             await asyncio.sleep(0.1)
     assert ATTEMPTS.labels("webhook", "failed")._value.get() > before
     assert 'paywire_delivery_attempts_total{destination="webhook",outcome="failed"}' in text
+    # The first attempt's latency, from the event's write to the refused connection: observed, and short.
+    count, total = first_attempts()
+    assert count > latency_before[0] and 0 <= total - latency_before[1] < 10 * (count - latency_before[0])
     gauges = ("paywire_delivery_oldest_pending_seconds", "paywire_billing_jobs_due", "paywire_billing_jobs_lag_seconds")
     for name in gauges:
         assert f"\n{name} " in text

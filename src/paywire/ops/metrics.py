@@ -45,8 +45,8 @@ def count_attempts(destination: str, *, succeeded: int, failed: int) -> None:
 
 
 # Commit of the event -> the destination's response, for an event's first attempt only (a retry's
-# time is the schedule's, not the system's). The dispatcher calls `observe_delivery_latency` when
-# it records outcomes; it needs each claimed job's commit time (not handed to it yet).
+# time is the schedule's, not the system's): the attempts recorder (`webhooks/attempts.py`) calls
+# `observe_delivery_latency` with each first attempt's end less the time its delivery was written.
 DELIVERY_LATENCY = Histogram(
     "paywire_delivery_latency_seconds",
     "Time from an event's commit to its destination's response, first attempts, by destination type.",

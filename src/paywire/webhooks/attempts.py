@@ -140,7 +140,7 @@ async def record(tx: Tx, outcomes: Sequence[Outcome], *, owner: str, now: float,
     postgres = is_postgres(conn)
     await insert_rows(conn, a, attempt_rows)
     await rollups.add(conn, attempt_rows, owner=owner)  # the dashboard's per-hour figures
-    metrics.count_attempts("webhook", succeeded=len(done), failed=len(outcomes) - len(done))
+    _observe(outcomes)
     # Only rows still leased to us: if our lease lapsed and another worker took the row, its
     # outcome decides (our attempt is still logged; the receiver de-duplicates on webhook-id).
     finished = _finished_statement(postgres)
@@ -250,3 +250,16 @@ async def disable(tx: Tx, endpoint_id: str, *, reason: str, now: float) -> None:
         livemode=row["livemode"],
         now=now,
     )
+
+
+def _observe(outcomes: Sequence[Outcome]) -> None:
+    """The attempts, and the first attempts' latency from the event's write to the answer, in
+    `/metrics`, by destination type."""
+    by_type: dict[str, list[Outcome]] = {}
+    for o in outcomes:
+        by_type.setdefault(o.job.type, []).append(o)
+    for kind, group in by_type.items():
+        succeeded = sum(1 for o in group if o.ok)
+        metrics.count_attempts(kind, succeeded=succeeded, failed=len(group) - succeeded)
+        metrics.observe_delivery_latency(kind, [o.finished - o.job.due for o in group if o.job.attempts == 0])
+

@@ -56,6 +56,8 @@ class Job:
     lease_until: float  # the claim is ours until then; never start a request that could outlast it
     type: str = "webhook"  # the destination's type (`paywire.destinations`)
     config: str | None = None  # its config (JSON, decrypted), for types other than webhook
+    # When it became due: for a first attempt, when its event was written (the latency metric).
+    due: float = 0.0
 
 
 def _due(now: sa.ColumnElement[float]) -> sa.ColumnElement[bool]:
@@ -120,7 +122,7 @@ def _claim_statement(postgres: bool, endpoints: int, ordered: bool = False) -> s
         # shapes let PostgreSQL, before ANALYZE has run, scan every due row first).
         .where(d.c.seq == due_rows.c.seq)
         .values(lease_owner=sa.bindparam("owner"), lease_until=sa.bindparam("until"))
-        .returning(d.c.seq, d.c.event_id, d.c.endpoint_id, d.c.livemode, d.c.attempts)
+        .returning(d.c.seq, d.c.event_id, d.c.endpoint_id, d.c.livemode, d.c.attempts, d.c.next_attempt)
     )
 
 
@@ -289,10 +291,10 @@ async def claim_from(
         return [], covered
     if len(claimed) >= limit:
         # Cut short by `limit`: the window's endpoints after the last one served come first next.
-        served = {endpoint_id for _, _, endpoint_id, _, _ in claimed}
+        served = {endpoint_id for _, _, endpoint_id, *_ in claimed}
         covered = max(position[i] for i in window if i in served) + 1
     # Each endpoint and each event is read once, however many of the claimed rows share it.
-    endpoint_ids = list({endpoint_id for _, _, endpoint_id, _, _ in claimed})
+    endpoint_ids = list({endpoint_id for _, _, endpoint_id, *_ in claimed})
     keys = keyring or tx.keyring
     targets = {}
     for row in await conn.execute(_targets_statement(postgres), {"ids": endpoint_ids}):
@@ -303,19 +305,20 @@ async def claim_from(
             # Not sent: its rows wait out their lease and are claimed again (by a process with
             # the key, or this one once configured); the other endpoints are not held up.
             log.error("webhook endpoint %s not delivered to: %s", row.id, exc)
-    event_ids = list({event_id for _, event_id, _, _, _ in claimed})
+    event_ids = list({event_id for _, event_id, *_ in claimed})
     bodies = {
         row.id: event_log.render_json(row._mapping)
         for row in await conn.execute(_events_statement(postgres), {"ids": event_ids})
     }
     jobs = []
-    for seq, event_id, endpoint_id, livemode, attempts in claimed:
+    for seq, event_id, endpoint_id, livemode, attempts, due in claimed:
         target, body = targets.get(endpoint_id), bodies.get(event_id)
         # (An endpoint deleted meanwhile cannot be missing: deleting it waits on these rows'
         # locks to cancel them. Were one missing, its rows would just wait out their lease.)
         if target is not None and body is not None:
             url, secrets, kind, config = target
-            job = Job(seq, event_id, endpoint_id, livemode, url, secrets, body, attempts, now + lease, kind, config)
+            until = now + lease
+            job = Job(seq, event_id, endpoint_id, livemode, url, secrets, body, attempts, until, kind, config, due)
             jobs.append(job)
     return jobs, covered
 
