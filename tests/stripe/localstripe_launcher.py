@@ -12,8 +12,8 @@ Stripe.js (whose `createPaymentMethod` does nothing), and accepts the publishabl
 `POST /v1/payment_methods` as Stripe does for Stripe.js (`key=pk_…` in the form body; localstripe
 accepts it only on tokens, sources and 3-D Secure). Both are test doubles of Stripe's, disclosed
 in docs/providers.md. Two more gaps of localstripe are filled as Stripe behaves: `off_session`
-is accepted on `POST /v1/payment_intents/{id}/confirm` (and ignored, as localstripe ignores it on
-create), and `DELETE /_config/idempotency` forgets every idempotency key, as Stripe does after
+and `use_stripe_sdk` are accepted on `POST /v1/payment_intents/{id}/confirm` (and ignored, as
+localstripe ignores `off_session` on create), and `DELETE /_config/idempotency` forgets every idempotency key, as Stripe does after
 24 hours.
 
 Usage: python localstripe_launcher.py PORT
@@ -76,7 +76,9 @@ async def stripe_js(request: web.Request, handler: Any) -> web.StreamResponse:
     confirm = re.fullmatch(r"/v1/payment_intents/(pi_\w+)/confirm", request.path)
     if request.method == "POST" and confirm and server.get_api_key(request) is not None:
         data = await server.get_post_data(request) or {}
-        data.pop("off_session", None)  # Stripe takes it here; localstripe refuses it (and ignores it on create)
+        # Stripe takes these here; localstripe refuses them (and ignores off_session on create).
+        data.pop("off_session", None)
+        data.pop("use_stripe_sdk", None)
         try:
             confirmed = resources.PaymentIntent._api_confirm(confirm.group(1), **data)
         except server.UserError as exc:

@@ -148,7 +148,9 @@ class StripeProvider:
             if charge_ref is not None:  # made by create_charge, or one that needed the payer's action
                 intent = await self.client.v1.payment_intents.retrieve_async(charge_ref)
                 if intent.status == "requires_confirmation":
-                    confirm: dict[str, Any] = {"off_session": True} if off_session else {}
+                    # On-session, Stripe.js runs a 3-D Secure step (`handleNextAction`) for an intent
+                    # confirmed server-side with `use_stripe_sdk`, as Stripe documents for that flow.
+                    confirm: dict[str, Any] = {"off_session": True} if off_session else {"use_stripe_sdk": True}
                     intent = await self.client.v1.payment_intents.confirm_async(
                         charge_ref,
                         confirm,  # type: ignore[arg-type]
