@@ -13,8 +13,8 @@ Stripe.js (whose `createPaymentMethod` does nothing), and accepts the publishabl
 accepts it only on tokens, sources and 3-D Secure). Both are test doubles of Stripe's, disclosed
 in docs/providers.md. Two more gaps of localstripe are filled as Stripe behaves: `off_session`
 and `use_stripe_sdk` are accepted on `POST /v1/payment_intents/{id}/confirm` (and ignored, as
-localstripe ignores `off_session` on create), and `DELETE /_config/idempotency` forgets every idempotency key, as Stripe does after
-24 hours.
+localstripe ignores `off_session` on create), and `DELETE /_config/idempotency` forgets every
+idempotency key, as Stripe does after 24 hours.
 
 Usage: python localstripe_launcher.py PORT
 """
