@@ -25,9 +25,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
+
+from scratch_database import scratch_database  # bench/, beside this script
 
 from paywire import Event, EventBus, keys
 from paywire.db import migrate
@@ -57,6 +58,10 @@ async def paced(commit: Any, rate: float, seconds: float) -> int:
             await commit(due)
             written += due
         await asyncio.sleep(TICK)
+    rest = int(rate * seconds) - written  # the last tick falls short of the end: the consumer expects them all
+    if rest > 0:
+        await commit(rest)
+        written += rest
     return written
 
 
@@ -253,18 +258,8 @@ async def main(args: argparse.Namespace) -> None:
         if args.db in ("sqlite", "both"):
             await one_database("SQLite", f"sqlite:///{workdir / 'bus.db'}", args, workdir)
         if args.db in ("postgres", "both"):
-            import asyncpg
-
-            name = f"paywire_eventbus_{uuid.uuid4().hex[:8]}"
-            conn = await asyncpg.connect(args.pg)
-            await conn.execute(f'CREATE DATABASE "{name}"')
-            await conn.close()
-            try:
-                await one_database("PostgreSQL", args.pg.rsplit("/", 1)[0] + "/" + name, args, workdir)
-            finally:
-                conn = await asyncpg.connect(args.pg)
-                await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-                await conn.close()
+            async with scratch_database(args.pg, "paywire_eventbus") as pg_url:
+                await one_database("PostgreSQL", pg_url, args, workdir)
     print(f"(at {args.rate:.0f} events/s for {args.seconds:.0f} s; throughput over {args.burst} events)")
     for name, (lag, throughput) in RESULTS.items():
         show(name, lag, throughput, redis_figures)

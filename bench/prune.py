@@ -30,11 +30,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+from scratch_database import scratch_database  # bench/, beside this script
 
 from paywire import keys
 from paywire.db import migrate, partitions
@@ -241,18 +241,8 @@ async def main(args: argparse.Namespace) -> None:
         if args.db in ("sqlite", "both"):
             await one_database("SQLite", f"sqlite:///{workdir / 'bench.db'}", args, workdir)
         if args.db in ("postgres", "both"):
-            import asyncpg
-
-            name = f"paywire_prune_{uuid.uuid4().hex[:8]}"
-            conn = await asyncpg.connect(args.pg)
-            await conn.execute(f'CREATE DATABASE "{name}"')
-            await conn.close()
-            try:
-                await one_database("PostgreSQL", args.pg.rsplit("/", 1)[0] + "/" + name, args, workdir)
-            finally:
-                conn = await asyncpg.connect(args.pg)
-                await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-                await conn.close()
+            async with scratch_database(args.pg, "paywire_prune") as pg_url:
+                await one_database("PostgreSQL", pg_url, args, workdir)
 
 
 if __name__ == "__main__":

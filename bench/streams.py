@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from scratch_database import scratch_database  # bench/, beside this script
 
 from paywire import keys
 from paywire.db import migrate
@@ -203,20 +204,9 @@ async def main(args: argparse.Namespace) -> None:
                 db_path = workdir / f"s{uuid.uuid4().hex[:6]}.db"
                 await one_database(f"{label}SQLite", f"sqlite:///{db_path}", args, workdir, src)
         if args.db in ("postgres", "both"):
-            import asyncpg
-
             for label, src in runs:
-                name = f"paywire_streams_{uuid.uuid4().hex[:8]}"
-                conn = await asyncpg.connect(args.pg)
-                await conn.execute(f'CREATE DATABASE "{name}"')
-                await conn.close()
-                try:
-                    pg_url = args.pg.rsplit("/", 1)[0] + "/" + name
+                async with scratch_database(args.pg, "paywire_streams") as pg_url:
                     await one_database(f"{label}PostgreSQL", pg_url, args, workdir, src)
-                finally:
-                    conn = await asyncpg.connect(args.pg)
-                    await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-                    await conn.close()
 
 
 if __name__ == "__main__":
