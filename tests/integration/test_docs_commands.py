@@ -26,7 +26,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import Server, free_port
+from tests.conftest import Server, _truncate_pg, free_port, run_sync
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "examples" / "README.md"]
@@ -270,6 +270,18 @@ async def test_every_command_of_the_page_runs(
         "DOCS_TMP": str(tmp_path),
         "COLUMNS": "200",
     }
-    ctx = Context(server, api, lambda: str(request.getfixturevalue("pg_url")), env, event_id=event["id"])
+    emptied = False
+
+    def pg_url() -> str:
+        # A page's PostgreSQL commands start on an empty database, as a reader's would: what other
+        # tests left in the session's database (secrets under other keys among it) is not theirs.
+        nonlocal emptied
+        url = str(request.getfixturevalue("pg_url"))
+        if not emptied:
+            run_sync(_truncate_pg(url))
+            emptied = True
+        return url
+
+    ctx = Context(server, api, pg_url, env, event_id=event["id"])
     failures = await run_page(page, ctx)
     assert not failures, "\n\n".join(failures)
