@@ -26,6 +26,7 @@ import aiohttp
 import delivery as bench  # bench/delivery.py: receiver, endpoint set-up, worker processes
 import sqlalchemy as sa
 from procstat import memory_mb
+from scratch_database import create_pg_database, drop_pg_database
 
 from paywire.db.engine import Database
 from paywire.db.schema import webhook_deliveries
@@ -108,7 +109,7 @@ def _mean_rate(rates: list[float]) -> float:
 async def database_url(kind: str, pg_admin: str, workdir: Path) -> tuple[str, str | None]:
     if kind == "sqlite":
         return f"sqlite:///{workdir / 'backlog.db'}", None
-    return await bench.create_pg_database(pg_admin)
+    return await create_pg_database(pg_admin)
 
 
 async def main(args: argparse.Namespace) -> int:
@@ -141,7 +142,7 @@ async def main(args: argparse.Namespace) -> int:
             await receiver.session.close()
             await db.dispose()
             if pg_name:
-                await bench.drop_pg_database(args.pg, pg_name)
+                await drop_pg_database(args.pg, pg_name)
     return report(args, result)
 
 

@@ -35,6 +35,7 @@ from typing import Any
 import aiohttp
 import sqlalchemy as sa
 from aiohttp import web
+from scratch_database import create_pg_database, drop_pg_database  # bench/, beside this script
 
 from paywire.db import migrate
 from paywire.db.engine import Database
@@ -241,24 +242,6 @@ async def sqlite_one_process(receiver: ReceiverClient, n: int, workdir: Path, *,
 
 
 # --- (c) PostgreSQL, two worker processes --------------------------------------------------------
-
-
-async def create_pg_database(admin_url: str) -> tuple[str, str]:
-    import asyncpg
-
-    name = f"paywire_bench_{uuid.uuid4().hex[:8]}"
-    conn = await asyncpg.connect(admin_url)
-    await conn.execute(f'CREATE DATABASE "{name}"')
-    await conn.close()
-    return admin_url.rsplit("/", 1)[0] + "/" + name, name
-
-
-async def drop_pg_database(admin_url: str, name: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(admin_url)
-    await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await conn.close()
 
 
 def start_workers(url: str, count: int, workdir: Path) -> list[subprocess.Popen[bytes]]:

@@ -43,6 +43,7 @@ from paywire.webhooks.signing import generate_secret
 
 sys.path.insert(0, str(Path(__file__).parent))  # the delivery benchmark's receiver client
 from delivery import ReceiverClient
+from scratch_database import create_pg_database, drop_pg_database
 
 HOST = "127.0.0.1"
 SECRET = generate_secret()
@@ -119,24 +120,6 @@ async def append_events(db: Database, n: int, batch: int = 200) -> None:
 async def recorded(db: Database) -> int:
     async with db.read() as conn:
         return int(await conn.scalar(sa.select(sa.func.count()).select_from(webhook_attempts)) or 0)
-
-
-async def create_pg_database(admin_url: str) -> tuple[str, str]:
-    import asyncpg
-
-    name = f"paywire_fanout_{uuid.uuid4().hex[:8]}"
-    conn = await asyncpg.connect(admin_url)
-    await conn.execute(f'CREATE DATABASE "{name}"')
-    await conn.close()
-    return admin_url.rsplit("/", 1)[0] + "/" + name, name
-
-
-async def drop_pg_database(admin_url: str, name: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(admin_url)
-    await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await conn.close()
 
 
 async def run(
@@ -217,7 +200,7 @@ async def main(args: argparse.Namespace) -> None:
                 return f"sqlite:///{workdir / f'f{uuid.uuid4().hex[:6]}.db'}", nothing
 
             async def postgres_url() -> tuple[str, Any]:
-                url, name = await create_pg_database(args.pg)
+                url, name = await create_pg_database(args.pg, "paywire_fanout")
 
                 async def drop() -> None:
                     await drop_pg_database(args.pg, name)

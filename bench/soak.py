@@ -41,12 +41,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import delivery as bench  # bench/delivery.py: the verifying receiver and its client, PostgreSQL set-up
+import delivery as bench  # bench/delivery.py: the verifying receiver and its client
 import httpx
 import sqlalchemy as sa
 from aiohttp import web
 from pgcluster import PgCluster
 from procstat import die_with_parent, memory_mb
+from scratch_database import create_pg_database, drop_pg_database
 
 from paywire import EventBus
 from paywire.db.engine import Database
@@ -931,11 +932,11 @@ async def main(args: argparse.Namespace) -> int:
             if cluster is not None:
                 cluster.start()
                 args.pg = cluster.url
-            url, name = await bench.create_pg_database(args.pg)
+            url, name = await create_pg_database(args.pg)
             try:
                 code = await run(args, workdir, url, cluster)
             finally:
-                await bench.drop_pg_database(args.pg, name)
+                await drop_pg_database(args.pg, name)
         if code and args.keep_log:
             (Path(args.keep_log)).write_bytes((workdir / "server.log").read_bytes())
         return code
