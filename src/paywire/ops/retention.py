@@ -6,7 +6,7 @@ What goes, once older than its retention (see docs/deployment.md, "Retention"):
   from its rollup (`webhook_attempt_rollups`: the dashboard's per-hour figures, the API's attempt
   totals) in the transaction that removes it; an old hour's rollup rows go once they sum to zero.
   On PostgreSQL they are partitioned by day (`db/partitions.py`): a day's partition is dropped
-  whole (its rows subtracted from the rollups first, in the same transaction) once all of the
+  whole (its hours' rollups removed with it, in the same transaction) once all of the
   day is past retention (an attempt is kept up to a day longer), the days ahead are created
   here, and only the legacy and default partitions are deleted from in batches;
 - deliveries no longer pending (succeeded, failed, canceled) last updated before
@@ -209,7 +209,7 @@ async def _drop_partitions(
     retention; what is left to delete row by row is in the legacy and default partitions."""
     if not dry_run:
         await partitions.ensure_ahead(db, now)
-    for dropped in await partitions.drop_before(db, cutoff, dry_run=dry_run, before_drop=_subtract_partition):
+    for dropped in await partitions.drop_before(db, cutoff, dry_run=dry_run, before_drop=_forget_partition):
         result.removed["attempts"] += dropped.rows
         result.dropped.append(dropped.name)
         if progress is not None:
@@ -224,10 +224,11 @@ async def _drop_partitions(
     return walked
 
 
-async def _subtract_partition(conn: AsyncConnection, partition: partitions.Partition) -> None:
-    """A day about to be dropped leaves the rollups as its rows leave the table."""
-    columns = ("created", "endpoint_id", "livemode", "status", "duration_ms")
-    await rollups.subtract(conn, sa.true(), sa.table(partition.name, *(sa.column(c) for c in columns)))
+async def _forget_partition(conn: AsyncConnection, partition: partitions.Partition) -> None:
+    """A partition about to be dropped takes its hours' rollups with it: its bounds are whole UTC
+    days (or the start of time), so every attempt of those hours is in it, and none elsewhere."""
+    assert partition.upper is not None  # `drop_before` never drops the default partition
+    await rollups.forget_hours(conn, partition.lower, partition.upper)
 
 
 async def _batch(

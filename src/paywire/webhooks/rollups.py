@@ -218,6 +218,13 @@ async def subtract(
         await conn.execute(_upsert(is_postgres(conn)), rows)
 
 
+async def forget_hours(conn: AsyncConnection, since: float | None, until: float) -> None:
+    """Remove the rollups of the hours in [since, until) whole: for when every attempt of those
+    hours goes at once (a day partition of the attempts dropped, PostgreSQL)."""
+    hours = [r.c.hour < until] if since is None else [r.c.hour >= since, r.c.hour < until]
+    await conn.execute(r.delete().where(*hours))
+
+
 async def prune(conn: AsyncConnection, cutoff: float) -> int:
     """Remove the rows of hours older than `cutoff` whose attempts are all gone (their slots sum
     to zero once retention has subtracted every one of them)."""
