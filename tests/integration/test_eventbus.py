@@ -14,7 +14,7 @@ from paywire.app import PaywireApp
 from paywire.events import log as event_log
 from paywire.events.local import LocalSource
 from paywire.events.log import NewEvent
-from paywire.events.remote import RemoteError
+from paywire.sdk.errors import AuthenticationError
 from tests.conftest import Server, start_server, stop_server
 
 
@@ -195,7 +195,7 @@ async def test_without_a_name_a_remote_bus_starts_from_now(server: Server, api: 
 async def test_a_wrong_key_fails_run_with_a_clear_error(server: Server) -> None:
     bus = EventBus.connect(server.url, api_key="sk_test_wrong", name="x")
     bus.subscribe(lambda event: None)
-    with pytest.raises(RemoteError, match="401"):
+    with pytest.raises(AuthenticationError, match="401"):
         await asyncio.wait_for(bus.run_async(), 10)
 
 

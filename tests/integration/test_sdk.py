@@ -331,3 +331,22 @@ async def test_billing_results_are_the_server_models(server: Server) -> None:
         assert isinstance(refund, billing_schemas.Refund)
         clocks = [c async for c in (await payment.test_clocks.list(size=1)).auto_paging_iter()]
         assert clocks and all(isinstance(c, billing_schemas.TestClock) for c in clocks)
+
+
+@sqlite_only
+async def test_stream_yields_the_servers_events_and_refuses_a_bad_key_typed(server: Server) -> None:
+    """`AsyncPaywire.stream`, the one connection the EventBus's remote source is built on."""
+    async with AsyncPaywire(server.test_key, server.url) as client:
+        created = await client.customers.create(name="streamed")
+        async with client.stream("/api/events/stream", params={"after": "start", "types": None}) as messages:
+            received = []
+            async for message in messages:
+                received.append(message)
+                if len(received) == 2:
+                    break
+        assert [kind for kind, _ in received] == ["ready", "customer.created"]
+        assert created.id in received[1][1].decode()
+    async with AsyncPaywire("sk_test_wrong", server.url) as client:
+        with pytest.raises(AuthenticationError, match="401"):
+            async with client.stream("/api/events/stream"):
+                pass

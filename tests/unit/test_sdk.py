@@ -32,6 +32,7 @@ from paywire.sdk import (
     params,
     resources,
 )
+from paywire.sdk._sse import SSEDecoder
 from paywire.sdk.arguments import segment
 from paywire.sdk.errors import error_from_response
 
@@ -54,6 +55,21 @@ def test_backoff_doubles_with_jitter_and_is_capped() -> None:
         delays = [policy.backoff(retry) for _ in range(200)]
         assert all(ceiling / 2 <= d <= ceiling for d in delays)
         assert len(set(delays)) > 1  # jittered
+
+
+def test_a_policy_that_never_gives_up_keeps_its_ceiling() -> None:
+    """The EventBus's remote source retries for ever: retry 5,000 must not overflow the float."""
+    policy = RetryPolicy(max_retries=10**9, initial_delay=0.5, max_delay=30.0)
+    assert 15.0 <= policy.backoff(5_000) <= 30.0
+    assert policy.delay(5_000, httpx.ConnectError("refused")) is not None
+
+
+def test_server_sent_events_are_decoded_across_chunk_boundaries() -> None:
+    decoder = SSEDecoder()
+    stream = b': heartbeat\n\nevent: ready\ndata: {}\n\nid: evt_1\ndata: {"a":\ndata: 1}\r\n\r\ndata: x'
+    messages = [message for i in range(0, len(stream), 7) for message in decoder.feed(stream[i : i + 7])]
+    assert messages == [("ready", b"{}"), ("message", b'{"a":\n1}')]
+    assert decoder.feed(b"\n\n") == [("message", b"x")]  # the last one completes when its blank line comes
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,9 @@
 """The EventBus source for another process: a Paywire server's `GET /api/events/stream` (SSE).
 
-Positions are event ids. A named consumer's position lives server-side
-(`/api/event-consumers/{name}`), so a restarted process resumes where it left off.
+It talks to the server through the SDK (`AsyncPaywire`): the same key and URL settings, the same
+typed errors and the same retry policy as every other call, here told never to give up, since a
+consumer should outlive a server restart. Positions are event ids. A named consumer's position
+lives server-side (`/api/event-consumers/{name}`), so a restarted process resumes where it left off.
 """
 
 from __future__ import annotations
@@ -9,21 +11,23 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
+import sys
 from collections.abc import AsyncIterator, Iterable
-from typing import Any
 
 import httpx
 
 from paywire.event import Event
+from paywire.sdk.client import AsyncPaywire
+from paywire.sdk.errors import APIConnectionError, NotFoundError, RateLimitError, ServerError
+from paywire.sdk.retries import RetryPolicy
 
 log = logging.getLogger("paywire.eventbus")
 
 FROM_START = "start"  # the server's `after=start`: from the first event
 
-
-class RemoteError(Exception):
-    """The server refused the stream (bad key, unknown position…): retrying will not help."""
+# A cut or a server that is down or busy: reconnect. A refusal (a bad key, an unknown position)
+# is raised as the SDK's typed error, since retrying will not help.
+_RECONNECT = (httpx.HTTPError, APIConnectionError, ServerError, RateLimitError, ValueError)
 
 
 class RemoteSource:
@@ -37,124 +41,46 @@ class RemoteSource:
         max_reconnect_delay: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        base_url = url or os.environ.get("PAYWIRE_URL") or "http://127.0.0.1:8800"
-        key = api_key or os.environ.get("PAYWIRE_API_KEY")
-        if not key:
-            raise ValueError("an API key is needed: pass api_key= or set PAYWIRE_API_KEY")
         self.types = sorted(types) if types else None
-        self.reconnect_delay = reconnect_delay
-        self.max_reconnect_delay = max_reconnect_delay
-        self._client = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"),
-            headers={"Authorization": f"Bearer {key}"},
-            timeout=httpx.Timeout(10.0, read=60.0),  # the server sends a heartbeat every 15 s
-            transport=transport,
-        )
-
-    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """One API call, retried while the server is unreachable or answers 5xx."""
-        delay = self.reconnect_delay
-        while True:
-            try:
-                response = await self._client.request(method, path, **kwargs)
-                if response.status_code < 500:
-                    return response
-                log.warning("%s %s answered %d; retrying in %.1fs", method, path, response.status_code, delay)
-            except httpx.TransportError as exc:
-                log.warning("%s %s failed (%s); retrying in %.1fs", method, path, exc, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, self.max_reconnect_delay)
+        self.policy = RetryPolicy(max_retries=sys.maxsize, initial_delay=reconnect_delay, max_delay=max_reconnect_delay)
+        self.client = AsyncPaywire(api_key, url, timeout=10.0, transport=transport, retry_policy=self.policy)
 
     async def position_of(self, name: str) -> str | None:
-        response = await self._request("GET", f"/api/event-consumers/{name}")
-        if response.status_code == 404:
+        try:
+            body = await self.client.request("GET", f"/api/event-consumers/{name}")
+        except NotFoundError:
             return None
-        _raise_for(response)
-        last: str | None = response.json()["last_event_id"]
+        last: str | None = body["last_event_id"]
         return last or FROM_START  # stored before the first event: everything is new
 
     async def head(self) -> str:
         """Where "now" is: the last event id, or FROM_START when there is none yet."""
-        response = await self._request("GET", "/api/events", params={"size": 1})
-        _raise_for(response)
-        events = response.json()["list"]
+        events = (await self.client.request("GET", "/api/events", params={"size": 1}))["list"]
         return str(events[0]["id"]) if events else FROM_START
 
     async def save_position(self, name: str, position: str) -> None:
         last_event_id = None if position == FROM_START else position
-        response = await self._request("PUT", f"/api/event-consumers/{name}", json={"last_event_id": last_event_id})
-        _raise_for(response)
+        await self.client.request("PUT", f"/api/event-consumers/{name}", json={"last_event_id": last_event_id})
 
     async def events(self, after: str) -> AsyncIterator[tuple[str, Event]]:
         """Every event after `after`, reconnecting (from the last one received) when cut off."""
-        delay = self.reconnect_delay
+        failures = 0
         while True:
-            params: dict[str, str] = {"after": after}
-            if self.types:
-                params["types"] = ",".join(self.types)
+            params = {"after": after, "types": ",".join(self.types) if self.types else None}
             try:
-                async with self._client.stream("GET", "/api/events/stream", params=params) as response:
-                    if response.status_code in (401, 403, 404, 400):
-                        await response.aread()
-                        _raise_for(response)
-                    response.raise_for_status()
-                    delay = self.reconnect_delay
-                    async for kind, data in _parse_sse(response.aiter_bytes()):
+                async with self.client.stream("/api/events/stream", params=params) as messages:
+                    failures = 0
+                    async for kind, data in messages:
                         if kind == "ready":
                             continue
                         event = Event.from_dict(json.loads(data))
                         after = event.id
                         yield event.id, event
-            except RemoteError:
-                raise
-            except (httpx.HTTPError, ValueError) as exc:
+            except _RECONNECT as exc:
+                failures += 1
+                delay = self.policy.backoff(failures)
                 log.warning("event stream interrupted (%s); reconnecting in %.1fs", exc, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, self.max_reconnect_delay)
+                await asyncio.sleep(delay)
 
     async def close(self) -> None:
-        await self._client.aclose()
-
-
-async def _parse_sse(chunks: AsyncIterator[bytes]) -> AsyncIterator[tuple[str, bytes]]:
-    """(event type, data) for each message of a text/event-stream.
-
-    Splits the raw bytes itself instead of httpx's `aiter_lines`, which decodes and yields every
-    line (~4 per event) through several generators. (Its gain was within the noise of
-    bench/eventbus.py, whose throughput is bound by the writer.)
-    """
-    buffer = b""
-    async for chunk in chunks:
-        if b"\r" in chunk:  # (the spec allows CRLF and CR line ends; Paywire sends LF)
-            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        buffer += chunk
-        if b"\n\n" not in buffer:
-            continue
-        *messages, buffer = buffer.split(b"\n\n")
-        for message in messages:
-            kind, data = "message", list[bytes]()
-            for line in message.split(b"\n"):
-                if not line or line.startswith(b":"):
-                    continue
-                field, _, value = line.partition(b":")
-                if value.startswith(b" "):
-                    value = value[1:]
-                if field == b"event":
-                    kind = value.decode()
-                elif field == b"data":
-                    data.append(value)
-            if data:
-                yield kind, b"\n".join(data)
-
-
-def _raise_for(response: httpx.Response) -> None:
-    if response.status_code < 400:
-        return
-    try:
-        message = response.json()["error"]["message"]
-    except (ValueError, KeyError, TypeError):
-        message = response.text[:200]
-    error = f"{response.request.method} {response.request.url.path}: {response.status_code} {message}"
-    if response.status_code in (400, 401, 403, 404):
-        raise RemoteError(error)
-    raise httpx.HTTPStatusError(error, request=response.request, response=response)
+        await self.client.close()

@@ -31,7 +31,8 @@ class RetryPolicy:
 
     def backoff(self, retry: int) -> float:
         """Exponential, with "equal jitter" so that many clients failing together spread out."""
-        ceiling = min(self.max_delay, self.initial_delay * 2.0 ** (retry - 1))
+        # (the exponent is capped: a policy that retries for ever must not overflow the float)
+        ceiling = min(self.max_delay, self.initial_delay * 2.0 ** min(retry - 1, 64))
         return ceiling * random.uniform(0.5, 1.0)
 
     @staticmethod
