@@ -75,8 +75,11 @@ async def test_payment_kit_ensure_webhooks_sync_then_async(server: Server) -> No
 async def test_the_docs_ensure_webhooks_runs_as_shown(server: Server) -> None:
     docs = (Path(__file__).parents[2] / "docs" / "sdk.md").read_text()
     block = next(b for b in re.findall(r"```python\n(.*?)```", docs, re.S) if "def ensure_webhooks" in b)
-    namespace: dict[str, Any] = {"Paywire": Paywire, "logger": logging.getLogger("docs"),
-                                 "get_url": lambda path: f"http://127.0.0.1:9{path}"}
+    namespace: dict[str, Any] = {
+        "Paywire": Paywire,
+        "logger": logging.getLogger("docs"),
+        "get_url": lambda path: f"http://127.0.0.1:9{path}",
+    }
     exec(block, namespace)
 
     def run_twice() -> None:
@@ -350,3 +353,19 @@ async def test_stream_yields_the_servers_events_and_refuses_a_bad_key_typed(serv
         with pytest.raises(AuthenticationError, match="401"):
             async with client.stream("/api/events/stream"):
                 pass
+
+
+@sqlite_only
+async def test_the_sync_client_streams_too(server: Server, api: httpx.AsyncClient) -> None:
+    created = (await api.post("/api/products", json={"name": "streamed"})).json()["id"]
+
+    def first_two() -> list[tuple[str, bytes]]:
+        with (
+            Paywire(server.test_key, server.url) as client,
+            client.stream("/api/events/stream", params={"after": "start"}) as messages,
+        ):
+            return [next(messages), next(messages)]
+
+    received = await asyncio.to_thread(first_two)
+    assert [kind for kind, _ in received] == ["ready", "product.created"]
+    assert created in received[1][1].decode()
