@@ -11,7 +11,10 @@ receipt. Measured in one run:
       the dispatcher, every attempt recorded;
   (c) the same on PostgreSQL with two `paywire worker` processes;
   latency: commit → receipt at a fixed 500 events/s (SQLite in-process; PostgreSQL two workers);
-  isolation: healthy-endpoint throughput with a second endpoint that never answers.
+  isolation: healthy-endpoint throughput with a second endpoint that never answers;
+  CPU per delivery: process CPU time (user + system, from /proc) of the bare loop's process per
+      request in (a), of the one process per delivery in (b), and of the two workers together per
+      delivery in (c), from the moment they are ready (their start-up excluded), ratio vs (a).
 
 Throughput is counted at the receiver, first receipt to last; the run then checks that every
 attempt was recorded. Total run time stays under three minutes.
@@ -35,7 +38,8 @@ from typing import Any
 import aiohttp
 import sqlalchemy as sa
 from aiohttp import web
-from scratch_database import create_pg_database, drop_pg_database  # bench/, beside this script
+from procstat import cpu_seconds  # bench/, beside this script
+from scratch_database import create_pg_database, drop_pg_database
 
 from paywire.db import migrate
 from paywire.db.engine import Database
@@ -135,7 +139,8 @@ def rate(stats: dict[str, Any]) -> float:
 # --- (a) the raw ceiling ------------------------------------------------------------------------
 
 
-async def raw_ceiling(receiver: ReceiverClient, n: int, connections: int = 10) -> float:
+async def raw_ceiling(receiver: ReceiverClient, n: int, connections: int = 10) -> tuple[float, float]:
+    """(requests per second, µs of this process's CPU per request)."""
     await receiver.reset()
     body = json.dumps(
         render(
@@ -157,6 +162,7 @@ async def raw_ceiling(receiver: ReceiverClient, n: int, connections: int = 10) -
         separators=(",", ":"),
     ).encode()
     connector = aiohttp.TCPConnector(limit=connections)
+    cpu = cpu_seconds()
     async with aiohttp.ClientSession(connector=connector) as session:
         queue = iter(range(n))
 
@@ -172,7 +178,8 @@ async def raw_ceiling(receiver: ReceiverClient, n: int, connections: int = 10) -
                     await r.read()
 
         await asyncio.gather(*(worker() for _ in range(connections)))
-    return rate(await receiver.wait_for(n, 10))
+    cpu = cpu_seconds() - cpu
+    return rate(await receiver.wait_for(n, 10)), cpu / n * 1e6
 
 
 # --- Paywire set-up ------------------------------------------------------------------------------
@@ -220,25 +227,30 @@ async def wait_recorded(db: Database, n: int, timeout: float = 30) -> float:
 # --- (b) SQLite, one process ---------------------------------------------------------------------
 
 
-async def sqlite_one_process(receiver: ReceiverClient, n: int, workdir: Path, *, dead: bool = False) -> float:
+async def sqlite_one_process(
+    receiver: ReceiverClient, n: int, workdir: Path, *, dead: bool = False
+) -> tuple[float, float]:
+    """(deliveries per second, µs of this process's CPU per delivery, recording included)."""
     await receiver.reset()
     db = await prepare(
         f"sqlite:///{workdir / f'b{uuid.uuid4().hex[:6]}.db'}", receiver.url, ["/hook", "/dead"] if dead else ["/hook"]
     )
     await append_backlog(db, n)
     dispatcher = Dispatcher(db, DeliveryConfig())
+    cpu = cpu_seconds()
     await dispatcher.start()
     try:
         stats = await receiver.wait_for(n, 60)
         if not dead:
             await wait_recorded(db, n)
             assert await recorded(db) == n, "attempts missing"
+        cpu = cpu_seconds() - cpu
     finally:
         dispatcher.config.shutdown_grace = 0
         await dispatcher.stop()
         await db.dispose()
     assert stats["count"] == n and stats["bad"] == 0, stats
-    return rate(stats)
+    return rate(stats), cpu / n * 1e6
 
 
 # --- (c) PostgreSQL, two worker processes --------------------------------------------------------
@@ -281,24 +293,55 @@ def stop_workers(procs: list[subprocess.Popen[bytes]]) -> None:
             p.kill()
 
 
-async def postgres_two_workers(receiver: ReceiverClient, n: int, admin_url: str, workdir: Path) -> float:
+async def set_status(db: Database, status: str) -> None:
+    async with db.transaction() as tx:
+        await tx.conn.execute(webhook_endpoints.update().values(status=status))
+
+
+async def backend_cpu(db: Database, name: str) -> dict[int, float]:
+    """CPU seconds so far of each PostgreSQL backend connected to the database `name` (the server
+    runs on this machine: its processes' /proc entries are readable)."""
+    async with db.read() as conn:
+        query = sa.text("SELECT pid FROM pg_stat_activity WHERE datname = :name")
+        pids = list((await conn.execute(query, {"name": name})).scalars())
+    return {pid: cpu_seconds(pid) for pid in pids}
+
+
+def backend_cpu_used(before: dict[int, float], after: dict[int, float]) -> float:
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
+
+
+async def postgres_two_workers(
+    receiver: ReceiverClient, n: int, admin_url: str, workdir: Path
+) -> tuple[float, float, float]:
+    """(deliveries per second, µs of the two workers' CPU per delivery, µs of PostgreSQL's: its
+    backends serving the benchmark's database, the benchmark's own polling connection included)."""
     await receiver.reset()
     url, name = await create_pg_database(admin_url)
     try:
         db = await prepare(url, receiver.url, ["/hook"])
         await append_backlog(db, n)
+        # The endpoint is disabled while the workers start, so that their CPU is counted from
+        # the moment they are ready (start-up is not delivery); they see it enabled within 1 s.
+        await set_status(db, "disabled")
         procs = start_workers(url, 2, workdir)
         try:
+            await wait_workers_ready(workdir, 2)
+            cpu = sum(cpu_seconds(p.pid) for p in procs)
+            backends = await backend_cpu(db, name)
+            await set_status(db, "enabled")
             stats = await receiver.wait_for(n, 60)
             await wait_recorded(db, n)
             assert await recorded(db) == n, "attempts missing"
+            cpu = sum(cpu_seconds(p.pid) for p in procs) - cpu
+            pg_cpu = backend_cpu_used(backends, await backend_cpu(db, name))
         finally:
             stop_workers(procs)
             await db.dispose()
     finally:
         await drop_pg_database(admin_url, name)
     assert stats["count"] == n and stats["bad"] == 0, stats
-    return rate(stats)
+    return rate(stats), cpu / n * 1e6, pg_cpu / n * 1e6
 
 
 # --- latency at a fixed rate ---------------------------------------------------------------------
@@ -365,6 +408,11 @@ async def latency_postgres(
 # --- main ------------------------------------------------------------------------------------------
 
 
+def best_of(runs: list[tuple[float, float]]) -> tuple[float, float]:
+    """The highest rate and the least CPU per delivery of the runs."""
+    return max(rate for rate, _ in runs), min(cpu for _, cpu in runs)
+
+
 async def main(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="paywire-bench-") as tmp:
         workdir = Path(tmp)
@@ -382,14 +430,25 @@ async def main(args: argparse.Namespace) -> None:
             print(f"{n} events per run, receiver verifies every signature, all on {HOST}\n")
             # Best of `--repeat` runs each: this is a shared 127.0.0.1 machine, and the best run is
             # the one least disturbed by everything else on it (the same rule for a, b and c).
+            # CPU per delivery: the least of the runs (the same rule for a, b and c).
             best = args.repeat
-            a = max([await raw_ceiling(receiver, n) for _ in range(best)])
+            a, cpu_a = best_of([await raw_ceiling(receiver, n) for _ in range(best)])
             assert a > 0, "the receiver rejected the raw requests"
-            print(f"(a) raw aiohttp ceiling (10 connections)      {a:8.0f} deliveries/s")
-            b = max([await sqlite_one_process(receiver, n, workdir) for _ in range(best)])
-            print(f"(b) Paywire, SQLite, one process               {b:8.0f} deliveries/s   b/a = {b / a:.2f}")
-            c = max([await postgres_two_workers(receiver, n, args.pg, workdir) for _ in range(best)])
-            print(f"(c) Paywire, PostgreSQL, two worker processes  {c:8.0f} deliveries/s   c/a = {c / a:.2f}")
+            print(f"(a) raw aiohttp ceiling (10 connections)      {a:8.0f} deliveries/s   CPU {cpu_a:4.0f} µs/request")
+            b, cpu_b = best_of([await sqlite_one_process(receiver, n, workdir) for _ in range(best)])
+            print(
+                f"(b) Paywire, SQLite, one process               {b:8.0f} deliveries/s   b/a = {b / a:.2f}   "
+                f"CPU {cpu_b:4.0f} µs/delivery ({cpu_b / cpu_a:.2f}x a)"
+            )
+            runs = [await postgres_two_workers(receiver, n, args.pg, workdir) for _ in range(best)]
+            c, cpu_c = best_of([(rate, cpu) for rate, cpu, _ in runs])
+            cpu_pg = min(pg for _, _, pg in runs)
+            print(
+                f"(c) Paywire, PostgreSQL, two worker processes  {c:8.0f} deliveries/s   c/a = {c / a:.2f}   "
+                f"CPU {cpu_c:4.0f} µs/delivery ({cpu_c / cpu_a:.2f}x a, workers), PostgreSQL {cpu_pg:4.0f}"
+            )
+            if args.throughput_only:
+                return
             p50, p99, lost = await latency_sqlite(receiver, workdir, args.seconds)
             print(
                 f"latency commit→receipt at 500 events/s, SQLite in-process:   p50 {p50:5.1f} ms  p99 {p99:5.1f} ms"
@@ -400,7 +459,7 @@ async def main(args: argparse.Namespace) -> None:
                 f"latency commit→receipt at 500 events/s, PostgreSQL 2 workers: p50 {p50:5.1f} ms  p99 {p99:5.1f} ms"
                 + (f"  ({lost} not received)" if lost else "")
             )
-            healthy = max([await sqlite_one_process(receiver, n, workdir, dead=True) for _ in range(best)])
+            healthy, _ = best_of([await sqlite_one_process(receiver, n, workdir, dead=True) for _ in range(best)])
             print(
                 f"healthy endpoint beside a dead one (SQLite)    {healthy:8.0f} deliveries/s   "
                 f"cost {max(0.0, 1 - healthy / b) * 100:.0f} % (vs b)"
@@ -421,6 +480,7 @@ if __name__ == "__main__":
         default=os.environ.get("PAYWIRE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test"),
         help="a PostgreSQL database to create the benchmark's own database from",
     )
+    parser.add_argument("--throughput-only", action="store_true", help="(a), (b), (c) only: no latency, isolation")
     parser.add_argument("--port", type=int, default=8911)
     parser.add_argument("--receiver", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--secret", help=argparse.SUPPRESS)

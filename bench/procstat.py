@@ -1,4 +1,4 @@
-"""Resident memory of another process, read from /proc (no psutil needed)."""
+"""Resident memory and CPU time of a process, read from /proc (what psutil reads; not needed)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,19 @@ def memory_mb(pid: int) -> tuple[float, float]:
     except (FileNotFoundError, ProcessLookupError):
         pass
     return values["VmRSS"], values["VmHWM"]
+
+
+def cpu_seconds(pid: int | None = None) -> float:
+    """User + system CPU time of `pid` (default: this process) so far, in seconds; 0 once it is
+    gone. From `/proc/<pid>/stat` (fields 14 and 15, in clock ticks)."""
+    import os
+
+    try:
+        with open(f"/proc/{pid or os.getpid()}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def die_with_parent() -> None:

@@ -5,6 +5,7 @@ destination caps, back-off of an unreachable destination, the retry schedule, gi
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
 from collections import defaultdict
@@ -133,6 +134,48 @@ async def test_disable_verdict_disables_the_destination_and_emits_the_event(db: 
         types = list((await conn.execute(sa.select(events.c.type).order_by(events.c.seq))).scalars())
         reason = await conn.scalar(sa.select(webhook_endpoints.c.disabled_reason))
     assert types == ["customer.updated", "webhook_endpoint.disabled"] and reason == "gone"
+
+
+async def test_the_disabled_event_renders_each_type_as_its_api_does(db: Database) -> None:
+    """A broker destination's `webhook_endpoint.disabled` object is the event destination (type,
+    masked config, no secret; it has no url); a webhook endpoint's stays the webhook endpoint."""
+    from paywire.db.schema import events as events_table
+    from paywire.events.log import render_json, select_events_json
+
+    broker = await destination(
+        db, type="redis", config={"url": "redis://:hunter2@127.0.0.1:6379/0"}, enabled_events=["customer.updated"]
+    )
+    hook = await destination(db, enabled_events=["customer.updated"])
+    memory = MemoryDestination(lambda job: "disable")
+    await emit(db, [("cus_1", 0)])
+
+    async def done() -> bool:
+        async with db.read() as conn:
+            statuses = set((await conn.execute(sa.select(webhook_endpoints.c.status))).scalars())
+        return statuses == {"disabled"}
+
+    dispatcher = Dispatcher(db, FAST, transports={"webhook": memory, "redis": memory})
+    await dispatcher.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not await done():
+            assert time.monotonic() < deadline, await delivery_states(db)
+            await asyncio.sleep(0.05)
+    finally:
+        await dispatcher.stop()
+    async with db.read() as conn:
+        query = select_events_json().where(events_table.c.type == "webhook_endpoint.disabled")
+        rendered = [json.loads(render_json(row._mapping)) for row in await conn.execute(query)]
+    by_id = {event["data"]["object"]["id"]: event for event in rendered}
+    assert set(by_id) == {broker, hook}
+    shown = by_id[broker]["data"]["object"]
+    assert shown["object"] == "event_destination" and shown["type"] == "redis" and shown["status"] == "disabled"
+    assert shown["config"]["url"] == "redis://:****@127.0.0.1:6379/0" and "url" not in shown
+    assert "secret" not in shown and "hunter2" not in json.dumps(by_id[broker])
+    assert by_id[broker]["data"]["previous_attributes"] == {"status": "enabled"}
+    webhook = by_id[hook]["data"]["object"]
+    assert webhook["object"] == "webhook_endpoint" and webhook["url"] == "http://127.0.0.1:9/x"
+    assert webhook["status"] == "disabled" and "type" not in webhook and "config" not in webhook
 
 
 async def test_an_unreachable_destination_is_backed_off(db: Database) -> None:

@@ -39,7 +39,8 @@ class Message:
 
 def render(job: Job, now: float | None = None) -> Message:
     headers = signature_headers(job.secrets, job.event_id, int(now if now is not None else time.time()), job.body)
-    event_type = json.loads(job.body)["type"]
+    # The claim read the type with the event; decoding the body for it cost ~10 µs per message.
+    event_type = job.event_type or json.loads(job.body)["type"]
     return Message(job.event_id, event_type, job.body, headers)
 
 

@@ -50,15 +50,18 @@ class NatsDestination:
         started = time.monotonic()
         message = render(job)
         try:
-            async with asyncio.timeout(timeout):
-                js = await self._ready(timeout)
-                ack = await js.publish(
-                    format_key(self._subject, message),
-                    message.body,
-                    timeout=timeout,
-                    stream=self._stream,
-                    headers={**message.headers, "Nats-Msg-Id": message.id},
-                )
+            js = self._js
+            if js is None or self._client is None or not self._client.is_connected:
+                async with asyncio.timeout(timeout):  # connecting (or waiting for another lane to)
+                    js = await self._ready(timeout)
+            # The publish has its own timeout (a timer per message is enough).
+            ack = await js.publish(
+                format_key(self._subject, message),
+                message.body,
+                timeout=timeout,
+                stream=self._stream,
+                headers={**message.headers, "Nats-Msg-Id": message.id},
+            )
         except Exception as exc:
             if not isinstance(exc, (nats.js.errors.Error, nats.errors.NoRespondersError)):
                 self._js = None  # the connection may be gone: reconnect next time

@@ -20,6 +20,7 @@ from paywire.clock import iso
 from paywire.db.bulk import insert_rows, is_postgres
 from paywire.db.engine import Tx
 from paywire.db.schema import webhook_attempts, webhook_deliveries, webhook_endpoints
+from paywire.destinations import store
 from paywire.events import targets
 from paywire.events.log import NewEvent, append
 from paywire.ids import new_id
@@ -243,7 +244,10 @@ async def disable(tx: Tx, endpoint_id: str, *, reason: str, now: float) -> None:
     )
     await targets.bump(tx.conn)
     after = {**row, "status": "disabled", "disabled_reason": reason, "updated": int(now)}
-    before_obj, after_obj = endpoints.render(row), endpoints.render(after)
+    if row["type"] == "webhook":  # as /api/webhook-endpoints shows it (the contract)
+        before_obj, after_obj = endpoints.render(row), endpoints.render(after)
+    else:  # a broker has no url: as /api/event-destinations shows it (masked config, no secret)
+        before_obj, after_obj = store.render(row, tx.keyring), store.render(after, tx.keyring)
     await append(
         tx,
         [NewEvent("webhook_endpoint.disabled", after_obj, objects.previous(before_obj, after_obj))],

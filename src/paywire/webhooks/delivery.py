@@ -58,6 +58,7 @@ class Job:
     config: str | None = None  # its config (JSON, decrypted), for types other than webhook
     # When it became due: for a first attempt, when its event was written (the latency metric).
     due: float = 0.0
+    event_type: str = ""  # the event's type (brokers route on it); "": read from the body
 
 
 def _due(now: sa.ColumnElement[float]) -> sa.ColumnElement[bool]:
@@ -307,18 +308,20 @@ async def claim_from(
             log.error("webhook endpoint %s not delivered to: %s", row.id, exc)
     event_ids = list({event_id for _, event_id, *_ in claimed})
     bodies = {
-        row.id: event_log.render_json(row._mapping)
+        row.id: (event_log.render_json(row._mapping), row.type)
         for row in await conn.execute(_events_statement(postgres), {"ids": event_ids})
     }
     jobs = []
+    until = now + lease
     for seq, event_id, endpoint_id, livemode, attempts, due in claimed:
-        target, body = targets.get(endpoint_id), bodies.get(event_id)
+        target, event = targets.get(endpoint_id), bodies.get(event_id)
         # (An endpoint deleted meanwhile cannot be missing: deleting it waits on these rows'
         # locks to cancel them. Were one missing, its rows would just wait out their lease.)
-        if target is not None and body is not None:
+        if target is not None and event is not None:
             url, secrets, kind, config = target
-            until = now + lease
+            body, event_type = event
             job = Job(seq, event_id, endpoint_id, livemode, url, secrets, body, attempts, until, kind, config, due)
+            job.event_type = event_type
             jobs.append(job)
     return jobs, covered
 
@@ -362,9 +365,7 @@ async def enqueue(tx: Tx, event_id: str, endpoint_ids: Collection[str], *, livem
     if new:
         # A resend to a per_object destination queues behind that object's pending deliveries.
         ordered = set(
-            (
-                await tx.conn.execute(sa.select(e.c.id).where(e.c.id.in_(new), e.c.ordering == "per_object"))
-            ).scalars()
+            (await tx.conn.execute(sa.select(e.c.id).where(e.c.id.in_(new), e.c.ordering == "per_object"))).scalars()
         )
         object_id = None
         if ordered:

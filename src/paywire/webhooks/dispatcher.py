@@ -189,6 +189,11 @@ class Dispatcher:
     def _read_ahead(self, state: _EndpointState, now: float) -> int:
         """How many deliveries to keep claimed for this endpoint (a failing one: no read-ahead)."""
         elapsed = now - state.rate_at
+        if state.sent == 0 and not self._failing(state):
+            # Nothing finished yet, so no rate: keep the first claim's size. (A read-ahead of
+            # 2 per slot here made the lanes kick a refill only once their queue was nearly
+            # empty, and they stood idle for a turn on the very first batch.)
+            return state.ahead
         if elapsed >= 0.05:
             current = (state.sent - state.rate_sent) / elapsed
             # Follow a rising rate at once (or the queue runs dry), a falling one gradually.
