@@ -28,7 +28,7 @@ import sqlalchemy as sa
 
 from paywire.billing import charging, invoices, jobs, renewals
 from paywire.billing.runtime import Billing, Call
-from paywire.billing.subscription_state import LIFECYCLE_JOBS, lifecycle_jobs, retry_payload
+from paywire.billing.subscription_state import LIFECYCLE_JOBS, lifecycle_jobs, retry_payload, saved
 from paywire.db.engine import Tx
 from paywire.db.schema import customers, payment_intents, subscriptions
 from paywire.db.schema import invoices as invoices_table
@@ -200,8 +200,8 @@ async def _write(tx: Tx, plans: list[tuple[renewals.PeriodPlan, Call, float]]) -
         intents.append({"b_id": intent["id"], **{k: v for k, v in intent.items() if k not in ("seq", "id")}})
     await conn.execute(payment_intents.update().where(payment_intents.c.id == sa.bindparam("b_id")), intents)
     by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-    for plan, _, _ in plans:
-        changed = {k: v for k, v in plan.after.items() if plan.before.get(k) != v and k not in ("seq", "id")}
+    for plan, _, now in plans:
+        changed = saved(plan.before, plan.after, now)
         by_columns.setdefault(tuple(sorted(changed)), []).append({"b_id": plan.before["id"], **changed})
     for columns, values in by_columns.items():
         if columns:

@@ -103,7 +103,9 @@ async def run_batch(db: Database, billing: Billing, *, clock_id: str | None, unt
     The same steps as `run_one`, each for the whole batch: one transaction claims the jobs, runs
     each one's first pass (recording its charge as `processing`) and marks them done; the
     provider is then asked for each charge with no transaction open; one transaction records
-    every answer (`charging.settle_many`). A crash at any point leaves what `run_one` would:
+    every answer (`charging.settle_many`). Plain renewals take both transactions' steps for the
+    whole batch at once, with one statement per table (`renewal_batch`); the other jobs one by
+    one, as before. A crash at any point leaves what `run_one` would:
     nothing committed, or jobs done with their charges `processing` for the reconciler. A job
     that raises rolls the batch back and is then run alone (which records its failure); one
     whose provider has a question first (a new customer at Stripe) runs alone after the batch.
