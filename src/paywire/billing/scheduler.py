@@ -128,6 +128,7 @@ async def run_batch(db: Database, billing: Billing, *, clock_id: str | None, unt
                     .where(test_clocks.c.id == clock_id, test_clocks.c.frozen_time < due)
                     .values(frozen_time=due)
                 )
+
             def call_for(job: dict[str, Any]) -> Call:
                 base = billing.call(job["livemode"])
                 return replace(base, step=charging.Step(now=now, local=charging.is_local(base)))
