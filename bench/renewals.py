@@ -1,7 +1,7 @@
 """Renewal storm: N monthly subscriptions due at the same instant, renewed at what rate.
 
     .venv/bin/python bench/renewals.py [--n 1000 10000 100000] [--database sqlite postgresql]
-        [--path scheduler clock] [--workers 2] [--runs 1]
+        [--path scheduler clock] [--workers 2] [--runs 1] [--statements]
 
 For each database, path and N, on a fresh database: one subscription is created through the API
 (a customer, a monthly price, a card, one webhook endpoint enabled for every event — so each
@@ -14,6 +14,12 @@ SQL (customers, subscriptions and their renewal jobs), all due at the same insta
   renews them (an advance past 20 s answers `advancing` and goes on in the background: the bench
   polls the clock until it is `ready`).
 
+`--no-deliveries`: the endpoint takes no event a renewal emits, so no deliveries rows are written
+and the workers' dispatchers have nothing to send (the engine's own cost, without theirs).
+
+`--statements`: instead, the due subscriptions are renewed in this process (`scheduler.run_due`)
+and the SQL statements sent are counted (an engine hook): statements per renewal, and the time.
+
 The webhook endpoint points at a closed port: deliveries rows are written (and fail once, then
 back off), no receiver competes for the CPU. Prints renewals/s and ms per renewal for each N, and
 the cost at the largest N against the smallest (flat: ~1.0).
@@ -23,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import statistics
 import subprocess
@@ -42,6 +49,8 @@ from procstat import die_with_parent
 
 from paywire import keys
 from paywire.app import PaywireApp
+from paywire.billing import scheduler
+from paywire.billing.scheduler import run_due
 from paywire.db.schema import billing_jobs, customers, invoices, subscriptions, test_clocks
 from paywire.ids import new_id
 from paywire.secrets_at_rest import generate_key
@@ -49,9 +58,10 @@ from paywire.secrets_at_rest import generate_key
 T0 = 1_798_761_600  # 2027-01-01T00:00:00Z, where the test clock starts
 DAY = 86_400
 CHUNK = 2_000
+NOT_RENEWAL = "customer.subscription.created"  # an event type no renewal emits (--no-deliveries)
 
 
-async def _template(client: httpx.AsyncClient, clock_id: str | None) -> str:
+async def _template(client: httpx.AsyncClient, clock_id: str | None, deliveries: bool = True) -> str:
     product = (await client.post("/api/products", json={"name": "Plan"})).json()
     price = await client.post(
         "/api/prices",
@@ -63,7 +73,11 @@ async def _template(client: httpx.AsyncClient, clock_id: str | None) -> str:
         },
     )
     endpoint = await client.post(
-        "/api/webhook-endpoints", json={"url": "http://127.0.0.1:9/closed", "enabled_events": ["*"]}
+        "/api/webhook-endpoints",
+        json={
+            "url": "http://127.0.0.1:9/closed",
+            "enabled_events": ["*"] if deliveries else ["customer.subscription.created"],
+        },
     )
     endpoint.raise_for_status()
     customer = (await client.post("/api/customers", json={"test_clock_id": clock_id} if clock_id else {})).json()
@@ -128,7 +142,7 @@ def _worker(url: str, log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
 
 
-async def run_once(url: str, path: str, n: int, workers: int, logs: Path) -> dict[str, Any]:
+async def run_once(url: str, path: str, n: int, workers: int, logs: Path, deliveries: bool = True) -> dict[str, Any]:
     app = PaywireApp(url, run_worker=False)
     await app.start()
     async with app.db.transaction() as tx:
@@ -142,7 +156,7 @@ async def run_once(url: str, path: str, n: int, workers: int, logs: Path) -> dic
             clock_id = None
             if path == "clock":
                 clock_id = (await client.post("/api/test-clocks", json={"frozen_time": T0})).json()["id"]
-            sub_id = await _template(client, clock_id)
+            sub_id = await _template(client, clock_id, deliveries)
             setup = time.perf_counter()
             if path == "clock":
                 due = T0 + 31 * DAY
@@ -190,6 +204,36 @@ async def run_once(url: str, path: str, n: int, workers: int, logs: Path) -> dic
         await app.stop()
 
 
+async def count_statements(url: str, n: int) -> dict[str, Any]:
+    """Renew N due subscriptions in this process, counting the statements sent to the database."""
+    app = PaywireApp(url, run_worker=False)
+    await app.start()
+    try:
+        async with app.db.transaction() as tx:
+            key = await keys.create_key(tx.conn, livemode=False, now=time.time())
+        transport = httpx.ASGITransport(app=app.api)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://bench", headers={"Authorization": f"Bearer {key}"}, timeout=120
+        ) as client:
+            sub_id = await _template(client, None)
+        now = int(time.time())
+        await _copy(app, sub_id, n, now)
+        count = [0]
+
+        def counted(*_: Any) -> None:
+            count[0] += 1
+
+        sa.event.listen(app.db.engine.sync_engine, "before_cursor_execute", counted)
+        started = time.perf_counter()
+        ran = await run_due(app.db, app.billing)
+        elapsed = time.perf_counter() - started
+        sa.event.remove(app.db.engine.sync_engine, "before_cursor_execute", counted)
+        assert await _renewed(app) == n, f"{await _renewed(app)} renewed of {n} ({ran} jobs ran)"
+        return {"elapsed": elapsed, "rate": n / elapsed, "ms": 1000 * elapsed / n, "statements": count[0] / n}
+    finally:
+        await app.stop()
+
+
 async def _fresh(database: str, tmp: str, pg: str) -> tuple[str, Any]:
     if database == "sqlite":
         return f"sqlite:///{tmp}/bench-{uuid.uuid4().hex[:6]}.db", None
@@ -215,8 +259,29 @@ async def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="paywire worker processes on PostgreSQL")
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--statements", action="store_true", help="count statements per renewal, in-process")
+    parser.add_argument("--batch", type=int, nargs="+", help="with --statements: these scheduler batch sizes")
+    parser.add_argument(
+        "--no-deliveries", action="store_true", help="the endpoint takes no renewal event: no deliveries rows"
+    )
     args = parser.parse_args()
     os.environ.setdefault("PAYWIRE_ENCRYPTION_KEY", generate_key())  # PostgreSQL needs one; workers inherit it
+    if args.statements:
+        with tempfile.TemporaryDirectory() as tmp:
+            for database in args.database:
+                for n, batch in itertools.product(args.n, args.batch or [scheduler.BATCH]):
+                    scheduler.BATCH = batch
+                    url, name = await _fresh(database, tmp, args.postgres)
+                    try:
+                        result = await count_statements(url, n)
+                    finally:
+                        await _drop(args.postgres, name)
+                    print(
+                        f"  {database:<10} N={n:>7} batch {batch:>4}: {result['statements']:.2f} statements "
+                        f"per renewal, {result['rate']:.0f} renewals/s, {result['ms']:.3f} ms each (in-process)",
+                        flush=True,
+                    )
+        return
     results: dict[tuple[str, str], dict[int, list[dict[str, Any]]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for database in args.database:
@@ -227,7 +292,7 @@ async def main() -> None:
                         url, name = await _fresh(database, tmp, args.postgres)
                         print(f"  {database} {path} N={n} run {run + 1} ...", flush=True)
                         try:
-                            result = await run_once(url, path, n, workers, Path(tmp))
+                            result = await run_once(url, path, n, workers, Path(tmp), not args.no_deliveries)
                         finally:
                             await _drop(args.postgres, name)
                         print(

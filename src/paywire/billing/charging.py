@@ -214,6 +214,28 @@ async def prepare_charge(
     ref = await tx.conn.scalar(
         sa.select(customers.c.provider_customer_ref).where(customers.c.id == intent["customer_id"])
     ) if intent["customer_id"] else call.step.customer_ref  # fmt: skip
+    values = processing_row(call, flow, args, need, subject, new=exists is None, customer_ref=ref)
+    if exists is None:
+        await tx.conn.execute(payment_intents.insert().values(**values))
+    else:
+        values.pop("id")
+        await tx.conn.execute(payment_intents.update().where(payment_intents.c.id == intent["id"]).values(**values))
+    return {**values, "id": intent["id"]}
+
+
+def processing_row(
+    call: Call,
+    flow: str,
+    args: dict[str, Any],
+    need: ChargeNeeded,
+    subject: str,
+    *,
+    new: bool,
+    customer_ref: str | None,
+) -> dict[str, Any]:
+    """The intent's row as `processing`, with its continuation (what `finish` runs again)."""
+    assert call.step is not None
+    intent = need.intent
     continuation = {
         "flow": flow,
         "args": args,
@@ -221,27 +243,20 @@ async def prepare_charge(
         "livemode": call.livemode,
         "request": dataclasses.asdict(call.request) if call.request else None,
         "answers": call.step.answers,
-        "new": exists is None,
+        "new": new,
         "off_session": need.off_session,
-        "customer_ref": ref,
+        "customer_ref": customer_ref,
         "previous_status": intent["status"],
     }
-    attempt = int(intent["charge_attempts"]) + 1
-    values = {
+    return {
         **{k: v for k, v in intent.items() if k != "seq"},
         "status": "processing",
         "payment_method": need.payment_method,
-        "charge_attempts": attempt,
+        "charge_attempts": int(intent["charge_attempts"]) + 1,
         "subject_id": subject,
         "continuation": continuation,
         "processing_since": call.billing.clock.now(),
     }
-    if exists is None:
-        await tx.conn.execute(payment_intents.insert().values(**values))
-    else:
-        values.pop("id")
-        await tx.conn.execute(payment_intents.update().where(payment_intents.c.id == intent["id"]).values(**values))
-    return {**values, "id": intent["id"]}
 
 
 async def prepare_job(tx: Tx, call: Call, args: dict[str, Any], subject: str) -> Done | Ask | dict[str, Any]:
@@ -346,11 +361,9 @@ async def finish_in(tx: Tx, billing: Billing, intent_id: str, result: ChargeResu
             .where(customers.c.id == intent["customer_id"], customers.c.provider_customer_ref.is_(None))
             .values(provider_customer_ref=customer)
         )
-    request = RequestInfo(**cont["request"]) if cont.get("request") else None
-    charged = Charged(intent_id, int(intent["charge_attempts"]), intent["payment_method"], result, bool(cont["new"]))
-    step = Step(now=float(cont["now"]), answers=dict(cont.get("answers") or {}), charged=charged)
-    call = Call(billing, bool(intent["livemode"]), request, step)
-    step.local = is_local(call)
+    call = finishing_call(billing, intent, result)
+    assert call.step is not None and call.step.charged is not None
+    charged = call.step.charged
     # The flow runs as if it were the first time, but on the intent recorded as processing.
     await tx.conn.execute(
         payment_intents.update()
@@ -384,6 +397,18 @@ async def finish_in(tx: Tx, billing: Billing, intent_id: str, result: ChargeResu
             .values(continuation=cont)
         )
     return value
+
+
+def finishing_call(billing: Billing, intent: dict[str, Any], result: ChargeResult) -> Call:
+    """The call a `processing` intent's continuation runs its flow again with: its time, its
+    answers and the provider's answer to its charge."""
+    cont = intent["continuation"]
+    request = RequestInfo(**cont["request"]) if cont.get("request") else None
+    charged = Charged(intent["id"], int(intent["charge_attempts"]), intent["payment_method"], result, bool(cont["new"]))
+    step = Step(now=float(cont["now"]), answers=dict(cont.get("answers") or {}), charged=charged)
+    call = Call(billing, bool(intent["livemode"]), request, step)
+    step.local = is_local(call)
+    return call
 
 
 class _Orphan(Exception):
@@ -444,8 +469,11 @@ async def settle_many(db: Database, billing: Billing, intents: list[dict[str, An
     await pause_for_tests()
 
     async def record() -> None:
+        from paywire.billing import renewal_batch
+
         async with db.transaction() as tx:
-            for intent, result in answers:
+            # Plain renewals are recorded set-based; whatever else is recorded one at a time.
+            for intent, result in await renewal_batch.finish(tx, billing, answers):
                 await finish_in(tx, billing, intent["id"], result, intent["continuation"].get("customer_ref"))
 
     try:

@@ -74,12 +74,23 @@ async def open_and_collect(
     tx: Tx, call: Call, invoice: dict[str, Any], payment_method: str | None, now: float, *, with_pending: bool
 ) -> Collection:
     """Insert a new invoice (plus the subscription's pending lines) and try to collect it."""
+    pending: list[dict[str, Any]] = []
     if with_pending and invoice["subscription_id"]:
         pending = await invoices.take_pending_lines(tx, invoice["subscription_id"], invoice["id"])
-        if pending:
-            lines = [*invoice["lines"], *pending]
-            total = sum(int(line["amount"]) for line in lines)
-            invoice = {**invoice, "lines": lines, "subtotal": total, "total": total, "amount_due": max(total, 0)}
+    collected = await collect_new(call, invoice, pending, payment_method, now)
+    await record_new(tx, collected, now)
+    return collected
+
+
+async def collect_new(
+    call: Call, invoice: dict[str, Any], pending: list[dict[str, Any]], payment_method: str | None, now: float
+) -> Collection:
+    """A new invoice with its `pending` lines added, its payment intent, and the charge's outcome;
+    nothing is written (`record_new` writes it; a batch of renewals writes many at once)."""
+    if pending:
+        lines = [*invoice["lines"], *pending]
+        total = sum(int(line["amount"]) for line in lines)
+        invoice = {**invoice, "lines": lines, "subtotal": total, "total": total, "amount_due": max(total, 0)}
     intent = None
     if invoice["amount_due"] > 0:
         intent = payments.build(
@@ -98,11 +109,15 @@ async def open_and_collect(
     if intent is not None:
         created.append(NewEvent("payment_intent.created", payments.render(intent)))
     invoice, intent = await _charge_invoice(call, invoice, intent, payment_method, now)
-    await tx.conn.execute(invoices_table.insert().values(**invoice))
-    if intent is not None:
-        await payments.write(tx, intent)
-    await invoices.carry_credit(tx, invoice, now=now)
     return Collection(invoice, intent, created, _outcome(invoice, intent))
+
+
+async def record_new(tx: Tx, collected: Collection, now: float) -> None:
+    """Write a `collect_new` outcome: the invoice, its payment intent, any credit carried on."""
+    await tx.conn.execute(invoices_table.insert().values(**collected.invoice))
+    if collected.intent is not None:
+        await payments.write(tx, collected.intent)
+    await invoices.carry_credit(tx, collected.invoice, now=now)
 
 
 async def collect_again(

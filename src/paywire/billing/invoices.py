@@ -103,18 +103,33 @@ def build(
 
 async def take_pending_lines(tx: Tx, subscription_id: str, invoice_id: str) -> list[dict[str, Any]]:
     """The subscription's pending proration lines, now attached to `invoice_id`."""
+    rows = (await read_pending_lines(tx, [subscription_id])).get(subscription_id, [])
+    await attach_lines(tx, {seq: invoice_id for seq, _ in rows})
+    return [line for _, line in rows]
+
+
+async def read_pending_lines(tx: Tx, subscription_ids: list[str]) -> dict[str, list[tuple[int, dict[str, Any]]]]:
+    """Each subscription's pending lines as (seq, line), oldest first (one query for many)."""
     rows = (
         await tx.conn.execute(
-            sa.select(invoice_items.c.seq, invoice_items.c.line)
-            .where(invoice_items.c.subscription_id == subscription_id, invoice_items.c.invoice_id.is_(None))
+            sa.select(invoice_items.c.seq, invoice_items.c.subscription_id, invoice_items.c.line)
+            .where(invoice_items.c.subscription_id.in_(subscription_ids), invoice_items.c.invoice_id.is_(None))
             .order_by(invoice_items.c.seq)
         )
     ).all()
-    if rows:
-        await tx.conn.execute(
-            invoice_items.update().where(invoice_items.c.seq.in_([r.seq for r in rows])).values(invoice_id=invoice_id)
-        )
-    return [dict(r.line) for r in rows]
+    found: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+    for row in rows:
+        found.setdefault(row.subscription_id, []).append((int(row.seq), dict(row.line)))
+    return found
+
+
+async def attach_lines(tx: Tx, invoice_of: dict[int, str]) -> None:
+    """Attach pending lines (by seq) to their invoices: one statement per invoice."""
+    by_invoice: dict[str, list[int]] = {}
+    for seq, invoice_id in invoice_of.items():
+        by_invoice.setdefault(invoice_id, []).append(seq)
+    for invoice_id, seqs in by_invoice.items():
+        await tx.conn.execute(invoice_items.update().where(invoice_items.c.seq.in_(seqs)).values(invoice_id=invoice_id))
 
 
 async def add_pending_lines(

@@ -8,6 +8,7 @@ three back together, so a job runs to completion exactly once.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -76,6 +77,60 @@ async def cancel(tx: Tx, object_id: str, kinds: tuple[str, ...] | None, *, now: 
         free = sa.select(table.c.seq).where(where).with_for_update(skip_locked=True)
         where = table.c.seq.in_(free.scalar_subquery())
     await tx.conn.execute(table.update().where(where).values(status="canceled", updated=int(now)))
+
+
+async def cancel_many(tx: Tx, object_ids: list[str], kinds: tuple[str, ...], *, now: float) -> None:
+    """`cancel` for many objects in one statement (a batch of renewals)."""
+    if not object_ids:
+        return
+    where = sa.and_(table.c.object_id.in_(object_ids), table.c.status == "pending", table.c.kind.in_(kinds))
+    if tx.conn.dialect.name == "postgresql":  # skip a job being run, as `cancel` does
+        free = sa.select(table.c.seq).where(where).with_for_update(skip_locked=True)
+        where = table.c.seq.in_(free.scalar_subquery())
+    await tx.conn.execute(table.update().where(where).values(status="canceled", updated=int(now)))
+
+
+@dataclass(frozen=True)
+class Due:
+    """One job for `schedule_many`: `schedule`'s arguments."""
+
+    kind: str
+    object_id: str
+    due: int
+    livemode: bool
+    clock_id: str | None
+    now: float
+    payload: dict[str, Any] | None = None
+
+
+async def schedule_many(tx: Tx, wanted: list[Due]) -> None:
+    """`schedule` for many jobs: one read of those that exist, one insert of the new ones (in
+    the given order, so their `seq` follows it), one update reviving the canceled ones."""
+    if not wanted:
+        return
+    found = (
+        await tx.conn.execute(
+            sa.select(table.c.seq, table.c.status, table.c.kind, table.c.object_id, table.c.due).where(
+                table.c.object_id.in_({w.object_id for w in wanted}), table.c.kind.in_({w.kind for w in wanted})
+            )
+        )
+    ).all()
+    existing = {(r.kind, r.object_id, int(r.due)): r for r in found}
+    new: list[dict[str, Any]] = []
+    revive: dict[int, list[int]] = {}
+    for w in wanted:
+        row = existing.get((w.kind, w.object_id, w.due))
+        if row is None:
+            at = int(w.now)
+            fields = {"livemode": w.livemode, "kind": w.kind, "object_id": w.object_id, "due": w.due}
+            new.append({**fields, "payload": w.payload or {}, "test_clock_id": w.clock_id, "status": "pending"})
+            new[-1].update(attempts=0, created=at, updated=at)
+        elif row.status == "canceled":
+            revive.setdefault(int(w.now), []).append(int(row.seq))
+    if new:
+        await tx.conn.execute(table.insert(), new)
+    for updated, seqs in revive.items():
+        await tx.conn.execute(table.update().where(table.c.seq.in_(seqs)).values(status="pending", updated=updated))
 
 
 def _claim_order() -> tuple[Any, ...]:

@@ -8,13 +8,14 @@ changed since it was scheduled), so a stale job does nothing.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 
 from paywire import objects
 from paywire.billing import clocks, invoices, jobs, payments
-from paywire.billing.collection import collect_again, open_and_collect
+from paywire.billing.collection import Collection, collect_again, collect_new, record_new
 from paywire.billing.declines import Declined, Outcome, check_payment_method
 from paywire.billing.runtime import Call
 from paywire.billing.subscription_state import (
@@ -27,9 +28,12 @@ from paywire.billing.subscription_state import (
     lines_for_period,
     load,
     new_invoice,
+    note_retry,
     period_after,
     reschedule,
+    retry_payload,
     save,
+    saved,
     schedule_retry,
     updated_events,
 )
@@ -69,24 +73,61 @@ async def on_trial_will_end(tx: Tx, call: Call, job: Any, now: float) -> None:
         await emit(tx, call, [event("trial_will_end", sub)], now)
 
 
-async def _charge_period(
-    tx: Tx, call: Call, before: dict[str, Any], start: int, reason: str, now: float, first: tuple[str, ...]
-) -> None:
-    """Start the period at `start` and charge it: trial end and renewal share this."""
+@dataclass
+class PeriodPlan:
+    """A charged period's rows and events, computed before anything is written."""
+
+    before: dict[str, Any]
+    after: dict[str, Any]
+    collected: Collection
+    retry_due: int | None  # the first dunning retry, when the charge failed
+    events: list[NewEvent]
+
+
+async def plan_period(
+    call: Call,
+    before: dict[str, Any],
+    pending: list[dict[str, Any]],
+    start: int,
+    reason: str,
+    now: float,
+    first: tuple[str, ...],
+) -> PeriodPlan:
+    """Start the period at `start` and charge it (trial end and renewal share this): what is to
+    be written, and the events in the contract's order. Writes nothing, so a batch of renewals
+    can write many plans with one statement per table (billing/renewal_batch.py)."""
     after = {**before, "current_period_start": start}
     after["current_period_end"] = period_after(after, start)
     period = (start, after["current_period_end"])
     invoice = new_invoice(after, reason, lines_for_period(after, *period), period, now)
-    collected = await open_and_collect(tx, call, invoice, after["default_payment_method"], now, with_pending=True)
+    collected = await collect_new(call, invoice, pending, after["default_payment_method"], now)
     after.update(latest_invoice_id=invoice["id"], status="active" if collected.paid else "past_due")
-    await save(tx, before, after, now)
-    if not collected.paid:
-        await schedule_retry(tx, after, collected, 1, int(now))
+    saved(before, after, now)
+    retry_due = None if collected.paid else note_retry(collected, 1, int(now))
     specific = {"subscription_create": "started", "subscription_cycle": "renewed"}[reason]
     paid = [event(specific, after)] if collected.paid else []
     opening = [event(kind, after) for kind in first]
     events = [*opening, *collected.created, *collected.outcome, *paid, *updated_events(before, after)]
-    await emit(tx, call, events, now)
+    return PeriodPlan(before, after, collected, retry_due, events)
+
+
+async def _charge_period(
+    tx: Tx, call: Call, before: dict[str, Any], start: int, reason: str, now: float, first: tuple[str, ...]
+) -> None:
+    pending = (await invoices.read_pending_lines(tx, [before["id"]])).get(before["id"], [])
+    plan = await plan_period(call, before, [line for _, line in pending], start, reason, now, first)
+    after = plan.after
+    await invoices.attach_lines(tx, {seq: plan.collected.invoice["id"] for seq, _ in pending})
+    await record_new(tx, plan.collected, now)
+    await save(tx, before, after, now)
+    if plan.retry_due is not None:
+        first_failed = int(now)
+        await jobs.schedule(
+            tx, kind=jobs.DUNNING_RETRY, object_id=after["id"], due=plan.retry_due, livemode=after["livemode"],
+            clock_id=after["test_clock_id"], now=first_failed,
+            payload=retry_payload(plan.collected.invoice, 1, first_failed),
+        )  # fmt: skip
+    await emit(tx, call, plan.events, now)
     await reschedule(tx, after, now)
 
 
@@ -97,11 +138,16 @@ async def on_trial_end(tx: Tx, call: Call, job: Any, now: float) -> None:
     await _charge_period(tx, call, sub, sub["trial_end"], "subscription_create", now, ("trial_end",))
 
 
+def renewal_applies(sub: dict[str, Any], job: Any) -> bool:
+    """Whether a renewal job still renews its subscription (else it does nothing)."""
+    if sub["status"] not in ("active", "past_due") or sub["current_period_end"] != job["due"]:
+        return False
+    return not sub["cancel_at_period_end"]
+
+
 async def on_renewal(tx: Tx, call: Call, job: Any, now: float) -> None:
     sub = await load(tx, job["object_id"])
-    if sub["status"] not in ("active", "past_due") or sub["current_period_end"] != job["due"]:
-        return
-    if sub["cancel_at_period_end"]:
+    if not renewal_applies(sub, job):
         return
     await _charge_period(tx, call, sub, sub["current_period_end"], "subscription_cycle", now, ())
 

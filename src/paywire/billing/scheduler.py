@@ -23,7 +23,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from paywire.billing import charging, checkout, jobs, reconcile, renewals
+from paywire.billing import charging, checkout, jobs, reconcile, renewal_batch, renewals
 from paywire.billing.runtime import Billing, Call
 from paywire.db.engine import Database, Tx, is_unavailable
 from paywire.db.schema import test_clocks
@@ -42,7 +42,7 @@ HANDLERS: dict[str, Handler] = {
     jobs.NFT_MINT: checkout.on_mint,
 }
 MAX_ATTEMPTS = 5
-BATCH = 100  # jobs claimed and run together (a renewal storm): one transaction each step, not each job
+BATCH = 100  # jobs claimed and run together (a renewal storm): one transaction, and one statement per table, each step
 
 
 async def run_one(
@@ -103,7 +103,9 @@ async def run_batch(db: Database, billing: Billing, *, clock_id: str | None, unt
     The same steps as `run_one`, each for the whole batch: one transaction claims the jobs, runs
     each one's first pass (recording its charge as `processing`) and marks them done; the
     provider is then asked for each charge with no transaction open; one transaction records
-    every answer (`charging.settle_many`). A crash at any point leaves what `run_one` would:
+    every answer (`charging.settle_many`). Plain renewals take both transactions' steps for the
+    whole batch at once, with one statement per table (`renewal_batch`); the other jobs one by
+    one, as before. A crash at any point leaves what `run_one` would:
     nothing committed, or jobs done with their charges `processing` for the reconciler. A job
     that raises rolls the batch back and is then run alone (which records its failure); one
     whose provider has a question first (a new customer at Stripe) runs alone after the batch.
@@ -126,11 +128,18 @@ async def run_batch(db: Database, billing: Billing, *, clock_id: str | None, unt
                     .where(test_clocks.c.id == clock_id, test_clocks.c.frozen_time < due)
                     .values(frozen_time=due)
                 )
-            done: list[int] = []
-            for job in batch:
-                running = job
+
+            def call_for(job: dict[str, Any]) -> Call:
                 base = billing.call(job["livemode"])
-                call = replace(base, step=charging.Step(now=now, local=charging.is_local(base)))
+                return replace(base, step=charging.Step(now=now, local=charging.is_local(base)))
+
+            running = batch[0]  # a batch that raises here: its first job runs alone, then the rest again
+            fast = await renewal_batch.prepare(tx, call_for, batch, now)
+            prepared.extend(fast.intents)
+            done: list[int] = list(fast.done)
+            for job in fast.rest:
+                running = job
+                call = call_for(job)
                 outcome = await charging.prepare_job(tx, call, {"job": job, "now": now}, str(job["object_id"]))
                 if isinstance(outcome, charging.Ask):  # its pass wrote nothing: it runs alone below
                     asked.append(job)

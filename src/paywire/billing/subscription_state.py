@@ -86,51 +86,72 @@ async def load(tx: Tx, subscription_id: str, livemode: bool | None = None) -> di
 
 
 async def save(tx: Tx, before: dict[str, Any], after: dict[str, Any], now: float) -> None:
-    changed = {k: v for k, v in after.items() if before.get(k) != v and k not in ("seq", "id")}
-    if changed:
-        changed["updated"] = int(now)
-        after["updated"] = int(now)
+    if changed := saved(before, after, now):
         await tx.conn.execute(subscriptions.update().where(subscriptions.c.id == before["id"]).values(**changed))
 
 
 async def reschedule(tx: Tx, sub: dict[str, Any], now: float) -> None:
     """Derive the subscription's next time-driven transitions from its state."""
     await jobs.cancel(tx, sub["id"], LIFECYCLE_JOBS, now=now)
-
-    async def at(kind: str, due: int) -> None:
+    for kind, due in lifecycle_jobs(sub):
         await jobs.schedule(
             tx, kind=kind, object_id=sub["id"], due=due, livemode=sub["livemode"],
             clock_id=sub["test_clock_id"], now=now,
         )  # fmt: skip
 
+
+def lifecycle_jobs(sub: dict[str, Any]) -> list[tuple[str, int]]:
+    """The (kind, due) of the time-driven transitions the subscription's state asks for."""
     status = sub["status"]
     if status == "trialing":
         # 3 days before the trial ends, or at once for a shorter trial (due at its start).
-        await at(jobs.TRIAL_WILL_END, max(sub["trial_start"], sub["trial_end"] - TRIAL_NOTICE))
-        await at(jobs.CANCEL if sub["cancel_at_period_end"] else jobs.TRIAL_END, sub["trial_end"])
-    elif status in ("active", "past_due"):
-        await at(jobs.CANCEL if sub["cancel_at_period_end"] else jobs.RENEWAL, sub["current_period_end"])
-    elif status == "incomplete":
-        await at(jobs.INCOMPLETE_EXPIRE, sub["created"] + INCOMPLETE_EXPIRES_AFTER)
+        return [
+            (jobs.TRIAL_WILL_END, max(sub["trial_start"], sub["trial_end"] - TRIAL_NOTICE)),
+            (jobs.CANCEL if sub["cancel_at_period_end"] else jobs.TRIAL_END, sub["trial_end"]),
+        ]
+    if status in ("active", "past_due"):
+        return [(jobs.CANCEL if sub["cancel_at_period_end"] else jobs.RENEWAL, sub["current_period_end"])]
+    if status == "incomplete":
+        return [(jobs.INCOMPLETE_EXPIRE, sub["created"] + INCOMPLETE_EXPIRES_AFTER)]
+    return []
 
 
 async def schedule_retry(tx: Tx, sub: dict[str, Any], collected: Collection, attempt: int, first: int) -> None:
     """Schedule dunning retry `attempt`; the failure events then show `next_payment_attempt`."""
     invoice = collected.invoice
-    due = first + DUNNING_DAYS[attempt - 1] * DAY
+    due = note_retry(collected, attempt, first)
     await jobs.schedule(
         tx, kind=jobs.DUNNING_RETRY, object_id=sub["id"], due=due, livemode=sub["livemode"],
-        clock_id=sub["test_clock_id"], now=first,
-        payload={"invoice_id": invoice["id"], "attempt": attempt, "first_failed_at": first},
+        clock_id=sub["test_clock_id"], now=first, payload=retry_payload(invoice, attempt, first),
     )  # fmt: skip
     await tx.conn.execute(
         invoices_table.update().where(invoices_table.c.id == invoice["id"]).values(next_payment_attempt=due)
     )
+
+
+def note_retry(collected: Collection, attempt: int, first: int) -> int:
+    """Dunning retry `attempt`'s time, set on the invoice and its failure event (nothing written)."""
+    due = first + DUNNING_DAYS[attempt - 1] * DAY
+    invoice = collected.invoice
     invoice["next_payment_attempt"] = due
     collected.outcome = [
         NewEvent(e.type, invoices.render(invoice)) if e.type == "invoice.payment_failed" else e
         for e in collected.outcome
     ]
+    return due
+
+
+def retry_payload(invoice: dict[str, Any], attempt: int, first: int) -> dict[str, Any]:
+    return {"invoice_id": invoice["id"], "attempt": attempt, "first_failed_at": first}
+
+
+def saved(before: dict[str, Any], after: dict[str, Any], now: float) -> dict[str, Any]:
+    """The columns `save` writes (and sets `after["updated"]`): the changed ones, if any."""
+    changed = {k: v for k, v in after.items() if before.get(k) != v and k not in ("seq", "id")}
+    if changed:
+        changed["updated"] = int(now)
+        after["updated"] = int(now)
+    return changed
 
 
 def lines_for_period(sub: dict[str, Any], start: int, end: int) -> list[dict[str, Any]]:

@@ -68,18 +68,80 @@ async def append(
     if not new_events:
         return []
     conn = tx.conn
-    if not tx.events_appended and conn.dialect.name == "postgresql":
-        await conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _EVENT_ORDER_LOCK})
-        await conn.execute(sa.text("SELECT pg_notify(:c, '')"), {"c": CHANNEL})
+    await _order_lock(tx)
+    endpoints = await targets.enabled(conn, livemode)
+    event_rows: list[dict[str, Any]] = []
+    delivery_rows: list[dict[str, Any]] = []
+    appended = _rows(new_events, endpoints, livemode, now, request, only_to, event_rows, delivery_rows)
+    # One row at a time keeps `seq` in emission order on every backend.
+    for row in event_rows:
+        await conn.execute(events.insert(), row)
+    if delivery_rows:
+        await conn.execute(webhook_deliveries.insert(), delivery_rows)
+    return appended
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One state change's events in `append_many`: what `append` would have been called with."""
+
+    events: Sequence[NewEvent]
+    livemode: bool
+    now: float
+    request: RequestInfo | None = None
+
+
+async def append_many(tx: Tx, batches: Sequence[Batch]) -> list[list[dict[str, Any]]]:
+    """`append` for many state changes at once (a batch of renewals): the same rows, the same
+    `seq` order — each change's events consecutive, in its order, the changes in the given
+    order — the same deliveries and the same notify, in one statement per table.
+
+    The events go in one executemany, whose rows each backend inserts in the given order (so
+    `seq` follows it); `tests/integration/test_renewal_batches.py` checks the order."""
+    if not any(batch.events for batch in batches):
+        return [[] for _ in batches]
+    conn = tx.conn
+    await _order_lock(tx)
+    endpoints = {mode: await targets.enabled(conn, mode) for mode in {b.livemode for b in batches if b.events}}
+    event_rows: list[dict[str, Any]] = []
+    delivery_rows: list[dict[str, Any]] = []
+    appended = [
+        _rows(b.events, endpoints.get(b.livemode, []), b.livemode, b.now, b.request, None, event_rows, delivery_rows)
+        for b in batches
+    ]
+    await conn.execute(events.insert(), event_rows)
+    if any("order_key" in row for row in delivery_rows):  # one mode has ordered destinations: every row has the key
+        for row in delivery_rows:
+            row.setdefault("order_key", None)
+    if delivery_rows:
+        await conn.execute(webhook_deliveries.insert(), delivery_rows)
+    return appended
+
+
+async def _order_lock(tx: Tx) -> None:
+    """PostgreSQL: take the event-order lock (and notify readers) before the transaction's first event."""
+    if not tx.events_appended and tx.conn.dialect.name == "postgresql":
+        await tx.conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _EVENT_ORDER_LOCK})
+        await tx.conn.execute(sa.text("SELECT pg_notify(:c, '')"), {"c": CHANNEL})
     tx.events_appended = True
 
-    endpoints = await targets.enabled(conn, livemode)
+
+def _rows(
+    new_events: Sequence[NewEvent],
+    endpoints: list[targets.Target],
+    livemode: bool,
+    now: float,
+    request: RequestInfo | None,
+    only_to: Sequence[str] | None,
+    event_rows: list[dict[str, Any]],
+    delivery_rows: list[dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """Add the events' rows and their deliveries' rows to the lists; returns them as rendered."""
     ordered = {t.id for t in endpoints if t.ordered}
     created = int(now)
     request = request or RequestInfo()
-    event_rows: list[dict[str, Any]] = []
-    delivery_rows: list[dict[str, Any]] = []
-    appended: list[dict[str, Any]] = []  # as rendered
+    appended: list[dict[str, Any]] = []
+    wall = time.time()
     for new in new_events:
         kind = catalogue.get(new.type)
         event_id = new_id("evt")
@@ -112,7 +174,7 @@ async def append(
                 "attempts": 0,
                 # Deliveries run on the wall clock: an event of a test clock frozen in the
                 # future (an advanced clock) still goes out now.
-                "next_attempt": time.time(),
+                "next_attempt": wall,
                 "created": created,
                 "updated": created,
             }
@@ -121,11 +183,6 @@ async def append(
         if ordered:  # the key only for ordered destinations; every row has it (one executemany)
             for delivery in delivery_rows[start:]:
                 delivery["order_key"] = row["object_id"] if delivery["endpoint_id"] in ordered else None
-    # One row at a time keeps `seq` in emission order on every backend.
-    for row in event_rows:
-        await conn.execute(events.insert(), row)
-    if delivery_rows:
-        await conn.execute(webhook_deliveries.insert(), delivery_rows)
     return appended
 
 
