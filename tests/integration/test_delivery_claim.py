@@ -79,3 +79,18 @@ async def test_concurrent_claims_on_postgresql_are_disjoint(database_url: str) -
         assert not {j.seq for j in first} & {j.seq for j in second}
     finally:
         await db.dispose()
+
+
+async def test_claims_over_any_number_of_endpoints_use_a_few_statement_shapes(database_url: str) -> None:
+    """One claim statement per endpoint count held ~60 MB of compiled shapes in a worker; counts
+    are rounded up to a power of two, and the padding branches claim nothing."""
+    db, ids = await _setup(database_url, 37, 2)
+    try:
+        for count in range(1, 38):
+            # Each claim is handed the first `count` endpoints (a window of the enabled ones).
+            jobs = await _claim(db, f"w{count}", lease=0.0, limit=1000, endpoints=ids[:count], start=0)
+            assert sorted({j.endpoint_id for j in jobs}) == sorted(ids[:count]), count
+            assert len(jobs) == 2 * count
+        assert {delivery.statement_size(n) for n in range(1, 101)} == {1, 2, 4, 8, 16, 32, 64, 100}
+    finally:
+        await db.dispose()

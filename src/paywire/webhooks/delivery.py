@@ -88,6 +88,11 @@ def _in_turn() -> sa.ColumnElement[bool]:
     return sa.or_(d.c.order_key.is_(None), ~waits)
 
 
+def statement_size(endpoints: int) -> int:
+    """How many endpoint branches the claim statement for `endpoints` endpoints has."""
+    return min(MAX_ENDPOINTS_PER_CLAIM, 1 << (endpoints - 1).bit_length())
+
+
 @functools.cache
 def _claim_statement(postgres: bool, endpoints: int, ordered: bool = False) -> sa.Update:
     """Lease due deliveries of `endpoints` endpoints, each up to its quota, `:limit` in all
@@ -279,7 +284,13 @@ async def claim_from(
     params: dict[str, Any] = {"now": now, "owner": owner, "until": now + lease, "limit": limit}
     for n, endpoint_id in enumerate(window):
         params[f"endpoint_{n}"], params[f"quota_{n}"] = endpoint_id, min(quotas.get(endpoint_id, default_quota), limit)
-    asked = len(window)
+    # The statement has one branch per endpoint. Built for every count from 1 to 100, its shapes
+    # (each compiled and cached by SQLAlchemy, the largest taking most of a second) held ~60 MB
+    # more in a worker after a few batches, so the count is rounded up to a power of two (eight
+    # shapes in all), the extra branches asking for nothing (no endpoint has the id '').
+    asked = statement_size(len(window))
+    for n in range(len(window), asked):
+        params[f"endpoint_{n}"], params[f"quota_{n}"] = "", 0
     if ordered is None:
         ordered = await ordered_endpoints(tx)
     in_order = bool(ordered) and any(i in ordered for i in window)
