@@ -201,7 +201,17 @@ class StreamHub:
 
     @property
     def followers(self) -> int:
+        """Streams the hub writes to itself now."""
         return len(self._following)
+
+    @property
+    def streams(self) -> int:
+        """Streams (and buses) subscribed."""
+        return self._streams
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
 
     async def follow(self, follower: Follower, seq: int) -> tuple[Let, int]:
         """Write the events after `seq` to `follower` from now on (it must be `covers(seq)`), until
@@ -246,8 +256,11 @@ class StreamHub:
         poll = POLL_SECONDS if self.db.is_postgres else min(POLL_SECONDS, SQLITE_POLL_SECONDS)
         loop = asyncio.get_running_loop()
         notified = True
+        me = asyncio.current_task()
         try:
-            while True:
+            # Until `stop` or the last `unsubscribe` replaces us: not only on their cancel, which
+            # Python 3.11's `wait_for` (in `signal.wait`) can swallow when its wait ends just then.
+            while self._task is me:
                 snapshot = signal.snapshot()
                 woke = loop.time()
                 try:
@@ -270,7 +283,7 @@ class StreamHub:
                 if gap > 0.001:
                     await asyncio.sleep(gap)
         finally:
-            if self._task is None or self._task is asyncio.current_task():
+            if self._task is None or self._task is me:
                 self.start = None
                 self._entries, self._seqs, self._chunks = [], [], {}
                 self._wake()
