@@ -188,20 +188,25 @@ async def start_session(tx: Tx, operator_id: str, *, now: float, livemode: bool 
     return token
 
 
-async def session_of(db: Database, token: str | None, *, now: float) -> Session | None:
-    """The live session of this cookie token, or None (unknown, idle too long, or too old)."""
+async def session_of(
+    db: Database, token: str | None, *, now: float, conn: AsyncConnection | None = None
+) -> Session | None:
+    """The live session of this cookie token, or None (unknown, idle too long, or too old).
+    Read on `conn` when given (a page's own read connection), else on a read of its own."""
     if not token or len(token) > 100:
         return None
     s, o = operator_sessions, operators
     token_hash = hash_token(token)
-    async with db.read() as conn:
-        row = (
-            await conn.execute(
-                sa.select(s.c.operator_id, s.c.livemode, s.c.last_seen, s.c.expires, o.c.email, o.c.role)
-                .join(o, o.c.id == s.c.operator_id)
-                .where(s.c.token_hash == token_hash)
-            )
-        ).first()
+    query = (
+        sa.select(s.c.operator_id, s.c.livemode, s.c.last_seen, s.c.expires, o.c.email, o.c.role)
+        .join(o, o.c.id == s.c.operator_id)
+        .where(s.c.token_hash == token_hash)
+    )
+    if conn is None:
+        async with db.read() as own:
+            row = (await own.execute(query)).first()
+    else:
+        row = (await conn.execute(query)).first()
     if row is None or row.expires <= now or row.last_seen <= now - IDLE_TIMEOUT:
         return None
     if now - row.last_seen >= TOUCH_EVERY:
