@@ -72,6 +72,39 @@ def _listed_columns() -> sa.Select[Any]:
     return sa.select(c.seq, c.id, c.type, c.object_id, c.created, c.pending_webhooks)
 
 
+@functools.lru_cache(maxsize=64)
+def _page_statement(types: int, object_id: bool, since: bool, until: bool, cursor: str, n: int) -> sa.Select[Any]:
+    """The page query for one shape of filters (`types` of them, bound as `type_0`…; the other
+    values bound by name), built once: building the 13-type union of `customer.*` anew cost
+    6 ms of Python per request, about what the rest of the page costs."""
+    seq = events.c.seq
+    ascending = cursor == "after"
+
+    def part(i: int | None) -> sa.Select[Any]:
+        q = sa.select(seq).where(events.c.livemode == sa.bindparam("livemode"))
+        if i is not None:
+            q = q.where(events.c.type == sa.bindparam(f"type_{i}"))
+        if object_id:
+            q = q.where(events.c.object_id == sa.bindparam("object_id"))
+        if since:
+            q = q.where(events.c.created >= sa.bindparam("since"))
+        if until:
+            q = q.where(events.c.created < sa.bindparam("until"))
+        if cursor == "after":
+            q = q.where(seq > sa.bindparam("cursor"))
+        elif cursor == "before":
+            q = q.where(seq < sa.bindparam("cursor"))
+        return q.order_by(seq.asc() if ascending else seq.desc()).limit(n + 1)
+
+    if types <= 1:
+        seqs = part(0 if types else None).subquery()
+    else:
+        merged = sa.union_all(*(sa.select(part(i).subquery().c.seq) for i in range(types))).subquery()
+        order = merged.c.seq.asc() if ascending else merged.c.seq.desc()
+        seqs = sa.select(merged.c.seq).order_by(order).limit(n + 1).subquery()
+    return _listed_columns().join_from(seqs, events, seq == seqs.c.seq).order_by(seq.desc())
+
+
 async def page_of_events(
     conn: Any,
     livemode: bool,
@@ -84,36 +117,16 @@ async def page_of_events(
 ) -> KeysetPage:
     """One page of events, newest first, by keyset on `seq` (see `type_filter`), in one query:
     the page's seqs (an index range per type, merged) joined back to their rows."""
-    seq, n = events.c.seq, cursor.size
+    n = cursor.size
     ascending = cursor.after is not None
-
-    def part(event_type: str | None) -> sa.Select[Any]:
-        q = sa.select(seq).where(events.c.livemode == livemode)
-        if event_type is not None:
-            q = q.where(events.c.type == event_type)
-        if object_id:
-            q = q.where(events.c.object_id == object_id)
-        if since is not None:
-            q = q.where(events.c.created >= since)
-        if until is not None:
-            q = q.where(events.c.created < until)
-        if cursor.after is not None:
-            q = q.where(seq > cursor.after)
-        elif cursor.before is not None:
-            q = q.where(seq < cursor.before)
-        return q.order_by(seq.asc() if ascending else seq.desc()).limit(n + 1)
-
     if types is not None and not types:
         return KeysetPage([], None, None)
-    parts = [part(t) for t in types] if types else [part(None)]
-    if len(parts) == 1:
-        seqs = parts[0].subquery()
-    else:
-        merged = sa.union_all(*(sa.select(p.subquery().c.seq) for p in parts)).subquery()
-        order = merged.c.seq.asc() if ascending else merged.c.seq.desc()
-        seqs = sa.select(merged.c.seq).order_by(order).limit(n + 1).subquery()
-    query = _listed_columns().join_from(seqs, events, events.c.seq == seqs.c.seq).order_by(seq.desc())
-    rows = list((await conn.execute(query)).all())
+    direction = "after" if cursor.after is not None else "before" if cursor.before is not None else ""
+    values: dict[str, Any] = {"livemode": livemode, "object_id": object_id, "since": since, "until": until}
+    values["cursor"] = cursor.after if cursor.after is not None else cursor.before
+    values.update({f"type_{i}": t for i, t in enumerate(types or ())})
+    query = _page_statement(len(types or ()), bool(object_id), since is not None, until is not None, direction, n)
+    rows = list((await conn.execute(query, values)).all())
     more = len(rows) > n
     if more:  # the one row past the page: the oldest when going back, the newest when going forward
         rows = rows[1:] if ascending else rows[:n]
