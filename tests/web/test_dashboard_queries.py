@@ -5,6 +5,7 @@ round trip and pool checkout is time a page waits on a busy machine (bench/dashb
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import re
 import time
@@ -18,7 +19,7 @@ from sqlalchemy import event as sa_event
 
 from paywire.app import PaywireApp
 from paywire.billing import customers
-from paywire.db.schema import webhook_deliveries
+from paywire.db.schema import operator_sessions, webhook_deliveries
 from paywire.schemas import CustomerCreate, WebhookEndpointCreate
 from paywire.webhooks import endpoints
 from tests.conftest import Server, new_key, start_server, stop_server
@@ -161,3 +162,18 @@ async def test_the_events_list_filters_by_object_and_time(quiet: Server, admin: 
     assert all(i in within for i in ids)
     before = (await admin.get(f"/dashboard/events?until={earlier}")).text
     assert "No events match these filters" in before
+
+
+async def test_a_read_page_records_a_stale_session_as_used(quiet: Server, admin: Browserless) -> None:
+    """`last_seen` is still written once a minute, after the page's read connection is back."""
+    long_ago = int(time.time()) - 120
+    async with quiet.app.db.transaction() as tx:
+        await tx.conn.execute(operator_sessions.update().values(last_seen=long_ago))
+    assert (await admin.get("/dashboard/events")).status_code == 200
+    for _ in range(100):
+        async with quiet.app.db.read() as conn:
+            seen = await conn.scalar(sa.select(sa.func.min(operator_sessions.c.last_seen)))
+        if seen != long_ago:
+            break
+        await asyncio.sleep(0.02)
+    assert seen is not None and seen >= long_ago + 100

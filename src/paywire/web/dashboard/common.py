@@ -86,15 +86,18 @@ async def reading(request: Request) -> AsyncIterator[Reading]:
     """`current` for a page that reads: the session is looked up on the connection the page then
     reads on, so a page costs one pool checkout and one read transaction, not two (on SQLite a
     thread hop each for BEGIN, COMMIT and the pool's reset; on PostgreSQL a round trip each,
-    plus the pool's ping)."""
+    plus the pool's ping). A due `last_seen` write waits until the read connection is back in
+    the pool: a reader holding one connection while waiting for a second could exhaust it."""
     services = services_of(request)
+    now = time.time()
     async with services.db.read() as conn:
-        token = request.cookies.get(auth.SESSION_COOKIE)
-        session = await auth.session_of(services.db, token, now=time.time(), conn=conn)
+        session, stale = await auth.find_session(conn, request.cookies.get(auth.SESSION_COOKIE), now=now)
         if session is None:
             raise auth.NotSignedIn("sign in to use the dashboard")
         request.state.session = session
         yield Reading(session, conn)
+    if stale:
+        await auth.touch(services.db, session, now=now)
 
 
 async def checked_form(request: Request) -> FormData:
