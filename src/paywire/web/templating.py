@@ -26,9 +26,12 @@ def timestamp(ts: int | float | None) -> Markup:
     browser's time zone."""
     if ts is None:
         return Markup('<span class="muted">—</span>')
-    iso = datetime.fromtimestamp(int(ts), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    utc = _utc(ts)
-    return Markup('<time datetime="{}" title="{}">{}</time>').format(iso, utc, utc)
+    moment = datetime.fromtimestamp(int(ts), UTC)
+    iso = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    utc = moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+    # Digits and separators only, nothing to escape: an f-string, at half the cost of
+    # `Markup.format` (a list page calls this 50 times or more).
+    return Markup(f'<time datetime="{iso}" title="{utc}">{utc}</time>')
 
 
 def badge(status: str | None) -> Markup:

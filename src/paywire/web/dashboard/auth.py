@@ -188,26 +188,40 @@ async def start_session(tx: Tx, operator_id: str, *, now: float, livemode: bool 
     return token
 
 
-async def session_of(db: Database, token: str | None, *, now: float) -> Session | None:
-    """The live session of this cookie token, or None (unknown, idle too long, or too old)."""
+async def find_session(conn: AsyncConnection, token: str | None, *, now: float) -> tuple[Session | None, bool]:
+    """The live session of this cookie token, or None (unknown, idle too long, or too old), read
+    on `conn`; and whether its `last_seen` is due a write (see `touch`)."""
     if not token or len(token) > 100:
-        return None
+        return None, False
     s, o = operator_sessions, operators
     token_hash = hash_token(token)
-    async with db.read() as conn:
-        row = (
-            await conn.execute(
-                sa.select(s.c.operator_id, s.c.livemode, s.c.last_seen, s.c.expires, o.c.email, o.c.role)
-                .join(o, o.c.id == s.c.operator_id)
-                .where(s.c.token_hash == token_hash)
-            )
-        ).first()
+    row = (
+        await conn.execute(
+            sa.select(s.c.operator_id, s.c.livemode, s.c.last_seen, s.c.expires, o.c.email, o.c.role)
+            .join(o, o.c.id == s.c.operator_id)
+            .where(s.c.token_hash == token_hash)
+        )
+    ).first()
     if row is None or row.expires <= now or row.last_seen <= now - IDLE_TIMEOUT:
-        return None
-    if now - row.last_seen >= TOUCH_EVERY:
-        async with db.transaction() as tx:
-            await tx.conn.execute(s.update().where(s.c.token_hash == token_hash).values(last_seen=int(now)))
-    return Session(token_hash, row.operator_id, row.email, row.role, bool(row.livemode))
+        return None, False
+    session = Session(token_hash, row.operator_id, row.email, row.role, bool(row.livemode))
+    return session, now - row.last_seen >= TOUCH_EVERY
+
+
+async def touch(db: Database, session: Session, *, now: float) -> None:
+    """Record that the session was used now (at most once a minute: `find_session` says when)."""
+    s = operator_sessions
+    async with db.transaction() as tx:
+        await tx.conn.execute(s.update().where(s.c.token_hash == session.token_hash).values(last_seen=int(now)))
+
+
+async def session_of(db: Database, token: str | None, *, now: float) -> Session | None:
+    """The live session of this cookie token, or None (unknown, idle too long, or too old)."""
+    async with db.read() as conn:
+        session, stale = await find_session(conn, token, now=now)
+    if session is not None and stale:
+        await touch(db, session, now=now)
+    return session
 
 
 async def end_session(tx: Tx, token_hash: str) -> None:

@@ -23,6 +23,7 @@ from paywire.secrets_at_rest import Keyring
 from paywire.web.dashboard import auth
 from paywire.web.dashboard.common import (
     Cursor,
+    Reading,
     admin_form,
     audit_action,
     current,
@@ -32,6 +33,7 @@ from paywire.web.dashboard.common import (
     keyset,
     page,
     parse_utc,
+    reading,
     redirect,
     services_of,
 )
@@ -67,20 +69,18 @@ async def health(conn: AsyncConnection, endpoint_id: str, now: float) -> rollups
 
 @router.get("/endpoints")
 async def list_endpoints(
-    request: Request, cursor: Cursor = Depends(cursor_params), session: auth.Session = Depends(current)
+    request: Request, cursor: Cursor = Depends(cursor_params), signed: Reading = Depends(reading)
 ) -> Response:
     services = services_of(request)
     now = services.now()
-    async with services.db.read() as conn:
-        # Every destination, webhooks and brokers alike: they share the delivery machinery.
-        result = await keyset(conn, sa.select(e).where(e.c.livemode == session.livemode), e.c.seq, cursor)
-        figures = await rollups.health(conn, [row.id for row in result.rows], now)
-        keyring = services.keyring
-        rows = [
-            {**row._mapping, "health": figures[row.id], "target": target(row._mapping, keyring)}
-            for row in result.rows
-        ]
-    return page(request, session, "endpoints.html", {"endpoints": rows, "page": result.links(request)}, nav="endpoints")
+    conn = signed.conn
+    # Every destination, webhooks and brokers alike: they share the delivery machinery.
+    result = await keyset(conn, sa.select(e).where(e.c.livemode == signed.session.livemode), e.c.seq, cursor)
+    figures = await rollups.health(conn, [row.id for row in result.rows], now)
+    keyring = services.keyring
+    rows = [{**row._mapping, "health": figures[row.id], "target": target(row._mapping, keyring)} for row in result.rows]
+    context = {"endpoints": rows, "page": result.links(request)}
+    return page(request, signed.session, "endpoints.html", context, nav="endpoints")
 
 
 def _events_from(form: FormData) -> list[str]:
