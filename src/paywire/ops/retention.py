@@ -20,10 +20,11 @@ What goes, once older than its retention (see docs/deployment.md, "Retention"):
 
 Rows go in batches of at most `retention_batch_size` (1,000), each its own short write
 transaction (on SQLite, the one writer is held for one batch at a time) followed by a pause, so
-writers wait for at most one batch. A batch aims at 20 ms (its size halves when slower, down to
-50 rows) and batches take at most a tenth of the time. Each batch walks the table by `seq` (its
-primary key) from where the last one stopped, and the run stops at the first row young enough
-to keep: no batch scans more than its own rows. Two workers never prune at once: each batch
+writers wait for at most one batch; on SQLite the pruner then checkpoints its own pages, so the
+automatic checkpoint does not land on an API writer's commit. A batch aims at 20 ms (its size
+halves when slower, down to 50 rows) and batches take at most a tenth of the time. Each batch
+walks the table by `seq` (its primary key) from where the last one stopped, and the run stops at
+the first row young enough to keep: no batch scans more than its own rows. Two workers never prune at once: each batch
 takes a PostgreSQL advisory transaction lock (SQLite's write transaction is exclusive anyway)
 and reads its rows under it.
 
@@ -192,7 +193,19 @@ async def _walk(
                 size = max(min(MIN_BATCH, policy.batch_size), size // 2)
             elif took < policy.batch_seconds / 2:
                 size = min(policy.batch_size, size * 2)
+            await _checkpoint(db)
+            took = time.monotonic() - started  # the pause makes room for the checkpoint too
             await asyncio.sleep(max(policy.pause, took * (1 / policy.duty - 1)))
+
+
+async def _checkpoint(db: Database) -> None:
+    """SQLite: the pruner copies its own deletes' pages from the WAL into the database after each
+    batch (a passive checkpoint: it takes no lock a writer waits for), so that the automatic
+    checkpoint at 1,000 WAL pages does not fall to, and stall, an API writer's commit."""
+    if db.is_postgres:
+        return
+    async with db.read() as conn:
+        await conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
 
 
 async def _partitioned(db: Database) -> bool:
