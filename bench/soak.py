@@ -60,7 +60,7 @@ from paywire.db.schema import (
     webhook_attempts,
     webhook_deliveries,
 )
-from paywire.event import Event
+from paywire.events.event import Event
 from paywire.webhooks import verify
 
 HOST = bench.HOST

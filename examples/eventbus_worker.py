@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import os
 
-from paywire import EventBus
-from paywire.event import Event
+from paywire import Event, EventBus
 
 bus = EventBus.connect(
     os.environ.get("PAYWIRE_URL", "http://127.0.0.1:8800"),

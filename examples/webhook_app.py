@@ -18,8 +18,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
-from paywire import AsyncPaywire
-from paywire.event import Event
+from paywire import AsyncPaywire, Event
 from paywire.webhooks.fastapi import webhook_event
 
 logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

@@ -2,7 +2,7 @@
 
 from typing import TYPE_CHECKING
 
-from paywire.event import Event, EventData
+from paywire.events.event import Event, EventData
 
 if TYPE_CHECKING:  # so that type checkers see the real classes behind the lazy names
     from paywire.app import PaywireApp

@@ -79,8 +79,8 @@ class PaywireApp:
         # What the API and the pages are handed (they never see this object).
         self.services = Services(self.db, self.billing, self.settings, max_body_bytes=max_body_bytes)
         if run_worker:  # the background half: billing scheduler and webhook dispatcher
+            from paywire.billing.clock_advance import AdvanceRecovery
             from paywire.billing.scheduler import Scheduler
-            from paywire.billing.test_clocks import AdvanceRecovery
             from paywire.ops.heartbeat import Heartbeat
             from paywire.ops.retention import Retention
             from paywire.webhooks.dispatcher import Dispatcher

@@ -58,7 +58,7 @@ class StateError(PaywireError):
     code = "invalid_state"
 
 
-class CardError(PaywireError):
+class CardDeclined(PaywireError):
     status = 402
     type = "card_error"
     code = "card_declined"

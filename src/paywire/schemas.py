@@ -240,7 +240,7 @@ class EventRequest(BaseModel):
     idempotency_key: str | None
 
 
-class Event(Response):
+class EventObject(Response):
     id: str
     object: Literal["event"]
     type: str

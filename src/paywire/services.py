@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from paywire.billing.clock_advance import Advances
 from paywire.billing.runtime import Billing
-from paywire.billing.test_clocks import Advances
 from paywire.db.engine import Database
 from paywire.secrets_at_rest import Keyring
 from paywire.settings import Settings

@@ -22,7 +22,7 @@ import pytest
 import sqlalchemy as sa
 
 from paywire.billing.charging import PAUSE_ENV
-from paywire.billing.test_clocks import STALE_ADVANCE
+from paywire.billing.clock_advance import STALE_ADVANCE
 from paywire.db.engine import Database
 from paywire.db.schema import events, refunds, test_clocks
 from tests.faults.harness import DAY, T0, Procs, make_key

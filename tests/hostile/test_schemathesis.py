@@ -60,7 +60,7 @@ SEEDED = {
     "refund_id": "refund",
     "link_id": "payment_link",
     # Not `clock_id` (the advance path): one advance may legitimately run three years of renewals
-    # (MAX_ADVANCE in billing/test_clocks.py), too slow to repeat for every generated example.
+    # (MAX_ADVANCE in billing/clock_advance.py), too slow to repeat for every generated example.
     "test_clock_id": "test_clock",
 }
 

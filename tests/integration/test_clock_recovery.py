@@ -12,7 +12,7 @@ import time
 import httpx
 import sqlalchemy as sa
 
-from paywire.billing import clock_owner, test_clocks
+from paywire.billing import clock_advance, clock_owner
 from paywire.db.schema import billing_jobs
 from paywire.db.schema import test_clocks as clocks_table
 from tests.conftest import Server
@@ -92,7 +92,7 @@ async def test_a_long_advance_answers_advancing_and_finishes_in_the_background(
         await subscribe(api, customer_id, await price(api))
     app = server.app
     call = app.billing.call(False)
-    answer = await test_clocks.advance(
+    answer = await clock_advance.advance(
         app.db, app.billing, call, clock_id, T0 + 95 * DAY, advances=app.services.advances, wait=0
     )
     assert answer["status"] == "advancing"

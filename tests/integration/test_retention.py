@@ -19,9 +19,9 @@ from sqlalchemy import event as sa_event
 from paywire.app import PaywireApp
 from paywire.db.engine import Database
 from paywire.db.schema import events, idempotency_keys, webhook_attempts, webhook_deliveries
-from paywire.event import Event
 from paywire.events import log as event_log
 from paywire.events.bus import EventBus
+from paywire.events.event import Event
 from paywire.events.local import LocalSource, store_position
 from paywire.ids import new_id
 from paywire.ops import export as exporting

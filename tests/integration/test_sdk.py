@@ -15,7 +15,7 @@ import pytest
 
 from paywire import AsyncPaywire, Paywire
 from paywire.billing import schemas as billing_schemas
-from paywire.schemas import Customer, Event, WebhookEndpoint, WebhookEndpointWithSecret
+from paywire.schemas import Customer, EventObject, WebhookEndpoint, WebhookEndpointWithSecret
 from paywire.sdk import (
     AsyncListResult,
     AuthenticationError,
@@ -174,7 +174,7 @@ async def test_core_resources_round_trip(server: Server) -> None:
 
         events = await payment.events.list(object_id=customer.id)
         assert [e.type for e in events.list] == ["customer.updated", "customer.created"]
-        assert all(isinstance(e, Event) for e in events.list)
+        assert all(isinstance(e, EventObject) for e in events.list)
         event = await payment.events.retrieve(events.list[-1].id)
         assert event.data.object["email"] == "ada@example.com"
         assert (await payment.events.list(type="customer.*")).count == 2

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from paywire.cli.main import app
 from paywire.cli.trigger import NOT_TRIGGERABLE, SCENARIOS, run_scenario
 from paywire.events.catalogue import EVENT_TYPES, PAYMENT_KIT_EVENT_TYPES
-from paywire.schemas import Event
+from paywire.schemas import EventObject
 from paywire.sdk import Paywire
 from tests.conftest import Server
 
@@ -32,12 +32,12 @@ def test_every_catalogue_type_has_a_scenario_or_a_reason() -> None:
     assert set(PAYMENT_KIT_EVENT_TYPES) <= set(SCENARIOS)  # Payment Kit's 17 all trigger
 
 
-def _run_all(server: Server) -> dict[str, list[Event]]:
+def _run_all(server: Server) -> dict[str, list[EventObject]]:
     with Paywire(api_key=server.test_key, base_url=server.url) as payment:
         return {event_type: run_scenario(payment, event_type) for event_type in SCENARIOS}
 
 
-def _payment_kit(events: list[Event]) -> list[str]:
+def _payment_kit(events: list[EventObject]) -> list[str]:
     return [e.type for e in events if e.type in PAYMENT_KIT_EVENT_TYPES]
 
 

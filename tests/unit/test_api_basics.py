@@ -6,7 +6,7 @@ import pytest
 
 from paywire.api.errors import _describe
 from paywire.errors import AuthenticationFailed, IdempotencyConflict, InvalidRequest, NotFound
-from paywire.event import Event
+from paywire.events.event import Event
 from paywire.pagination import MAX_SIZE, Page
 
 

@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from paywire.app import PaywireApp
-from paywire.billing import checkout, customers, periods, products, refunds, subscriptions, test_clocks
+from paywire.billing import checkout, clock_advance, customers, periods, products, refunds, subscriptions
 from paywire.billing.schemas import (
     CheckoutSessionCreate,
     LineItem,
@@ -63,7 +63,7 @@ class Engine:
     async def clock_customer(self, at: int) -> tuple[str, str]:
         call = self.app.billing.call(False)
         async with self.app.db.transaction() as tx:
-            clock = await test_clocks.create(tx, call, TestClockCreate(frozen_time=at))
+            clock = await clock_advance.create(tx, call, TestClockCreate(frozen_time=at))
             customer = await customers.create(tx, CustomerCreate(test_clock_id=clock["id"]), livemode=False, now=at)
         return clock["id"], customer["id"]
 
@@ -77,7 +77,7 @@ class Engine:
             return await subscriptions.create(tx, self.app.billing.call(False), params)
 
     async def advance(self, clock_id: str, to: int) -> None:
-        await test_clocks.advance(self.app.db, self.app.billing, self.app.billing.call(False), clock_id, to)
+        await clock_advance.advance(self.app.db, self.app.billing, self.app.billing.call(False), clock_id, to)
 
     async def invoices_of(self, subscription_id: str) -> list[sa.RowMapping]:
         async with self.app.db.read() as conn:

@@ -13,7 +13,7 @@ import standardwebhooks.webhooks as stdwh
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from paywire.event import Event
+from paywire.events.event import Event
 from paywire.webhooks import WebhookVerificationError, generate_secret, verify
 from paywire.webhooks.signing import signature_headers
 

@@ -19,7 +19,7 @@ from paywire.db.schema import audit_log, operator_sessions, webhook_deliveries
 from paywire.schemas import CustomerCreate, CustomerUpdate, WebhookEndpointCreate
 from paywire.web.dashboard import auth
 from paywire.webhooks import endpoints
-from paywire.webhooks.test_event import send_test_event
+from paywire.webhooks.ping import send_test_event
 from tests.conftest import Server
 from tests.web.dashboard_helpers import ADMIN, VIEWER, Browserless, create_operator
 

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from paywire import objects
 from paywire.billing import charging, clocks, customers, items, jobs, money, payments, subscriptions
-from paywire.billing.declines import Declined, Outcome, check_payment_method
+from paywire.billing.declines import Declinable, Declined, check_payment_method
 from paywire.billing.runtime import Call
 from paywire.billing.schemas import CheckoutSessionCreate
 from paywire.db.engine import Tx
@@ -225,7 +225,7 @@ async def _guest_provider_customer(call: Call, session: dict[str, Any]) -> str |
     return ref
 
 
-async def confirm(tx: Tx, call: Call, session_id: str, payment_method: str) -> Outcome[dict[str, Any]]:
+async def confirm(tx: Tx, call: Call, session_id: str, payment_method: str) -> Declinable[dict[str, Any]]:
     """Pay (or, for a trial, save the card) and complete the session. Run it under the charge
     step (`charging.run`, flow `checkout.confirm`): the provider is then called between
     transactions. A payment needing the payer's action (3-D Secure) is answered like a decline
@@ -259,7 +259,7 @@ async def confirm(tx: Tx, call: Call, session_id: str, payment_method: str) -> O
             events.append(NewEvent("payment_intent.payment_failed", payments.render(intent)))
             await append(tx, events, livemode=call.livemode, now=now, request=call.request)
             declined = Declined(intent["last_payment_error"], payments.render(intent))
-            return Outcome(render(session), declined)
+            return Declinable(render(session), declined)
 
     if session["mode"] == "subscription" and session["customer_id"] is None:
         customer = await customers.create(
@@ -301,7 +301,7 @@ async def confirm(tx: Tx, call: Call, session_id: str, payment_method: str) -> O
             tx, kind=jobs.NFT_MINT, object_id=session["id"], due=int(call.wall_now()),
             livemode=call.livemode, clock_id=None, now=call.wall_now(),
         )  # fmt: skip
-    return Outcome(render(session))
+    return Declinable(render(session))
 
 
 async def on_expire(tx: Tx, call: Call, job: Any, now: float) -> None:

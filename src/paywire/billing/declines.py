@@ -13,13 +13,13 @@ from typing import Any, Generic, TypeVar
 from paywire.billing import charging
 from paywire.billing.runtime import Call
 from paywire.db.engine import Tx
-from paywire.errors import CardError, InvalidRequest
+from paywire.errors import CardDeclined, InvalidRequest
 from paywire.providers.base import UnknownPaymentMethod
 
 T = TypeVar("T")
 
 
-class Declined(CardError):
+class Declined(CardDeclined):
     def __init__(self, error: dict[str, Any], payment_intent: dict[str, Any] | None = None) -> None:
         super().__init__(str(error.get("message") or "Your card was declined."), param="payment_method")
         self.code = str(error.get("code") or "card_declined")
@@ -34,7 +34,7 @@ class Declined(CardError):
 
 
 @dataclass(frozen=True)
-class Outcome(Generic[T]):
+class Declinable(Generic[T]):
     """A call's result, and the decline to report once its transaction has committed."""
 
     value: T

@@ -9,13 +9,13 @@ from __future__ import annotations
 from typing import Any
 
 from paywire.billing import charging, checkout, renewals, subscriptions
-from paywire.billing.declines import Outcome
+from paywire.billing.declines import Declinable
 from paywire.billing.runtime import Call
 from paywire.billing.schemas import SubscriptionCreate, SubscriptionUpdate
 from paywire.db.engine import Database, Tx
 
 
-async def _checkout_confirm(tx: Tx, call: Call, args: dict[str, Any]) -> Outcome[dict[str, Any]]:
+async def _checkout_confirm(tx: Tx, call: Call, args: dict[str, Any]) -> Declinable[dict[str, Any]]:
     return await checkout.confirm(tx, call, args["session_id"], args["payment_method"])
 
 
@@ -23,7 +23,7 @@ async def _subscription_create(tx: Tx, call: Call, args: dict[str, Any]) -> dict
     return await subscriptions.create(tx, call, SubscriptionCreate.model_validate(args["params"]))
 
 
-async def _subscription_update(tx: Tx, call: Call, args: dict[str, Any]) -> Outcome[dict[str, Any]]:
+async def _subscription_update(tx: Tx, call: Call, args: dict[str, Any]) -> Declinable[dict[str, Any]]:
     params = SubscriptionUpdate.model_validate(args["params"])
     return await subscriptions.update(tx, call, args["subscription_id"], params)
 
@@ -32,7 +32,7 @@ async def _subscription_resume(tx: Tx, call: Call, args: dict[str, Any]) -> dict
     return await subscriptions.resume(tx, call, args["subscription_id"])
 
 
-async def _invoice_pay(tx: Tx, call: Call, args: dict[str, Any]) -> Outcome[dict[str, Any]]:
+async def _invoice_pay(tx: Tx, call: Call, args: dict[str, Any]) -> Declinable[dict[str, Any]]:
     return await renewals.pay_invoice(tx, call, args["invoice_id"], args["payment_method"])
 
 
@@ -56,9 +56,11 @@ FLOWS: dict[str, charging.Flow] = {
 # What the API calls: each flow under the charge step.
 
 
-async def confirm_checkout(db: Database, call: Call, session_id: str, payment_method: str) -> Outcome[dict[str, Any]]:
+async def confirm_checkout(
+    db: Database, call: Call, session_id: str, payment_method: str
+) -> Declinable[dict[str, Any]]:
     args = {"session_id": session_id, "payment_method": payment_method}
-    outcome: Outcome[dict[str, Any]] = await charging.run(db, call, "checkout.confirm", args, session_id)
+    outcome: Declinable[dict[str, Any]] = await charging.run(db, call, "checkout.confirm", args, session_id)
     return outcome
 
 
@@ -70,9 +72,9 @@ async def create_subscription(db: Database, call: Call, params: SubscriptionCrea
 
 async def update_subscription(
     db: Database, call: Call, subscription_id: str, params: SubscriptionUpdate
-) -> Outcome[dict[str, Any]]:
+) -> Declinable[dict[str, Any]]:
     args = {"subscription_id": subscription_id, "params": params.model_dump(mode="json", exclude_unset=True)}
-    outcome: Outcome[dict[str, Any]] = await charging.run(db, call, "subscriptions.update", args, subscription_id)
+    outcome: Declinable[dict[str, Any]] = await charging.run(db, call, "subscriptions.update", args, subscription_id)
     return outcome
 
 
@@ -82,7 +84,9 @@ async def resume_subscription(db: Database, call: Call, subscription_id: str) ->
     return resumed
 
 
-async def pay_invoice(db: Database, call: Call, invoice_id: str, payment_method: str | None) -> Outcome[dict[str, Any]]:
+async def pay_invoice(
+    db: Database, call: Call, invoice_id: str, payment_method: str | None
+) -> Declinable[dict[str, Any]]:
     args = {"invoice_id": invoice_id, "payment_method": payment_method}
-    outcome: Outcome[dict[str, Any]] = await charging.run(db, call, "invoices.pay", args, invoice_id)
+    outcome: Declinable[dict[str, Any]] = await charging.run(db, call, "invoices.pay", args, invoice_id)
     return outcome

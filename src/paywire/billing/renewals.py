@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from paywire import objects
 from paywire.billing import clocks, invoices, jobs, payments
 from paywire.billing.collection import Collection, collect_again, collect_new, record_new
-from paywire.billing.declines import Declined, Outcome, check_payment_method
+from paywire.billing.declines import Declinable, Declined, check_payment_method
 from paywire.billing.runtime import Call
 from paywire.billing.subscription_state import (
     DUNNING_DAYS,
@@ -207,7 +207,7 @@ async def on_dunning_retry(tx: Tx, call: Call, job: Any, now: float) -> None:
     await emit(tx, call, [*collected.outcome, uncollectible, event("deleted", after)], now)
 
 
-async def pay_invoice(tx: Tx, call: Call, invoice_id: str, payment_method: str | None) -> Outcome[dict[str, Any]]:
+async def pay_invoice(tx: Tx, call: Call, invoice_id: str, payment_method: str | None) -> Declinable[dict[str, Any]]:
     """`POST /api/invoices/{id}/pay`: charge an open invoice now (with this card, or the
     subscription's default); success has the same effects as a successful dunning retry."""
     found = await objects.fetch(tx.conn, invoices_table, invoice_id, call.livemode)
@@ -229,5 +229,5 @@ async def pay_invoice(tx: Tx, call: Call, invoice_id: str, payment_method: str |
     invoice = invoices.render(collected.invoice)
     intent = collected.intent
     if collected.paid or intent is None or intent["last_payment_error"] is None:
-        return Outcome(invoice)
-    return Outcome(invoice, Declined(intent["last_payment_error"], payments.render(intent)))
+        return Declinable(invoice)
+    return Declinable(invoice, Declined(intent["last_payment_error"], payments.render(intent)))

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from paywire import objects
 from paywire.billing import clocks, invoices, items, jobs, money, payments, periods
 from paywire.billing.collection import Collection, mark_paid, open_and_collect
-from paywire.billing.declines import Declined, Outcome, check_payment_method
+from paywire.billing.declines import Declinable, Declined, check_payment_method
 from paywire.billing.runtime import Call
 from paywire.billing.schemas import SubscriptionCreate, SubscriptionUpdate
 from paywire.billing.subscription_state import (
@@ -245,7 +245,7 @@ def proration_lines(
     return lines
 
 
-async def update(tx: Tx, call: Call, subscription_id: str, params: SubscriptionUpdate) -> Outcome[dict[str, Any]]:
+async def update(tx: Tx, call: Call, subscription_id: str, params: SubscriptionUpdate) -> Declinable[dict[str, Any]]:
     """`PUT /api/subscriptions/{id}`. Raising the recurring amount of an active subscription
     charges the proration now (a decline changes nothing but the failed payment); lowering it
     leaves the proration as credit on the next invoice."""
@@ -303,12 +303,12 @@ async def update(tx: Tx, call: Call, subscription_id: str, params: SubscriptionU
     await emit(tx, call, [*events, *updated_events(before, after)], now)
     if after["cancel_at_period_end"] != before["cancel_at_period_end"]:
         await reschedule(tx, after, now)
-    return Outcome(render(after))
+    return Declinable(render(after))
 
 
 async def _void_declined(
     tx: Tx, call: Call, sub: dict[str, Any], collected: Collection, now: float
-) -> Outcome[dict[str, Any]]:
+) -> Declinable[dict[str, Any]]:
     """An upgrade whose proration was declined: keep the failed payment on record, void its
     invoice, leave the subscription as it was."""
     invoice = {**collected.invoice, "status": "void", "next_payment_attempt": None}
@@ -317,7 +317,7 @@ async def _void_declined(
     await emit(tx, call, [*collected.created, *collected.outcome, voided], now)
     intent = collected.intent
     assert intent is not None and intent["last_payment_error"] is not None
-    return Outcome(render(sub), Declined(intent["last_payment_error"], payments.render(intent)))
+    return Declinable(render(sub), Declined(intent["last_payment_error"], payments.render(intent)))
 
 
 async def cancel(tx: Tx, call: Call, subscription_id: str, *, at_period_end: bool) -> dict[str, Any]:

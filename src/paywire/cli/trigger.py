@@ -23,7 +23,7 @@ from pydantic import BaseModel
 from paywire.billing.schemas import CheckoutSession, Subscription
 from paywire.cli import remote
 from paywire.events.catalogue import EVENT_TYPES
-from paywire.schemas import Event
+from paywire.schemas import EventObject
 from paywire.sdk import CardError, Paywire
 
 T = TypeVar("T", bound=BaseModel)
@@ -370,9 +370,9 @@ def newest_event_id(payment: Paywire) -> str | None:
     return page.list[0].id if page.list else None
 
 
-def events_since(payment: Paywire, marker: str | None) -> list[Event]:
+def events_since(payment: Paywire, marker: str | None) -> list[EventObject]:
     """Events created after `marker`, oldest first (pages are newest first; stop at the marker)."""
-    found: dict[str, Event] = {}
+    found: dict[str, EventObject] = {}
     page: Any = payment.events.list(size=100)
     while page is not None:
         for event in page.list:
@@ -383,10 +383,10 @@ def events_since(payment: Paywire, marker: str | None) -> list[Event]:
     return list(reversed(found.values()))
 
 
-def related(events: list[Event], ids: set[str]) -> list[Event]:
+def related(events: list[EventObject], ids: set[str]) -> list[EventObject]:
     """The events about the touched objects, or about objects those events point to."""
     ids = set(ids)
-    kept: list[Event] = []
+    kept: list[EventObject] = []
     for event in events:
         refs = {v for k, v in event.data.object.items() if k.endswith("_id") and isinstance(v, str)}
         if event.object_id in ids or refs & ids:
@@ -395,7 +395,7 @@ def related(events: list[Event], ids: set[str]) -> list[Event]:
     return kept
 
 
-def run_scenario(payment: Paywire, event_type: str) -> list[Event]:
+def run_scenario(payment: Paywire, event_type: str) -> list[EventObject]:
     """Run the scenario for `event_type`; the events it caused, oldest first."""
     scenario = SCENARIOS[event_type]
     marker = newest_event_id(payment)

@@ -5,7 +5,7 @@ headers (`webhook-id` = the event id, `webhook-timestamp`, `webhook-signature` o
 `id.timestamp.body` with the destination's secrets), so one verifier
 (`paywire.webhooks.verify`) serves them all and consumers de-duplicate on the id.
 
-What came of an attempt is an `Outcome`: `ok`; else a retry on the schedule (the default),
+What came of an attempt is an `SendOutcome`: `ok`; else a retry on the schedule (the default),
 `give_up` (failed for good, no retry), or `disable` (failed for good, and the destination is
 disabled, as an HTTP 410 does). A failure with no `status` (nothing answered: refused, timed
 out, broker unreachable) also counts towards the dispatcher backing the destination off.
@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from paywire.webhooks.delivery import Job
-from paywire.webhooks.sender import Outcome
+from paywire.webhooks.sender import SendOutcome
 from paywire.webhooks.signing import signature_headers
 
-__all__ = ["Destination", "Job", "Message", "Outcome", "failure", "render", "success"]
+__all__ = ["Destination", "Job", "Message", "SendOutcome", "failure", "render", "success"]
 
 
 @dataclass(slots=True)
@@ -47,20 +47,20 @@ def render(job: Job, now: float | None = None) -> Message:
 class Destination(Protocol):
     """One destination's transport, pooled by the dispatcher for as long as its config stands."""
 
-    async def send(self, job: Job, *, timeout: float) -> Outcome:
+    async def send(self, job: Job, *, timeout: float) -> SendOutcome:
         """Send one delivery; never raises for trouble with the destination (it is an outcome)."""
         ...
 
     async def close(self) -> None: ...
 
 
-async def send_batch(destination: Destination, jobs: Sequence[Job], *, timeout: float) -> list[Outcome]:
+async def send_batch(destination: Destination, jobs: Sequence[Job], *, timeout: float) -> list[SendOutcome]:
     """Send several deliveries concurrently: one outcome each, in order."""
     return list(await asyncio.gather(*(destination.send(job, timeout=timeout) for job in jobs)))
 
 
-def success(job: Job, started: float, *, detail: str | None = None) -> Outcome:
-    return Outcome(
+def success(job: Job, started: float, *, detail: str | None = None) -> SendOutcome:
+    return SendOutcome(
         job=job,
         ok=True,
         status=None,
@@ -75,8 +75,8 @@ def success(job: Job, started: float, *, detail: str | None = None) -> Outcome:
 
 def failure(
     job: Job, started: float, error_type: str, error: str, *, give_up: bool = False, disable: bool = False
-) -> Outcome:
-    return Outcome(
+) -> SendOutcome:
+    return SendOutcome(
         job=job,
         ok=False,
         status=None,

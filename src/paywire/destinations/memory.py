@@ -8,7 +8,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from paywire.destinations.base import Job, Message, Outcome, failure, render, success
+from paywire.destinations.base import Job, Message, SendOutcome, failure, render, success
 
 # What an attempt does: "ok", "retry" (nothing answered), "give_up", "disable", or an HTTP-like
 # status (an int) recorded as the response, e.g. 500 or 410.
@@ -23,7 +23,7 @@ class MemoryDestination:
     most_in_flight: dict[str, int] = field(default_factory=dict)  # per destination, ever
     closed: bool = False
 
-    async def send(self, job: Job, *, timeout: float) -> Outcome:
+    async def send(self, job: Job, *, timeout: float) -> SendOutcome:
         started = time.monotonic()
         self.messages.append(render(job))
         key = job.endpoint_id

@@ -16,7 +16,17 @@ import nats
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
-from paywire.destinations.base import Job, Outcome, classify, config_value, failure, format_key, render, scrub, success
+from paywire.destinations.base import (
+    Job,
+    SendOutcome,
+    classify,
+    config_value,
+    failure,
+    format_key,
+    render,
+    scrub,
+    success,
+)
 
 
 class NatsDestination:
@@ -46,7 +56,7 @@ class NatsDestination:
                 self._js = self._client.jetstream(timeout=timeout)
             return self._js
 
-    async def send(self, job: Job, *, timeout: float) -> Outcome:
+    async def send(self, job: Job, *, timeout: float) -> SendOutcome:
         started = time.monotonic()
         message = render(job)
         try:

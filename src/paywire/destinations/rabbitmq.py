@@ -17,7 +17,17 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange
 
-from paywire.destinations.base import Job, Outcome, classify, config_value, failure, format_key, render, scrub, success
+from paywire.destinations.base import (
+    Job,
+    SendOutcome,
+    classify,
+    config_value,
+    failure,
+    format_key,
+    render,
+    scrub,
+    success,
+)
 
 # aiormq logs every failed connection attempt; each attempt records its own error instead.
 logging.getLogger("aiormq.connection").setLevel(logging.CRITICAL)
@@ -48,7 +58,7 @@ class RabbitMQDestination:
                     self._exchange = self._channel.default_exchange
             return self._exchange
 
-    async def send(self, job: Job, *, timeout: float) -> Outcome:
+    async def send(self, job: Job, *, timeout: float) -> SendOutcome:
         started = time.monotonic()
         message = render(job)
         try:

@@ -12,7 +12,17 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from paywire.destinations.base import Job, Outcome, classify, config_value, failure, format_key, render, scrub, success
+from paywire.destinations.base import (
+    Job,
+    SendOutcome,
+    classify,
+    config_value,
+    failure,
+    format_key,
+    render,
+    scrub,
+    success,
+)
 
 DEFAULT_MAXLEN = 100_000
 
@@ -35,7 +45,7 @@ class RedisDestination:
             self._timeout = timeout
         return self._client
 
-    async def send(self, job: Job, *, timeout: float) -> Outcome:
+    async def send(self, job: Job, *, timeout: float) -> SendOutcome:
         started = time.monotonic()
         message = render(job)
         fields: dict[Any, Any] = {"body": message.body, **message.headers}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import aiohttp
 
-from paywire.destinations.base import Job, Outcome
+from paywire.destinations.base import Job, SendOutcome
 from paywire.webhooks import netpolicy, sender
 
 
@@ -34,7 +34,7 @@ class WebhookDestination:
             self._sessions[livemode] = session
         return session
 
-    async def send(self, job: Job, *, timeout: float) -> Outcome:
+    async def send(self, job: Job, *, timeout: float) -> SendOutcome:
         return await sender.send(self.session(job.livemode), job, timeout=timeout)
 
     async def close(self) -> None:

@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-from paywire.event import Event
+from paywire.events.event import Event
 
 log = logging.getLogger("paywire.eventbus")
 

@@ -95,6 +95,19 @@ def matches(enabled_events: list[str] | tuple[str, ...], event_type: str) -> boo
     return "*" in enabled_events or event_type in enabled_events
 
 
+def types_matching(pattern: str) -> list[str] | None:
+    """The event types a filter means: None for every type (`""`, `*`); a `prefix.*` is the
+    catalogue's types under that prefix. Every stored event's type is in the catalogue (`append`
+    refuses others), so reading those types (an index range each) finds exactly the events a
+    `LIKE 'prefix%'` would, without the scan a LIKE costs SQLite."""
+    pattern = pattern.strip()
+    if not pattern or pattern == "*":
+        return None
+    if pattern.endswith("*"):
+        return [name for name in EVENT_TYPES if name.startswith(pattern[:-1])]
+    return [pattern]
+
+
 def unknown_types(names: list[str]) -> list[str]:
     """The entries of `names` that are neither `*` nor in the catalogue."""
     return [n for n in names if n != "*" and n not in EVENT_TYPES]

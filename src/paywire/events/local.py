@@ -18,9 +18,9 @@ import sqlalchemy as sa
 
 from paywire.db.engine import Database
 from paywire.db.schema import event_consumers, events
-from paywire.event import Event
 from paywire.events import log as event_log
 from paywire.events import stream_hub
+from paywire.events.event import Event
 
 logger = logging.getLogger("paywire.eventbus")
 

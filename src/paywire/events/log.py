@@ -258,11 +258,9 @@ def render_json(m: Any) -> bytes:
 def filtered(livemode: bool, *, type: str | None = None, object_id: str | None = None) -> sa.Select[Any]:
     """Events of one mode; `type` may be a prefix ending in `*`."""
     query = select_events().where(events.c.livemode == livemode)
-    if type:
-        if type.endswith("*"):
-            query = query.where(events.c.type.startswith(type[:-1], autoescape=True))
-        else:
-            query = query.where(events.c.type == type)
+    types = catalogue.types_matching(type or "")
+    if types is not None:
+        query = query.where(events.c.type.in_(types) if len(types) != 1 else events.c.type == types[0])
     if object_id:
         query = query.where(events.c.object_id == object_id)
     return query

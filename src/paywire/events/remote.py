@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Iterable
 
 import httpx
 
-from paywire.event import Event
+from paywire.events.event import Event
 from paywire.sdk.client import AsyncPaywire
 from paywire.sdk.errors import APIConnectionError, NotFoundError, RateLimitError, ServerError
 from paywire.sdk.retries import RetryPolicy

@@ -37,8 +37,8 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 
 from paywire.db.engine import Database
-from paywire.event import Event
 from paywire.events import log as event_log
+from paywire.events.event import Event
 
 log = logging.getLogger("paywire.events")
 

@@ -19,8 +19,8 @@ from paywire.sdk.errors import APIConnectionError, error_from_response
 from paywire.sdk.retries import RetryPolicy
 
 Step = httpx.Request | float  # send this request, or sleep this many seconds
-Outcome = httpx.Response | httpx.TransportError | None  # what the driver sends back (None after a sleep)
-Attempts = Generator[Step, Outcome, Any]
+Reply = httpx.Response | httpx.TransportError | None  # what the driver sends back (None after a sleep)
+Attempts = Generator[Step, Reply, Any]
 
 
 def build_request(
@@ -62,7 +62,7 @@ def attempts(request: httpx.Request, policy: RetryPolicy) -> Attempts:
 
 
 def run_sync(client: httpx.Client, steps: Attempts) -> Any:
-    outcome: Outcome = None
+    outcome: Reply = None
     try:
         while True:
             step = steps.send(outcome)
@@ -79,7 +79,7 @@ def run_sync(client: httpx.Client, steps: Attempts) -> Any:
 
 
 async def run_async(client: httpx.AsyncClient, steps: Attempts) -> Any:
-    outcome: Outcome = None
+    outcome: Reply = None
     try:
         while True:
             step = steps.send(outcome)

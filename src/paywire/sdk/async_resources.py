@@ -25,10 +25,10 @@ from paywire.billing.schemas import (
 from paywire.schemas import (
     Customer,
     EndpointRecoverResult,
-    Event,
     EventDestination,
     EventDestinationRecoverResult,
     EventDestinationWithSecret,
+    EventObject,
     EventResendResult,
     Price,
     Product,
@@ -280,14 +280,14 @@ class AsyncPrices(AsyncResource[Price]):
         return await self._list(page, size, {"product_id": product_id, "active": active})
 
 
-class AsyncEvents(AsyncResource[Event]):
+class AsyncEvents(AsyncResource[EventObject]):
     async def list(
         self, *, type: str | None = None, object_id: str | None = None, page: int = 1, size: int = 20
-    ) -> AsyncListResult[Event]:
+    ) -> AsyncListResult[EventObject]:
         """`type` may be a prefix ending in `*` (`customer.subscription.*`)."""
         return await self._list(page, size, {"type": type, "object_id": object_id})
 
-    async def retrieve(self, id: str) -> Event:
+    async def retrieve(self, id: str) -> EventObject:
         return await self._retrieve(id)
 
     async def resend(
@@ -404,7 +404,7 @@ class AsyncResources:
         self.webhook_endpoints = AsyncWebhookEndpoints(client, "/api/webhook-endpoints", WebhookEndpoint)
         self.event_destinations = AsyncEventDestinations(client, "/api/event-destinations", EventDestination)
         self.webhook_attempts = AsyncWebhookAttempts(client, "/api/webhook-attempts", WebhookAttempt)
-        self.events = AsyncEvents(client, "/api/events", Event)
+        self.events = AsyncEvents(client, "/api/events", EventObject)
         self.customers = AsyncCustomers(client, "/api/customers", Customer)
         self.products = AsyncProducts(client, "/api/products", Product)
         self.prices = AsyncPrices(client, "/api/prices", Price)

@@ -23,10 +23,10 @@ from paywire.billing.schemas import (
 from paywire.schemas import (
     Customer,
     EndpointRecoverResult,
-    Event,
     EventDestination,
     EventDestinationRecoverResult,
     EventDestinationWithSecret,
+    EventObject,
     EventResendResult,
     Price,
     Product,
@@ -265,14 +265,14 @@ class Prices(Resource[Price]):
         return self._list(page, size, {"product_id": product_id, "active": active})
 
 
-class Events(Resource[Event]):
+class Events(Resource[EventObject]):
     def list(
         self, *, type: str | None = None, object_id: str | None = None, page: int = 1, size: int = 20
-    ) -> ListResult[Event]:
+    ) -> ListResult[EventObject]:
         """`type` may be a prefix ending in `*` (`customer.subscription.*`)."""
         return self._list(page, size, {"type": type, "object_id": object_id})
 
-    def retrieve(self, id: str) -> Event:
+    def retrieve(self, id: str) -> EventObject:
         return self._retrieve(id)
 
     def resend(
@@ -387,7 +387,7 @@ class Resources:
         self.webhook_endpoints = WebhookEndpoints(client, "/api/webhook-endpoints", WebhookEndpoint)
         self.event_destinations = EventDestinations(client, "/api/event-destinations", EventDestination)
         self.webhook_attempts = WebhookAttempts(client, "/api/webhook-attempts", WebhookAttempt)
-        self.events = Events(client, "/api/events", Event)
+        self.events = Events(client, "/api/events", EventObject)
         self.customers = Customers(client, "/api/customers", Customer)
         self.products = Products(client, "/api/products", Product)
         self.prices = Prices(client, "/api/prices", Price)

@@ -29,7 +29,7 @@ from paywire.webhooks import endpoints, rollups
 from paywire.webhooks.delivery import still_leased
 from paywire.webhooks.retry import next_retry as schedule_next
 from paywire.webhooks.retry import parse_retry_after
-from paywire.webhooks.sender import Outcome
+from paywire.webhooks.sender import SendOutcome
 
 a = webhook_attempts
 d = webhook_deliveries
@@ -39,7 +39,7 @@ AUTO_DISABLE_AFTER = 5 * 86400.0
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
+class RetrySchedule:
     schedule: Sequence[float]
     jitter: float
     auto_disable_after: float = AUTO_DISABLE_AFTER
@@ -83,7 +83,7 @@ def listing(
     return query
 
 
-async def record(tx: Tx, outcomes: Sequence[Outcome], *, owner: str, now: float, policy: RetryPolicy) -> None:
+async def record(tx: Tx, outcomes: Sequence[SendOutcome], *, owner: str, now: float, policy: RetrySchedule) -> None:
     """Write a batch of outcomes: attempts, delivery states, counters and endpoint health."""
     if not outcomes:
         return
@@ -202,7 +202,7 @@ async def _endpoint_health(
     gone: set[str],
     *,
     now: float,
-    policy: RetryPolicy,
+    policy: RetrySchedule,
 ) -> None:
     conn = tx.conn
     if succeeded:
@@ -256,10 +256,10 @@ async def disable(tx: Tx, endpoint_id: str, *, reason: str, now: float) -> None:
     )
 
 
-def _observe(outcomes: Sequence[Outcome]) -> None:
+def _observe(outcomes: Sequence[SendOutcome]) -> None:
     """The attempts, and the first attempts' latency from the event's write to the answer, in
     `/metrics`, by destination type."""
-    by_type: dict[str, list[Outcome]] = {}
+    by_type: dict[str, list[SendOutcome]] = {}
     for o in outcomes:
         by_type.setdefault(o.job.type, []).append(o)
     for kind, group in by_type.items():

@@ -34,7 +34,7 @@ from paywire.secrets_at_rest import Keyring
 from paywire.webhooks import attempts, delivery
 from paywire.webhooks.delivery import Job
 from paywire.webhooks.retry import JITTER, RETRY_SCHEDULE
-from paywire.webhooks.sender import Outcome
+from paywire.webhooks.sender import SendOutcome
 
 log = logging.getLogger("paywire.webhooks")
 
@@ -112,7 +112,7 @@ class Dispatcher:
         self.keyring = keyring or db.keyring  # decrypts the endpoints' signing secrets
         self.config = config or DeliveryConfig()
         self.owner = new_id("wkr")
-        self.policy = attempts.RetryPolicy(self.config.schedule, self.config.jitter, self.config.auto_disable_after)
+        self.policy = attempts.RetrySchedule(self.config.schedule, self.config.jitter, self.config.auto_disable_after)
         self._endpoints: dict[str, _EndpointState] = {}
         self._lanes: set[asyncio.Task[None]] = set()
         self._running = 0  # lanes not yet finished: the global concurrency in use
@@ -129,7 +129,7 @@ class Dispatcher:
         self._endpoints_read = 0.0
         self._starved = False
         self._expired: list[int] = []  # claims that ran short before being sent: give back
-        self._finished: list[Outcome] = []  # attempts made, not yet recorded
+        self._finished: list[SendOutcome] = []  # attempts made, not yet recorded
         self._finished_since = 0.0  # monotonic time the oldest of them finished
         self._recordable = asyncio.Event()  # `_finished` became non-empty
         self._kick = asyncio.Event()
@@ -313,7 +313,7 @@ class Dispatcher:
     async def _turn(self, limit: int) -> list[Job]:
         now = time.time()
         since = self._finished_since
-        finished: list[Outcome] = []
+        finished: list[SendOutcome] = []
         if self._record_now():
             finished, self._finished = self._finished, []
         expired, self._expired = self._expired, []
@@ -474,7 +474,7 @@ class Dispatcher:
             self._slot_wanted = False
             self._pump_all(last=state)
 
-    def _health(self, state: _EndpointState, outcome: Outcome) -> None:
+    def _health(self, state: _EndpointState, outcome: SendOutcome) -> None:
         """Back off endpoints that cannot be reached or time out (they hold connections for long).
 
         An endpoint that answers, even with an error status, frees its slot at once and costs the

@@ -14,7 +14,7 @@ from typing import Any, cast
 from django.http import HttpRequest, HttpResponseBadRequest  # type: ignore[import-untyped]
 from django.views.decorators.csrf import csrf_exempt  # type: ignore[import-untyped]
 
-from paywire.event import Event
+from paywire.events.event import Event
 from paywire.webhooks.verify import (
     DEFAULT_TOLERANCE,
     SecretSource,

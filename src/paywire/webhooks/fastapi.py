@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import HTTPException, Request
 
-from paywire.event import Event
+from paywire.events.event import Event
 from paywire.webhooks.verify import (
     DEFAULT_TOLERANCE,
     SecretSource,

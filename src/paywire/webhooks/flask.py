@@ -9,7 +9,7 @@ from typing import Any
 
 from flask import jsonify, request
 
-from paywire.event import Event
+from paywire.events.event import Event
 from paywire.webhooks.verify import (
     DEFAULT_TOLERANCE,
     SecretSource,

@@ -21,7 +21,7 @@ USER_AGENT = f"Paywire/{__version__}"
 
 
 @dataclass(slots=True)  # not frozen: one per attempt, and frozen ones are slow to create
-class Outcome:
+class SendOutcome:
     """The result of one attempt, as the attempts log stores it."""
 
     job: Job
@@ -71,7 +71,7 @@ def _timeout(seconds: float) -> aiohttp.ClientTimeout:
     return aiohttp.ClientTimeout(total=seconds)
 
 
-async def send(session: aiohttp.ClientSession, job: Job, *, timeout: float) -> Outcome:
+async def send(session: aiohttp.ClientSession, job: Job, *, timeout: float) -> SendOutcome:
     """POST the signed event; 2xx is success, anything else (redirects included) a failure."""
     headers = {
         "content-type": "application/json",
@@ -109,7 +109,7 @@ async def send(session: aiohttp.ClientSession, job: Job, *, timeout: float) -> O
     if error_type is None and status is not None and not ok:
         error_type = "http_status"
         error = f"HTTP {status}" + (" (redirects are not followed)" if 300 <= status < 400 else "")
-    return Outcome(
+    return SendOutcome(
         job=job,
         ok=ok,
         status=status,

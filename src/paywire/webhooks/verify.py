@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
-from paywire.event import Event
+from paywire.events.event import Event
 from paywire.webhooks.signing import secret_key_bytes
 
 DEFAULT_TOLERANCE = 300

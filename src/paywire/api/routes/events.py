@@ -20,7 +20,7 @@ from paywire.pagination import Page, paginate
 from paywire.schemas import (
     ConsumerPosition,
     ConsumerPositionOut,
-    Event,
+    EventObject,
     EventResend,
     EventResendResult,
     EventTypeOut,
@@ -44,7 +44,7 @@ async def list_event_types() -> list[dict[str, str]]:
     ]
 
 
-@router.get("/api/events", response_model=ListResponse[Event])
+@router.get("/api/events", response_model=ListResponse[EventObject])
 async def list_events(
     type: Annotated[str | None, Query(max_length=80, description="A type, or a prefix ending in *")] = None,
     object_id: Annotated[str | None, Query(max_length=40)] = None,
@@ -160,7 +160,7 @@ def _parse_types(types: str | None) -> frozenset[str] | None:
     return None if "*" in names else frozenset(names)
 
 
-@router.get("/api/events/{event_id}", response_model=Event)
+@router.get("/api/events/{event_id}", response_model=EventObject)
 async def retrieve_event(event_id: str, ctx: Ctx = Depends(context)) -> dict[str, Any]:
     async with ctx.db.read() as conn:
         row = await event_log.get(conn, event_id, ctx.livemode)

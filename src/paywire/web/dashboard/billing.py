@@ -16,7 +16,7 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 
 from paywire import objects
-from paywire.billing import customers, invoices, money, payments, refunds, subscriptions, test_clocks
+from paywire.billing import clock_advance, customers, invoices, money, payments, refunds, subscriptions
 from paywire.billing.schemas import PaymentIntentRefund, TestClockCreate
 from paywire.db.schema import customers as customers_t
 from paywire.db.schema import events
@@ -449,7 +449,7 @@ async def list_clocks(
     request: Request, cursor: Cursor = Depends(cursor_params), session: auth.Session = Depends(current)
 ) -> Response:
     rows, links = await _keyset_list(
-        request, session, test_clocks.listing(session.livemode), clocks_t, cursor, test_clocks.render
+        request, session, clock_advance.listing(session.livemode), clocks_t, cursor, clock_advance.render
     )
     services = services_of(request)
     context = {
@@ -473,7 +473,7 @@ async def create_clock(request: Request, session: auth.Session = Depends(current
     except ValidationError:
         raise InvalidRequest("check the name (256 characters at most) and the time", param="frozen_time") from None
     async with services.db.transaction() as tx:
-        clock = await test_clocks.create(tx, services.billing.call(session.livemode, RequestInfo()), params)
+        clock = await clock_advance.create(tx, services.billing.call(session.livemode, RequestInfo()), params)
         await audit_action(tx.conn, request, session, "test_clock_created", clock["id"], {"frozen_time": frozen})
     return redirect(f"/test-clocks/{clock['id']}", "created")
 
@@ -512,7 +512,7 @@ async def show_clock(
             customers.listing(session.livemode).where(customers_t.c.test_clock_id == clock_id),
             customers.render, conn,
         )  # fmt: skip
-    obj = test_clocks.render(row)
+    obj = clock_advance.render(row)
     fields: list[Column] = [
         ("Name", "name", "text"), ("Status", "status", "badge"), ("Frozen time", "frozen_time", "time"),
         ("Created", "created", "time"),
@@ -558,7 +558,7 @@ async def advance_clock(clock_id: str, request: Request, session: auth.Session =
 
     async def run() -> None:
         try:
-            await test_clocks.advance(services.db, services.billing, call, clock_id, target)
+            await clock_advance.advance(services.db, services.billing, call, clock_id, target)
         except PaywireError as exc:
             advances[clock_id] = exc.message
         except Exception:

@@ -39,7 +39,7 @@ from paywire.web.dashboard.common import (
 )
 from paywire.webhooks import delivery, netpolicy, rollups
 from paywire.webhooks import endpoints as engine
-from paywire.webhooks.test_event import send_test_event
+from paywire.webhooks.ping import send_test_event
 
 router = APIRouter()
 e, a = webhook_endpoints, webhook_attempts

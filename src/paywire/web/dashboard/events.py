@@ -41,18 +41,6 @@ HEARTBEAT_SECONDS = 15.0
 POLL_SECONDS = 1.0
 
 
-def type_filter(value: str) -> list[str] | None:
-    """None: every type. A `prefix.*` is the catalogue's types under that prefix (an index range
-    each, merged), so a prefix filter never scans the log."""
-    value = value.strip()
-    if not value or value == "*":
-        return None
-    if value.endswith("*"):
-        prefix = value[:-1]
-        return [name for name in catalogue.EVENT_TYPES if name.startswith(prefix)]
-    return [value]
-
-
 @functools.cache
 def type_choices() -> tuple[str, ...]:
     """Prefixes (`customer.*`, `customer.subscription.*`…) then every type, for the filter's list
@@ -115,7 +103,7 @@ async def page_of_events(
     until: int | None,
     cursor: Cursor,
 ) -> KeysetPage:
-    """One page of events, newest first, by keyset on `seq` (see `type_filter`), in one query:
+    """One page of events, newest first, by keyset on `seq` (see `catalogue.types_matching`), in one query:
     the page's seqs (an index range per type, merged) joined back to their rows."""
     n = cursor.size
     ascending = cursor.after is not None
@@ -152,7 +140,7 @@ async def list_events(
     result = await page_of_events(
         signed.conn,
         signed.session.livemode,
-        types=type_filter(type),
+        types=catalogue.types_matching(type),
         object_id=object_id.strip() or None,
         since=since_ts,
         until=until_ts,

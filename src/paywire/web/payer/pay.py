@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from paywire.billing import flows
-from paywire.billing.declines import Outcome
+from paywire.billing.declines import Declinable
 from paywire.billing.scheduler import run_due
 from paywire.db.schema import checkout_sessions
 from paywire.events.log import RequestInfo
@@ -36,7 +36,7 @@ async def set_email(services: Services, session_id: str, email: str) -> None:
 
 async def pay(
     services: Services, session_id: str, *, livemode: bool, payment_method: str, request_id: str | None
-) -> Outcome[dict[str, Any]]:
+) -> Declinable[dict[str, Any]]:
     """Confirm the session with `payment_method`; a decline is in the outcome (already committed).
     Raises `StateError` when the session is no longer open (paid meanwhile, or expired)."""
     call = services.billing.call(livemode, RequestInfo(id=request_id))
