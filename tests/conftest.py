@@ -7,6 +7,7 @@ database, dropped at the end) and empty every table between tests.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import time
@@ -160,14 +161,20 @@ async def stop_server(server: uvicorn.Server, task: asyncio.Task[None]) -> None:
         task.cancel()
 
 
-@pytest.fixture
-async def server(database_url: str) -> AsyncIterator[Server]:
-    app = PaywireApp(database_url)
+@contextlib.asynccontextmanager
+async def serving(app: PaywireApp) -> AsyncIterator[Server]:
+    """`app` served on 127.0.0.1 (a free port) with a test and a live key, stopped afterwards."""
     uv, task, url = await start_server(app)
     try:
         yield Server(app, url, await new_key(app), await new_key(app, live=True))
     finally:
         await stop_server(uv, task)
+
+
+@pytest.fixture
+async def server(database_url: str) -> AsyncIterator[Server]:
+    async with serving(PaywireApp(database_url)) as running:
+        yield running
 
 
 @pytest.fixture

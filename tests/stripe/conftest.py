@@ -20,7 +20,7 @@ import pytest
 
 from paywire.app import PaywireApp
 from paywire.settings import Settings
-from tests.conftest import Server, free_port, new_key, start_server, stop_server
+from tests.conftest import Server, free_port, serving
 from tests.web.conftest import browser, page  # noqa: F401  (the browser tests' fixtures)
 
 LAUNCHER = Path(__file__).with_name("localstripe_launcher.py")
@@ -96,12 +96,8 @@ def stripe_settings(database_url: str, localstripe: LocalStripe, key: str = TEST
 @pytest.fixture
 async def stripe_server(database_url: str, localstripe: LocalStripe) -> AsyncIterator[Server]:
     """A Paywire server whose test mode charges through Stripe (localstripe)."""
-    app = PaywireApp(database_url, settings=stripe_settings(database_url, localstripe))
-    uv, task, url = await start_server(app)
-    try:
-        yield Server(app, url, await new_key(app), await new_key(app, live=True))
-    finally:
-        await stop_server(uv, task)
+    async with serving(PaywireApp(database_url, settings=stripe_settings(database_url, localstripe))) as running:
+        yield running
 
 
 @pytest.fixture

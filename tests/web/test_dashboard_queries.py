@@ -22,19 +22,15 @@ from paywire.billing import customers
 from paywire.db.schema import operator_sessions, webhook_deliveries
 from paywire.schemas import CustomerCreate, WebhookEndpointCreate
 from paywire.webhooks import endpoints
-from tests.conftest import Server, new_key, start_server, stop_server
+from tests.conftest import Server, serving
 from tests.web.dashboard_helpers import ADMIN, Browserless, create_operator
 
 
 @pytest.fixture
 async def quiet(database_url: str) -> AsyncIterator[Server]:
     """A server without the worker: every statement while a page loads is the page's."""
-    app = PaywireApp(database_url, run_worker=False)
-    uv, task, url = await start_server(app)
-    try:
-        yield Server(app, url, await new_key(app), await new_key(app, live=True))
-    finally:
-        await stop_server(uv, task)
+    async with serving(PaywireApp(database_url, run_worker=False)) as running:
+        yield running
 
 
 @pytest.fixture
