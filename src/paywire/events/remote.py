@@ -77,10 +77,11 @@ class RemoteSource:
                         after = event.id
                         yield event.id, event
             except _RECONNECT as exc:
-                failures += 1
-                delay = self.policy.backoff(failures)
-                log.warning("event stream interrupted (%s); reconnecting in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
+                log.warning("event stream interrupted (%s); reconnecting", exc)
+            # Also after a stream the server ended (a restart drains its streams first): an
+            # immediate reconnect could reach the old server while it is still shutting down.
+            failures += 1
+            await asyncio.sleep(self.policy.backoff(failures))
 
     async def close(self) -> None:
         await self.client.close()
