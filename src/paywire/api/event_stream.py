@@ -20,16 +20,11 @@ import functools
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from h11._writers import ChunkedWriter
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
-
-try:  # private names of the pinned uvicorn and h11: if another version lacks them, every stream
-    # simply takes the ASGI path (the fallback below)
-    from h11._writers import ChunkedWriter
-    from uvicorn.protocols.http.h11_impl import RequestResponseCycle
-except ImportError:  # pragma: no cover
-    ChunkedWriter = RequestResponseCycle = None  # type: ignore[assignment,misc]
+from uvicorn.protocols.http.h11_impl import RequestResponseCycle
 
 from paywire.services import Lifecycle
 
@@ -49,7 +44,7 @@ class Channel:
 
     def follower(self, livemode: bool, types: frozenset[str] | None, lifecycle: Lifecycle) -> DirectFollower | None:
         """A follower for the hub writing to this connection directly, if the server allows it."""
-        cycle = _uvicorn_cycle(self._send) if RequestResponseCycle is not None else None
+        cycle = _uvicorn_cycle(self._send)
         if cycle is None or self._scope["method"] != "GET":
             return None
         if not isinstance(getattr(cycle.conn, "_writer", None), ChunkedWriter):  # (HTTP/1.0: no chunks)
