@@ -3,13 +3,13 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Header, Query, Response
+from fastapi import APIRouter, Body, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
 from paywire.api.context import Ctx, context
-from paywire.api.event_stream import Channel, EventStreamResponse
 from paywire.api.paging import page_params
 from paywire.db.schema import events as table
 from paywire.errors import InvalidRequest, NotFound
@@ -30,7 +30,7 @@ from paywire.webhooks import delivery
 
 router = APIRouter(tags=["events"])
 
-HEARTBEAT_SECONDS = stream_hub.HEARTBEAT_SECONDS
+HEARTBEAT_SECONDS = 15.0
 POLL_SECONDS = 1.0
 FROM_START = "start"
 
@@ -62,13 +62,14 @@ async def list_events(
     responses={200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events"}},
 )
 async def stream_events(
+    request: Request,
     after: Annotated[
         str | None, Query(max_length=40, description="Resume after this event id; `start` for the beginning.")
     ] = None,
     types: Annotated[str | None, Query(max_length=4000, description="Comma-separated event types.")] = None,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=40)] = None,
     ctx: Ctx = Depends(context),
-) -> Response:
+) -> StreamingResponse:
     """Events oldest first from `Last-Event-ID` (or `?after=`), then live. Without either: from now.
 
     The stream opens with an `event: ready` message whose data names the last event before it
@@ -90,50 +91,47 @@ async def stream_events(
 
     ready = {"last_event_id": head.id if head else (start if start and start != FROM_START else None)}
 
-    async def run(channel: Channel) -> None:
+    async def messages() -> AsyncIterator[bytes]:
         seq = after_seq
-        await channel.send(f"event: ready\ndata: {json.dumps(ready)}\n\n".encode())
+        yield f"event: ready\ndata: {json.dumps(ready)}\n\n".encode()
         last_sent = time.monotonic()
         hub = stream_hub.hub_for(ctx.db)
         key = hub.subscribe()
-        mode, lifecycle = ctx.livemode, ctx.services.lifecycle
-        # Live, the hub writes to this connection itself (see paywire.api.event_stream); without
-        # a follower (another server) this task sends every chunk.
-        follower = channel.follower(mode, wanted, lifecycle)
         checked = time.monotonic()
         try:
-            while not (follower.gone() if follower is not None else lifecycle.draining):
-                # At most once a second: the check costs ~50 µs, more than sending an event.
-                if follower is None and time.monotonic() - checked >= POLL_SECONDS:
-                    if await channel.disconnected():
+            while not ctx.services.lifecycle.draining:
+                # At most once a second: the check costs ~50 µs, more than sending an event, and
+                # the server cancels a stream whose client has gone anyway (Starlette listens).
+                if time.monotonic() - checked >= POLL_SECONDS:
+                    if await request.is_disconnected():
                         break
                     checked = time.monotonic()
                 snapshot = hub.snapshot(key)
-                if hub.covers(seq):  # live: the events the hub has read, this mode's and types'
-                    if follower is not None:
-                        let, seq = await hub.follow(follower, seq)
-                        if let is stream_hub.Let.LAGGING:
-                            await follower.drain()
-                        continue
+                if hub.covers(seq):  # live: the events the hub has read, filtered here
                     # Taken together: the hub may read more while we send. One write for all of
                     # them: each write costs far more than the bytes it carries.
-                    chunk, seq = hub.take(seq, mode, wanted)
+                    entries, through = hub.after(seq), hub.position
+                    mode = ctx.livemode
+                    chunk = b"".join(
+                        [e.sse for e in entries if e.livemode == mode and (wanted is None or e.type in wanted)]
+                    )
+                    seq = max(entries[-1].seq if entries else seq, through)
                     if chunk:
-                        await channel.send(chunk)
+                        yield chunk
                         last_sent = time.monotonic()
                         continue
                 else:  # behind the hub's window: read pages on our own until caught up
                     try:
                         async with ctx.db.read() as conn:
                             tip = await event_log.last_seq(conn)  # first: every event up to it is committed
-                            rows = await event_log.read_after(conn, seq, livemode=mode, limit=stream_hub.PAGE)
+                            rows = await event_log.read_after(conn, seq, livemode=ctx.livemode, limit=stream_hub.PAGE)
                     except Exception:  # database restarting: the client keeps its place, we retry
                         await asyncio.sleep(POLL_SECONDS)
                         continue
                     for row in rows:
                         seq = row.seq
                         if wanted is None or row.type in wanted:
-                            await channel.send(stream_hub.sse(event_log.render(row)))
+                            yield stream_hub.sse(event_log.render(row))
                             last_sent = time.monotonic()
                     if len(rows) >= stream_hub.PAGE:
                         continue
@@ -141,13 +139,17 @@ async def stream_events(
                     if hub.covers(seq):
                         continue
                 if time.monotonic() - last_sent >= HEARTBEAT_SECONDS:
-                    await channel.send(stream_hub.KEEP_ALIVE)
+                    yield b": keep-alive\n\n"
                     last_sent = time.monotonic()
                 await hub.wait(snapshot)
         finally:
             hub.unsubscribe()
 
-    return EventStreamResponse(run, headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return StreamingResponse(
+        messages(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
 
 
 def _parse_types(types: str | None) -> frozenset[str] | None:
