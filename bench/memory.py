@@ -32,7 +32,7 @@ import httpx
 import sqlalchemy as sa
 from procstat import die_with_parent, memory_mb
 from scratch_database import create_pg_database, drop_pg_database
-from soak import create_key
+from soak import create_key, wait_http
 
 from paywire.db.engine import Database
 from paywire.db.schema import webhook_deliveries
@@ -53,20 +53,6 @@ def start(args: list[str], log: Path) -> subprocess.Popen[bytes]:
         stderr=subprocess.STDOUT,
         preexec_fn=die_with_parent,
     )
-
-
-async def wait_healthy(url: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    async with httpx.AsyncClient() as client:
-        while True:
-            try:
-                if (await client.get(f"{url}/healthz")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{url} did not come up")
-            await asyncio.sleep(0.1)
 
 
 async def create_customers(api: httpx.AsyncClient, n: int, batch: int, clients: int = 8) -> None:
@@ -110,7 +96,8 @@ async def run(args: argparse.Namespace, url: str, workdir: Path) -> dict[str, li
         else:
             procs["serve --no-worker"] = start([*serve_args, "--no-worker"], workdir / "serve.log")
             procs["worker"] = start(["worker", "--database-url", url], workdir / "worker.log")
-        await wait_healthy(server_url)
+        async with httpx.AsyncClient(base_url=server_url) as client:
+            await wait_http(client, "/healthz")
         rss = {name: [memory_mb(p.pid)[0]] for name, p in procs.items()}
         print(f"{args.database}: started, RSS " + ", ".join(f"{n} {v[0]:.1f} MB" for n, v in rss.items()))
         headers = {"Authorization": f"Bearer {key}"}
