@@ -9,14 +9,16 @@ SQLite claims inside a `BEGIN IMMEDIATE` write transaction, where there is one w
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import logging
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paywire import objects
 from paywire.db.bulk import in_param, is_postgres
@@ -256,29 +258,24 @@ async def claim_from(
         return [], 0
     first = start % len(enabled)
     rotated = enabled[first:] + enabled[:first]
-    skip = set(exclude)
-    position = {  # candidate → its index in `rotated`
-        endpoint_id: index
+    skip = set(exclude).union(endpoint_id for endpoint_id, quota in quotas.items() if quota <= 0)
+    # Candidates (their index in `rotated`), found lazily: a claim reads only as far into the
+    # list as it must, not every enabled endpoint in each turn (~5 ms a turn at 10,000).
+    candidates = (
+        index
         for index, endpoint_id in enumerate(rotated)
-        if endpoint_id not in skip and quotas.get(endpoint_id, default_quota) > 0
-    }
-    if not position:
+        if endpoint_id not in skip and (default_quota > 0 or endpoint_id in quotas)
+    )
+    found = list(itertools.islice(candidates, MAX_ENDPOINTS_PER_CLAIM + 1))
+    if not found:
         return [], len(rotated)
     covered = len(rotated)  # unless enough endpoints with due work are found before the end
-    if len(position) <= MAX_ENDPOINTS_PER_CLAIM:
-        window = list(position)
-    else:
-        # Probe a chunk at a time (a list of ids is a parameter to send), until enough are found.
-        candidates, found = list(position), list[int]()
-        for chunk in range(0, len(candidates), ENDPOINTS_PROBED):
-            ids = candidates[chunk : chunk + ENDPOINTS_PROBED]
-            n = MAX_ENDPOINTS_PER_CLAIM - len(found)
-            probe = {"now": now, "ids": ids if postgres else json.dumps(ids), "n": n}
-            found += sorted(position[i] for i in (await conn.execute(_probe_statement(postgres), probe)).scalars())
-            if len(found) >= MAX_ENDPOINTS_PER_CLAIM:
-                covered = found[-1] + 1
-                break
-        window = [rotated[i] for i in found]
+    if len(found) > MAX_ENDPOINTS_PER_CLAIM:
+        found = await _probe(conn, now, rotated, itertools.chain(found, candidates))
+        if len(found) >= MAX_ENDPOINTS_PER_CLAIM:
+            covered = found[-1] + 1
+    window = [rotated[index] for index in found]
+    position = dict(zip(window, found, strict=True))  # window endpoint → its index in `rotated`
     if not window:
         return [], covered
     params: dict[str, Any] = {"now": now, "owner": owner, "until": now + lease, "limit": limit}
@@ -335,6 +332,25 @@ async def claim_from(
             job.event_type = event_type
             jobs.append(job)
     return jobs, covered
+
+
+async def _probe(conn: AsyncConnection, now: float, rotated: Sequence[str], candidates: Iterator[int]) -> list[int]:
+    """Which `candidates` (indices into `rotated`) have due work: the first `MAX_ENDPOINTS_PER_CLAIM`.
+
+    Probes a chunk at a time (a list of ids is a parameter to send), until enough are found. The
+    first chunk is small: after a fan-out's first claim, the endpoints right after the cursor are
+    the ones with work, and sending 2,000 ids to find the first 100 of them cost a turn more.
+    """
+    postgres = is_postgres(conn)
+    found: list[int] = []
+    size = 2 * MAX_ENDPOINTS_PER_CLAIM
+    while len(found) < MAX_ENDPOINTS_PER_CLAIM and (chunk := list(itertools.islice(candidates, size))):
+        ids = [rotated[index] for index in chunk]
+        index_of = dict(zip(ids, chunk, strict=True))
+        probe = {"now": now, "ids": ids if postgres else json.dumps(ids), "n": MAX_ENDPOINTS_PER_CLAIM - len(found)}
+        found += sorted(index_of[i] for i in (await conn.execute(_probe_statement(postgres), probe)).scalars())
+        size = ENDPOINTS_PROBED
+    return found
 
 
 async def release(tx: Tx, owner: str, seqs: Collection[int]) -> None:
