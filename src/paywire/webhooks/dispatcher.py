@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
-from paywire.db.engine import Database, is_unavailable
+from paywire.db.engine import Database, Tx, is_unavailable
 from paywire.destinations.base import Destination
 from paywire.destinations.pool import Pool
 from paywire.ids import new_id
@@ -39,6 +39,9 @@ from paywire.webhooks.sender import SendOutcome
 log = logging.getLogger("paywire.webhooks")
 
 ENDPOINTS_REFRESH = 1.0  # seconds a claim may rely on the list of enabled endpoints it read
+# Once that long, the list is read again only if it changed (`events.targets.bump`), or after
+# this many seconds (a change written past `bump`): reading 10,000 took 20-40 ms.
+ENDPOINTS_REREAD = 30.0
 GONE_PAUSE = 5.0  # seconds nothing more is sent to an endpoint that answered 410 (it is being disabled)
 READ_AHEAD = 0.25  # seconds of an endpoint's measured sending rate kept claimed ahead of its lanes
 MAX_HELD = 4000  # claimed deliveries one dispatcher holds in memory, all endpoints together
@@ -156,7 +159,9 @@ class Dispatcher:
         self._pass_left = 0
         self._enabled: list[str] = []
         self._ordered: set[str] = set()  # of those, destinations with `ordering: per_object`
-        self._endpoints_read = 0.0
+        self._endpoints_read = 0.0  # when the list was last known to be current
+        self._endpoints_reread = 0.0  # when it was last read
+        self._endpoints_token: str | None = None  # `events.targets` token it was read under
         self._starved = False
         self._expired: list[int] = []  # claims that ran short before being sent: give back
         self._finished: list[SendOutcome] = []  # attempts made, not yet recorded
@@ -381,10 +386,7 @@ class Dispatcher:
                 if limit > 0:
                     self._claims += 1
                     if now - self._endpoints_read > ENDPOINTS_REFRESH:
-                        self._enabled = await delivery.enabled_endpoints(tx)
-                        self._ordered = await delivery.ordered_endpoints(tx)
-                        self._endpoints_read = now
-                        self._drop_disabled()
+                        await self._refresh_endpoints(tx, now)
                     if self._pass_left <= 0:
                         self._pass_left = len(self._enabled)  # a new round
                     claimed, covered = await delivery.claim_from(
@@ -435,6 +437,17 @@ class Dispatcher:
             state = self._endpoints.get(endpoint_id)
             if state is not None:
                 state.more = counts.get(endpoint_id, 0) >= quotas.get(endpoint_id, first)
+
+    async def _refresh_endpoints(self, tx: Tx, now: float) -> None:
+        """Read the enabled endpoints again if they changed since (or were read long ago)."""
+        token = await delivery.endpoints_token(tx)
+        stale = now - self._endpoints_reread > ENDPOINTS_REREAD
+        if token is None or token != self._endpoints_token or stale:
+            self._enabled = await delivery.enabled_endpoints(tx)
+            self._ordered = await delivery.ordered_endpoints(tx)
+            self._endpoints_token, self._endpoints_reread = token, now
+            self._drop_disabled()
+        self._endpoints_read = now
 
     def _drop_lapsed(self) -> None:
         """Attempts that could not be recorded before their claim lapsed: another dispatcher may
