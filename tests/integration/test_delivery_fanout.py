@@ -99,3 +99,24 @@ async def test_one_event_to_hundreds_of_endpoints_takes_few_claim_turns(database
         await dispatcher.stop()
         await db.dispose()
         await receiver.stop()
+
+
+async def test_idle_endpoints_are_not_walked_but_their_read_ahead_still_decays(database_url: str) -> None:
+    # After a fan-out most endpoints are idle: a turn walks only the busy ones, and an idle
+    # one's read-ahead is caught up when a claim asks it, decayed once per turn it missed (at
+    # most once per 0.05 s), as when every turn walked every endpoint: a slow endpoint back
+    # from idle must not be given a large claim that lapses unsent.
+    db = Database(database_url)
+    try:
+        dispatcher = Dispatcher(db, DeliveryConfig(per_endpoint=10))
+        now = time.time()
+        state = dispatcher._state("we_idle")
+        state.sent = state.rate_sent = 100
+        state.rate, state.rate_at = 1000.0, now - 1.0  # fast once, nothing sent for a second
+        for _ in range(20):
+            quotas, exclude = dispatcher._quotas(now)
+            assert not quotas and not exclude  # not busy: not looked at
+        assert quotas["we_idle"] == 10 * 2  # decayed to the floor: 2 per slot
+        assert dispatcher._quotas(now)[0].get("we_unknown", 0) == 0  # never seen: the claim's default
+    finally:
+        await db.dispose()
