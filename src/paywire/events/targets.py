@@ -42,12 +42,17 @@ async def bump(conn: AsyncConnection) -> None:
         await conn.execute(v.insert().values(id=1, token=token))
 
 
+async def token(conn: AsyncConnection) -> str | None:
+    """The token every change to the enabled destinations replaces (`bump`); None before any."""
+    return await conn.scalar(sa.select(v.c.token).where(v.c.id == 1))
+
+
 async def enabled(conn: AsyncConnection, livemode: bool) -> list[Target]:
     """The enabled destinations of this mode, oldest first (cached while the token stands)."""
-    token = await conn.scalar(sa.select(v.c.token).where(v.c.id == 1))
+    token_now = await token(conn)
     key = (str(conn.engine.url), livemode)
     cached = _cache.get(key)
-    if token is not None and cached is not None and cached[0] == token:
+    if token_now is not None and cached is not None and cached[0] == token_now:
         return cached[1]
     rows = await conn.execute(
         sa.select(e.c.id, e.c.enabled_events, e.c.ordering)
@@ -55,6 +60,6 @@ async def enabled(conn: AsyncConnection, livemode: bool) -> list[Target]:
         .order_by(e.c.seq)
     )
     found = [Target(r.id, tuple(r.enabled_events), r.ordering == "per_object") for r in rows]
-    if token is not None:
-        _cache[key] = (token, found)
+    if token_now is not None:
+        _cache[key] = (token_now, found)
     return found

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from paywire import objects
 from paywire.db.bulk import in_param, is_postgres
 from paywire.db.engine import Tx
-from paywire.db.schema import destination_versions, events, webhook_deliveries, webhook_endpoints
+from paywire.db.schema import events, webhook_deliveries, webhook_endpoints
 from paywire.db.signal import CHANNEL
 from paywire.errors import NotFound, StateError
 from paywire.events import catalogue
@@ -175,12 +175,6 @@ def _release_statement(postgres: bool) -> sa.Update:
 
 async def enabled_endpoints(tx: Tx) -> list[str]:
     return list((await tx.conn.execute(sa.select(e.c.id).where(e.c.status == "enabled").order_by(e.c.seq))).scalars())
-
-
-async def endpoints_token(tx: Tx) -> str | None:
-    """The token every change to the enabled destinations replaces (`events.targets.bump`)."""
-    token = destination_versions.c.token
-    return await tx.conn.scalar(sa.select(token).where(destination_versions.c.id == 1))
 
 
 async def ordered_endpoints(tx: Tx) -> set[str]:

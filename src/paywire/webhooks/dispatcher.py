@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from paywire.db.engine import Database, Tx, is_unavailable
 from paywire.destinations.base import Destination
 from paywire.destinations.pool import Pool
+from paywire.events import targets
 from paywire.ids import new_id
 from paywire.secrets_at_rest import Keyring
 from paywire.webhooks import attempts, delivery
@@ -423,11 +424,13 @@ class Dispatcher:
             counts[job.endpoint_id] = counts.get(job.endpoint_id, 0) + 1
         self._queued += len(claimed)
         if limit > 0:
-            self._note_more(quotas, counts)
+            self._note_more(quotas, counts, cut_short=len(claimed) >= limit)
         return claimed
 
-    def _note_more(self, quotas: _Quotas, counts: Mapping[str, int]) -> None:
-        """Which endpoints the claim asked may have more due: those that got all they asked for.
+    def _note_more(self, quotas: _Quotas, counts: Mapping[str, int], *, cut_short: bool) -> None:
+        """Which endpoints the claim asked may have more due: those that got all they asked for,
+        or all of them when the batch limit, not their quotas, ended the claim (else an endpoint
+        cut short waited for the linger before its next refill: its queue ran dry).
 
         Only endpoints with a quota matter: `more` is read by lanes, and an idle endpoint gets
         lanes only through a claim, which sets it.
@@ -436,11 +439,11 @@ class Dispatcher:
         for endpoint_id in {*quotas, *counts}:
             state = self._endpoints.get(endpoint_id)
             if state is not None:
-                state.more = counts.get(endpoint_id, 0) >= quotas.get(endpoint_id, first)
+                state.more = cut_short or counts.get(endpoint_id, 0) >= quotas.get(endpoint_id, first)
 
     async def _refresh_endpoints(self, tx: Tx, now: float) -> None:
         """Read the enabled endpoints again if they changed since (or were read long ago)."""
-        token = await delivery.endpoints_token(tx)
+        token = await targets.token(tx.conn)
         stale = now - self._endpoints_reread > ENDPOINTS_REREAD
         if token is None or token != self._endpoints_token or stale:
             self._enabled = await delivery.enabled_endpoints(tx)
