@@ -15,6 +15,7 @@ from paywire import objects
 from paywire.billing import invoices, items, jobs, periods
 from paywire.billing.collection import Collection
 from paywire.billing.runtime import Call
+from paywire.billing.statuses import SubscriptionStatus
 from paywire.db.engine import Tx
 from paywire.db.schema import invoices as invoices_table
 from paywire.db.schema import subscriptions
@@ -26,7 +27,11 @@ TRIAL_NOTICE = 3 * DAY
 DUNNING_DAYS = (1, 3, 5)  # retries after the first failure; a failed last retry cancels
 INCOMPLETE_EXPIRES_AFTER = 23 * 3600
 LIFECYCLE_JOBS = (jobs.TRIAL_WILL_END, jobs.TRIAL_END, jobs.RENEWAL, jobs.CANCEL, jobs.INCOMPLETE_EXPIRE)
-ENDED = ("canceled", "incomplete_expired")
+ENDED = frozenset({SubscriptionStatus.CANCELED, SubscriptionStatus.INCOMPLETE_EXPIRED})
+# Still billed: these can change plan or cancel; BILLED renews at its period's end.
+LIVE = frozenset({SubscriptionStatus.TRIALING, SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE})
+BILLED = frozenset({SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE})
+PAUSABLE = frozenset({SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING})
 PREFIX = "customer.subscription."
 
 
@@ -103,15 +108,15 @@ async def reschedule(tx: Tx, sub: dict[str, Any], now: float) -> None:
 def lifecycle_jobs(sub: dict[str, Any]) -> list[tuple[str, int]]:
     """The (kind, due) of the time-driven transitions the subscription's state asks for."""
     status = sub["status"]
-    if status == "trialing":
+    if status == SubscriptionStatus.TRIALING:
         # 3 days before the trial ends, or at once for a shorter trial (due at its start).
         return [
             (jobs.TRIAL_WILL_END, max(sub["trial_start"], sub["trial_end"] - TRIAL_NOTICE)),
             (jobs.CANCEL if sub["cancel_at_period_end"] else jobs.TRIAL_END, sub["trial_end"]),
         ]
-    if status in ("active", "past_due"):
+    if status in BILLED:
         return [(jobs.CANCEL if sub["cancel_at_period_end"] else jobs.RENEWAL, sub["current_period_end"])]
-    if status == "incomplete":
+    if status == SubscriptionStatus.INCOMPLETE:
         return [(jobs.INCOMPLETE_EXPIRE, sub["created"] + INCOMPLETE_EXPIRES_AFTER)]
     return []
 
@@ -169,7 +174,12 @@ def new_invoice(
 
 
 async def end_subscription(
-    tx: Tx, before: dict[str, Any], now: float, *, canceled_at: int | None, status: str = "canceled"
+    tx: Tx,
+    before: dict[str, Any],
+    now: float,
+    *,
+    canceled_at: int | None,
+    status: SubscriptionStatus = SubscriptionStatus.CANCELED,
 ) -> dict[str, Any]:
     after = {
         **before,
