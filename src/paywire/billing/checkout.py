@@ -267,9 +267,8 @@ async def confirm(tx: Tx, call: Call, session_id: str, payment_method: str) -> D
             return Declinable(render(session), declined)
 
     if session["mode"] == "subscription" and session["customer_id"] is None:
-        customer = await customers.create(
-            tx, CustomerCreate(email=session["customer_email"]), livemode=call.livemode, now=now, request=call.request
-        )
+        # At the session's time: a session on a test clock makes its customer at the clock's time.
+        customer = await customers.insert(tx, call, CustomerCreate(email=session["customer_email"]), now)
         session["customer_id"] = customer["id"]
         if guest_ref is not None:  # the card is saved there: renewals charge it off-session
             await tx.conn.execute(
