@@ -7,6 +7,7 @@ Events of one transition carry the subscription as it is after the whole transit
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -173,6 +174,24 @@ def new_invoice(
     )  # fmt: skip
 
 
+def ended(
+    before: dict[str, Any],
+    now: float,
+    *,
+    canceled_at: int | None,
+    status: SubscriptionStatus = SubscriptionStatus.CANCELED,
+) -> dict[str, Any]:
+    """The subscription as it is once ended at `now`."""
+    return {
+        **before,
+        "status": status,
+        "canceled_at": canceled_at if canceled_at is not None else before["canceled_at"],
+        "ended_at": int(now),
+        "cancel_at_period_end": False,
+        "cancel_at": None,
+    }
+
+
 async def end_subscription(
     tx: Tx,
     before: dict[str, Any],
@@ -181,14 +200,33 @@ async def end_subscription(
     canceled_at: int | None,
     status: SubscriptionStatus = SubscriptionStatus.CANCELED,
 ) -> dict[str, Any]:
-    after = {
-        **before,
-        "status": status,
-        "canceled_at": canceled_at if canceled_at is not None else before["canceled_at"],
-        "ended_at": int(now),
-        "cancel_at_period_end": False,
-        "cancel_at": None,
-    }
+    after = ended(before, now, canceled_at=canceled_at, status=status)
     await save(tx, before, after, now)
     await jobs.cancel(tx, before["id"], None, now=now)
     return after
+
+
+@dataclass(frozen=True)
+class Transition:
+    """What a transition decided, before any SQL (`billing/transitions.py` decides, `apply`
+    stores): the state after, its events, and whether it stops every pending job (else its
+    lifecycle jobs become `lifecycle_jobs(after)`)."""
+
+    after: dict[str, Any]
+    events: list[NewEvent]
+    stops_jobs: bool = False
+
+    def due(self) -> list[tuple[str, int]]:
+        """The (kind, due) of the time-driven jobs left after it."""
+        return [] if self.stops_jobs else lifecycle_jobs(self.after)
+
+
+async def apply(tx: Tx, call: Call, before: dict[str, Any], change: Transition, now: float) -> dict[str, Any]:
+    """Store a transition: the row, its jobs, its events; answer the subscription as rendered."""
+    await save(tx, before, change.after, now)
+    if change.stops_jobs:
+        await jobs.cancel(tx, before["id"], None, now=now)
+    else:
+        await reschedule(tx, change.after, now)
+    await emit(tx, call, change.events, now)
+    return render(change.after)

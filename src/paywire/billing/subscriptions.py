@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from paywire import objects
-from paywire.billing import clocks, invoices, items, jobs, money, payments, periods
+from paywire.billing import clocks, invoices, items, money, payments, periods, transitions
 from paywire.billing.collection import Collection, mark_paid, open_and_collect
 from paywire.billing.declines import Declinable, Declined, check_payment_method
 from paywire.billing.runtime import Call
@@ -22,9 +22,8 @@ from paywire.billing.subscription_state import (
     DAY,
     ENDED,
     LIVE,
-    PAUSABLE,
+    apply,
     emit,
-    end_subscription,
     event,
     lines_for_period,
     load,
@@ -335,40 +334,16 @@ async def _void_declined(
 
 async def cancel(tx: Tx, call: Call, subscription_id: str, *, at_period_end: bool) -> dict[str, Any]:
     before = await load(tx, subscription_id, call.livemode)
-    if before["status"] in ENDED:
-        raise StateError(f"subscription {subscription_id!r} is already {before['status']}")
     now = await clocks.now_for(tx.conn, call, before["test_clock_id"])
-    if at_period_end:
-        if before["status"] not in LIVE:
-            raise StateError(f"a {before['status']} subscription cannot be canceled at period end; cancel it now")
-        if before["cancel_at_period_end"]:
-            return render(before)
-        after = {
-            **before,
-            "cancel_at_period_end": True,
-            "cancel_at": before["current_period_end"],
-            "canceled_at": int(now),
-        }
-        await save(tx, before, after, now)
-        await emit(tx, call, updated_events(before, after), now)
-        await reschedule(tx, after, now)
-        return render(after)
-    after = await end_subscription(tx, before, now, canceled_at=int(now))
-    await emit(tx, call, [event("deleted", after)], now)
-    return render(after)
+    change = transitions.cancel(before, now, at_period_end=at_period_end)
+    return render(before) if change is None else await apply(tx, call, before, change, now)
 
 
 async def pause(tx: Tx, call: Call, subscription_id: str) -> dict[str, Any]:
     """Stop billing: no invoices while paused (its pending jobs are canceled)."""
     before = await load(tx, subscription_id, call.livemode)
-    if before["status"] not in PAUSABLE:
-        raise StateError(f"only an active or trialing subscription can be paused; this one is {before['status']}")
     now = await clocks.now_for(tx.conn, call, before["test_clock_id"])
-    after = {**before, "status": SubscriptionStatus.PAUSED, "paused_at": int(now)}
-    await save(tx, before, after, now)
-    await jobs.cancel(tx, before["id"], None, now=now)
-    await emit(tx, call, [event("paused", after), *updated_events(before, after)], now)
-    return render(after)
+    return await apply(tx, call, before, transitions.pause(before, now), now)
 
 
 async def resume(tx: Tx, call: Call, subscription_id: str) -> dict[str, Any]:
