@@ -36,19 +36,18 @@ async def _monthly_subscriptions(app: PaywireApp, count: int) -> list[str]:
 
     call = app.billing.call(False)
     async with app.db.transaction() as tx:
-        product = await catalogue_objects.create_product(tx, ProductCreate(name="P"), livemode=False, now=T0)
+        product = await catalogue_objects.create_product(tx, call, ProductCreate(name="P"))
         plan = await catalogue_objects.create_price(
             tx,
+            call,
             PriceCreate(
                 product_id=product["id"], unit_amount="4.00", currency="usd", recurring=Recurring(interval="month")
             ),
-            livemode=False,
-            now=T0,
         )
     ids = []
     for _ in range(count):
         async with app.db.transaction() as tx:
-            customer = await customers.create(tx, CustomerCreate(), livemode=False, now=T0)
+            customer = await customers.create(tx, call, CustomerCreate())
             sub = await subscriptions.create(
                 tx,
                 call,
@@ -107,12 +106,10 @@ async def test_scheduler_service_runs_wall_clock_jobs(database_url: str) -> None
         from paywire.billing.schemas import CheckoutSessionCreate, LineItem
 
         async with app.db.transaction() as tx:
-            product = await catalogue_objects.create_product(tx, ProductCreate(name="P"), livemode=False, now=clock.t)
+            call = app.billing.call(False)
+            product = await catalogue_objects.create_product(tx, call, ProductCreate(name="P"))
             one = await catalogue_objects.create_price(
-                tx,
-                PriceCreate(product_id=product["id"], unit_amount="1.00", currency="usd"),
-                livemode=False,
-                now=clock.t,
+                tx, call, PriceCreate(product_id=product["id"], unit_amount="1.00", currency="usd")
             )
             session = await checkout.create(
                 tx,

@@ -85,9 +85,8 @@ async def test_a_failing_api_write_leaves_nothing(paywire: PaywireApp) -> None:
         async with paywire.db.transaction() as tx:
             await products.create_price(
                 tx,
+                paywire.billing.call(False),
                 PriceCreate(product_id="prod_missing", unit_amount="5.00", currency="usd"),
-                livemode=False,
-                now=time.time(),
             )
     assert await _count(paywire, events) == 0
 

@@ -53,18 +53,19 @@ class Engine:
 
     async def price(self, cents: int, interval: str | None = "month", count: int = 1) -> str:
         recurring = Recurring(interval=interval, interval_count=count) if interval else None  # type: ignore[arg-type]
+        call = self.app.billing.call(False)
         async with self.app.db.transaction() as tx:
-            product = await products.create_product(tx, ProductCreate(name="P"), livemode=False, now=T0)
+            product = await products.create_product(tx, call, ProductCreate(name="P"))
             amount = f"{cents // 100}.{cents % 100:02d}"
             params = PriceCreate(product_id=product["id"], unit_amount=amount, currency="usd", recurring=recurring)
-            price = await products.create_price(tx, params, livemode=False, now=T0)
+            price = await products.create_price(tx, call, params)
         return str(price["id"])
 
     async def clock_customer(self, at: int) -> tuple[str, str]:
         call = self.app.billing.call(False)
         async with self.app.db.transaction() as tx:
             clock = await clock_advance.create(tx, call, TestClockCreate(frozen_time=at))
-            customer = await customers.create(tx, CustomerCreate(test_clock_id=clock["id"]), livemode=False, now=at)
+            customer = await customers.create(tx, call, CustomerCreate(test_clock_id=clock["id"]))
         return clock["id"], customer["id"]
 
     async def subscribe(self, customer_id: str, price_id: str, quantity: int = 1) -> dict[str, Any]:

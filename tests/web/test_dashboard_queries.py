@@ -79,7 +79,7 @@ async def _fill(app: PaywireApp, endpoint_count: int, customer_count: int) -> li
             for i in range(endpoint_count)
         ]
         for i in range(customer_count):
-            await customers.create(tx, CustomerCreate(name=f"c{i}"), livemode=False, now=now)
+            await customers.create(tx, app.billing.call(False), CustomerCreate(name=f"c{i}"))
     return ids
 
 

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from paywire.billing import customers
+from paywire.billing.runtime import Billing
 from paywire.cli.main import app as cli
 from paywire.db.engine import Database
 from paywire.db.schema import audit_log, operator_sessions, webhook_deliveries
@@ -178,14 +179,13 @@ async def test_the_mode_switch_filters_every_list(server: Server, admin: Browser
 
 async def _customers(db: Database, n: int, *, livemode: bool = False) -> list[str]:
     ids = []
+    call = Billing().call(livemode)  # the wall clock
     async with db.transaction() as tx:
         for i in range(n):
-            made = await customers.create(tx, CustomerCreate(name=f"c{i}"), livemode=livemode, now=time.time())
+            made = await customers.create(tx, call, CustomerCreate(name=f"c{i}"))
             ids.append(made["id"])
             if i % 3 == 0:
-                await customers.update(
-                    tx, made["id"], CustomerUpdate(description="x"), livemode=livemode, now=time.time()
-                )
+                await customers.update(tx, call, made["id"], CustomerUpdate(description="x"))
     return ids
 
 

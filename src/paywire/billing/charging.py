@@ -41,6 +41,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from paywire.billing.runtime import Billing, Call
+from paywire.billing.statuses import PaymentIntentStatus
 from paywire.db.engine import Database, Tx, is_unavailable
 from paywire.db.schema import customers, payment_intents
 from paywire.errors import ServiceUnavailable, StateError
@@ -152,7 +153,7 @@ def take_charge(call: Call, intent: dict[str, Any], payment_method: str, off_ses
     if charged is not None and not charged.taken and charged.intent_id == intent["id"]:
         charged.taken = True
         return charged
-    if intent["status"] == "processing":
+    if intent["status"] == PaymentIntentStatus.PROCESSING:
         raise StateError(f"payment intent {intent['id']!r} is being charged; retry later", code="payment_in_progress")
     raise ChargeNeeded(intent, payment_method, off_session)
 
@@ -204,7 +205,7 @@ async def prepare_charge(
     await _subject_lock(tx, subject)
     busy = await tx.conn.scalar(
         sa.select(payment_intents.c.id).where(
-            payment_intents.c.subject_id == subject, payment_intents.c.status == "processing"
+            payment_intents.c.subject_id == subject, payment_intents.c.status == PaymentIntentStatus.PROCESSING
         )
     )
     if busy is not None:
@@ -250,7 +251,7 @@ def processing_row(
     }
     return {
         **{k: v for k, v in intent.items() if k != "seq"},
-        "status": "processing",
+        "status": PaymentIntentStatus.PROCESSING,
         "payment_method": need.payment_method,
         "charge_attempts": int(intent["charge_attempts"]) + 1,
         "subject_id": subject,
@@ -277,7 +278,7 @@ async def _remember_created(db: Database, intent: dict[str, Any], created: str) 
             payment_intents.update()
             .where(
                 payment_intents.c.id == intent["id"],
-                payment_intents.c.status == "processing",
+                payment_intents.c.status == PaymentIntentStatus.PROCESSING,
                 payment_intents.c.charge_attempts == intent["charge_attempts"],
             )
             .values(continuation=cont)
@@ -301,7 +302,7 @@ async def call_provider(billing: Billing, intent: dict[str, Any], db: Database |
         cont["customer_ref"] = ref
     key = f"{intent['id']}/{intent['charge_attempts']}"
     metadata = {"paywire_payment_intent": intent["id"], "paywire_attempt": str(intent["charge_attempts"])}
-    charge_ref = intent["charge_ref"] if cont.get("previous_status") == "requires_action" else None
+    charge_ref = intent["charge_ref"] if cont.get("previous_status") == PaymentIntentStatus.REQUIRES_ACTION else None
     create = getattr(provider, "create_charge", None)
     if charge_ref is None and create is not None and db is not None:
         charge_ref = cont.get("created_ref")
@@ -349,7 +350,7 @@ async def finish_in(tx: Tx, billing: Billing, intent_id: str, result: ChargeResu
         .mappings()
         .first()
     )
-    if row is None or row["status"] != "processing":
+    if row is None or row["status"] != PaymentIntentStatus.PROCESSING:
         return None
     if result.pending:
         return None  # the provider decides later: its webhook (or the reconciler) settles it
@@ -368,7 +369,7 @@ async def finish_in(tx: Tx, billing: Billing, intent_id: str, result: ChargeResu
     await tx.conn.execute(
         payment_intents.update()
         .where(payment_intents.c.id == intent_id)
-        .values(status=cont.get("previous_status") or "requires_payment_method")
+        .values(status=cont.get("previous_status") or PaymentIntentStatus.REQUIRES_PAYMENT_METHOD)
     )
     mark, appended = len(tx.after_commit), tx.events_appended
     savepoint = await tx.conn.begin_nested()
@@ -393,7 +394,7 @@ async def finish_in(tx: Tx, billing: Billing, intent_id: str, result: ChargeResu
     if result.next_action is not None:  # kept: Stripe's webhook may finish it once the payer acts
         await tx.conn.execute(
             payment_intents.update()
-            .where(payment_intents.c.id == intent_id, payment_intents.c.status == "requires_action")
+            .where(payment_intents.c.id == intent_id, payment_intents.c.status == PaymentIntentStatus.REQUIRES_ACTION)
             .values(continuation=cont)
         )
     return value

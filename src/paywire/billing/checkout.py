@@ -16,6 +16,7 @@ from paywire.billing import charging, clocks, customers, items, jobs, money, pay
 from paywire.billing.declines import Declinable, Declined, check_payment_method
 from paywire.billing.runtime import Call
 from paywire.billing.schemas import CheckoutSessionCreate
+from paywire.billing.statuses import CheckoutPaymentStatus, CheckoutSessionStatus, NftMintStatus, PaymentIntentStatus
 from paywire.db.engine import Tx
 from paywire.db.schema import checkout_sessions, payment_intents
 from paywire.db.schema import customers as customers_table
@@ -116,8 +117,8 @@ async def create(
         "id": session_id,
         "livemode": call.livemode,
         "mode": params.mode,
-        "status": "open",
-        "payment_status": "unpaid",
+        "status": CheckoutSessionStatus.OPEN,
+        "payment_status": CheckoutPaymentStatus.UNPAID,
         "customer_id": params.customer_id,
         "customer_email": params.customer_email,
         "line_items": [
@@ -194,7 +195,11 @@ async def _session_intent(tx: Tx, call: Call, session: dict[str, Any], now: floa
             .mappings()
             .first()
         )
-        if row is not None and row["status"] in ("requires_payment_method", "requires_action", "processing"):
+        if row is not None and row["status"] in (
+            PaymentIntentStatus.REQUIRES_PAYMENT_METHOD,
+            PaymentIntentStatus.REQUIRES_ACTION,
+            PaymentIntentStatus.PROCESSING,
+        ):
             return dict(row), False
     intent = payments.build(
         call=call,
@@ -232,7 +237,7 @@ async def confirm(tx: Tx, call: Call, session_id: str, payment_method: str) -> D
     whose payment intent is `requires_action` with its `next_action`; confirming again once the
     payer has authenticated continues the same charge."""
     before = await _load(tx, session_id, call.livemode)
-    if before["status"] != "open":
+    if before["status"] != CheckoutSessionStatus.OPEN:
         raise StateError(f"checkout session {session_id!r} is {before['status']}")
     now = await clocks.now_for(tx.conn, call, before["test_clock_id"])
     if now >= before["expires_at"]:
@@ -254,7 +259,7 @@ async def confirm(tx: Tx, call: Call, session_id: str, payment_method: str) -> D
         intent = await payments.charge(call, intent, payment_method, now)
         await payments.write(tx, intent)
         session["payment_intent_id"] = intent["id"]
-        if intent["status"] != "succeeded":
+        if intent["status"] != PaymentIntentStatus.SUCCEEDED:
             await _save(tx, before, session, now)
             events.append(NewEvent("payment_intent.payment_failed", payments.render(intent)))
             await append(tx, events, livemode=call.livemode, now=now, request=call.request)
@@ -262,9 +267,8 @@ async def confirm(tx: Tx, call: Call, session_id: str, payment_method: str) -> D
             return Declinable(render(session), declined)
 
     if session["mode"] == "subscription" and session["customer_id"] is None:
-        customer = await customers.create(
-            tx, CustomerCreate(email=session["customer_email"]), livemode=call.livemode, now=now, request=call.request
-        )
+        # At the session's time: a session on a test clock makes its customer at the clock's time.
+        customer = await customers.insert(tx, call, CustomerCreate(email=session["customer_email"]), now)
         session["customer_id"] = customer["id"]
         if guest_ref is not None:  # the card is saved there: renewals charge it off-session
             await tx.conn.execute(
@@ -286,10 +290,10 @@ async def confirm(tx: Tx, call: Call, session_id: str, payment_method: str) -> D
         events.extend(sub_events)
         session.update(subscription_id=sub["id"], invoice_id=sub["latest_invoice_id"])
     session.update(
-        status="complete",
-        payment_status="paid" if intent is not None else "no_payment_required",
+        status=CheckoutSessionStatus.COMPLETE,
+        payment_status=CheckoutPaymentStatus.PAID if intent is not None else CheckoutPaymentStatus.NO_PAYMENT_REQUIRED,
         completed_at=int(now),
-        nft_mint_status="pending" if session["nft_mint_enabled"] else None,
+        nft_mint_status=NftMintStatus.PENDING if session["nft_mint_enabled"] else None,
     )
     await _save(tx, before, session, now)
     events.append(NewEvent("checkout.session.completed", render(session)))
@@ -306,18 +310,20 @@ async def confirm(tx: Tx, call: Call, session_id: str, payment_method: str) -> D
 
 async def on_expire(tx: Tx, call: Call, job: Any, now: float) -> None:
     before = await _load(tx, job["object_id"])
-    if before["status"] != "open":
+    if before["status"] != CheckoutSessionStatus.OPEN:
         return
-    after = {**before, "status": "expired"}
+    after = {**before, "status": CheckoutSessionStatus.EXPIRED}
     await _save(tx, before, after, now)
     if before["payment_intent_id"]:
         await tx.conn.execute(
             payment_intents.update()
             .where(
                 payment_intents.c.id == before["payment_intent_id"],
-                payment_intents.c.status.not_in(("succeeded", "processing")),  # a charge in flight settles itself
+                payment_intents.c.status.not_in(
+                    (PaymentIntentStatus.SUCCEEDED, PaymentIntentStatus.PROCESSING)
+                ),  # a charge in flight settles itself
             )
-            .values(status="canceled", updated=int(now))
+            .values(status=PaymentIntentStatus.CANCELED, updated=int(now))
         )
     await append(tx, [NewEvent("checkout.session.expired", render(after))], livemode=call.livemode, now=now)
 
@@ -325,14 +331,14 @@ async def on_expire(tx: Tx, call: Call, job: Any, now: float) -> None:
 async def on_mint(tx: Tx, call: Call, job: Any, _wall_now: float) -> None:
     """Mint the session's token with the configured minter; `pending` → `minted` or `error`."""
     before = await _load(tx, job["object_id"])
-    if before["nft_mint_status"] != "pending":
+    if before["nft_mint_status"] != NftMintStatus.PENDING:
         return
     now = await clocks.now_for(tx.conn, call, before["test_clock_id"])
     try:
         details = await call.billing.minter.mint(tx, MintRequest(render(before), call.livemode, now))
-        after, event = {**before, "nft_mint_status": "minted", "nft_mint_details": details}, "nft_minted"
+        after, event = {**before, "nft_mint_status": NftMintStatus.MINTED, "nft_mint_details": details}, "nft_minted"
     except MintError as exc:
-        after = {**before, "nft_mint_status": "error", "nft_mint_details": {"error": str(exc)}}
+        after = {**before, "nft_mint_status": NftMintStatus.ERROR, "nft_mint_details": {"error": str(exc)}}
         event = "nft_mint_failed"
     await _save(tx, before, after, now)
     await append(tx, [NewEvent(f"checkout.session.{event}", render(after))], livemode=call.livemode, now=now)

@@ -23,6 +23,7 @@ from paywire.billing import clock_owner
 from paywire.billing.runtime import Billing, Call
 from paywire.billing.scheduler import run_batch
 from paywire.billing.schemas import TestClockCreate
+from paywire.billing.statuses import TestClockStatus
 from paywire.db.engine import Database, Tx
 from paywire.db.schema import test_clocks
 from paywire.errors import Conflict, InvalidRequest
@@ -53,7 +54,7 @@ async def create(tx: Tx, call: Call, params: TestClockCreate) -> dict[str, Any]:
         "livemode": False,
         "name": params.name,
         "frozen_time": params.frozen_time,
-        "status": "ready",
+        "status": TestClockStatus.READY,
         "advance_to": None,
         "metadata": params.metadata or {},
         "created": now,
@@ -125,13 +126,13 @@ async def advance(
                 f"a test clock advances at most {MAX_ADVANCE // 86_400} days at a time; advance in steps",
                 param="frozen_time",
             )
-        if row["status"] == "advancing" and not _abandoned(row, wall):
+        if row["status"] == TestClockStatus.ADVANCING and not _abandoned(row, wall):
             raise Conflict(f"test clock {clock_id!r} is already advancing", code="test_clock_advancing")
         await tx.conn.execute(
             test_clocks.update()
             .where(test_clocks.c.id == clock_id)
             .values(
-                status="advancing",
+                status=TestClockStatus.ADVANCING,
                 advance_to=frozen_time,
                 advance_owner=owner,
                 advance_lease=wall + clock_owner.LEASE,
@@ -164,7 +165,7 @@ async def run_advance(db: Database, billing: Billing, clock_id: str, target: int
         async with db.transaction() as tx:
             await tx.conn.execute(
                 test_clocks.update()
-                .where(owned, test_clocks.c.status == "advancing")
+                .where(owned, test_clocks.c.status == TestClockStatus.ADVANCING)
                 .values(frozen_time=target, **_released(), updated=int(time.time()))
             )
             done = (await tx.conn.execute(sa.select(test_clocks).where(test_clocks.c.id == clock_id))).mappings().one()
@@ -175,7 +176,7 @@ async def run_advance(db: Database, billing: Billing, clock_id: str, target: int
             async with db.transaction() as tx:
                 await tx.conn.execute(
                     test_clocks.update()
-                    .where(owned, test_clocks.c.status == "advancing")
+                    .where(owned, test_clocks.c.status == TestClockStatus.ADVANCING)
                     .values(**_released(), updated=int(time.time()))
                 )
         raise
@@ -183,7 +184,7 @@ async def run_advance(db: Database, billing: Billing, clock_id: str, target: int
 
 
 def _released() -> dict[str, Any]:
-    return {"status": "ready", "advance_to": None, "advance_owner": None, "advance_lease": None}
+    return {"status": TestClockStatus.READY, "advance_to": None, "advance_owner": None, "advance_lease": None}
 
 
 async def recover_abandoned(db: Database, billing: Billing, advances: Advances) -> int:
@@ -193,7 +194,11 @@ async def recover_abandoned(db: Database, billing: Billing, advances: Advances) 
     processes trying at once exactly one wins."""
     wall = time.time()
     async with db.read() as conn:
-        rows = (await conn.execute(sa.select(test_clocks).where(test_clocks.c.status == "advancing"))).mappings().all()
+        rows = (
+            (await conn.execute(sa.select(test_clocks).where(test_clocks.c.status == TestClockStatus.ADVANCING)))
+            .mappings()
+            .all()
+        )
     taken = 0
     owner = clock_owner.this_process()
     for row in rows:
@@ -204,7 +209,7 @@ async def recover_abandoned(db: Database, billing: Billing, advances: Advances) 
                 test_clocks.update()
                 .where(
                     test_clocks.c.id == row["id"],
-                    test_clocks.c.status == "advancing",
+                    test_clocks.c.status == TestClockStatus.ADVANCING,
                     test_clocks.c.advance_owner.is_(None)
                     if row["advance_owner"] is None
                     else test_clocks.c.advance_owner == row["advance_owner"],

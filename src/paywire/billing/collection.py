@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from paywire.billing import invoices, payments
 from paywire.billing.runtime import Call
+from paywire.billing.statuses import InvoiceStatus, PaymentIntentStatus
 from paywire.db.engine import Tx
 from paywire.db.schema import invoices as invoices_table
 from paywire.db.schema import payment_intents
@@ -28,13 +29,13 @@ class Collection:
 
     @property
     def paid(self) -> bool:
-        return bool(self.invoice["status"] == "paid")
+        return bool(self.invoice["status"] == InvoiceStatus.PAID)
 
 
 def mark_paid(invoice: dict[str, Any], intent: dict[str, Any] | None, now: float) -> dict[str, Any]:
     return {
         **invoice,
-        "status": "paid",
+        "status": InvoiceStatus.PAID,
         "amount_paid": invoice["amount_due"],
         "payment_intent_id": intent["id"] if intent else invoice["payment_intent_id"],
         "paid_at": int(now),
@@ -48,7 +49,7 @@ def _outcome(invoice: dict[str, Any], intent: dict[str, Any] | None) -> list[New
     events = []
     if intent is not None:
         events.append(NewEvent(payments.outcome_event(intent), payments.render(intent)))
-    if invoice["status"] == "paid":
+    if invoice["status"] == InvoiceStatus.PAID:
         events.append(NewEvent("invoice.paid", invoices.render(invoice)))
     else:
         events.append(NewEvent("invoice.payment_failed", invoices.render(invoice)))
@@ -64,7 +65,7 @@ async def _charge_invoice(
         return mark_paid(invoice, None, now), None
     assert intent is not None
     intent = await payments.charge(call, intent, payment_method, now, off_session=True)
-    if intent["status"] == "succeeded":
+    if intent["status"] == PaymentIntentStatus.SUCCEEDED:
         return mark_paid(invoice, intent, now), intent
     failed = {**invoice, "attempt_count": invoice["attempt_count"] + 1, "updated": int(now)}
     return failed, intent

@@ -7,10 +7,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from paywire import objects
-from paywire.billing.clocks import check_clock
+from paywire.billing.clocks import check_clock, now_for
+from paywire.billing.runtime import Call
 from paywire.db.engine import Tx
-from paywire.db.schema import customers, test_clocks
-from paywire.events.log import RequestInfo
+from paywire.db.schema import customers
 from paywire.ids import new_id
 from paywire.schemas import CustomerCreate, CustomerUpdate
 
@@ -25,19 +25,18 @@ def render(m: Any) -> dict[str, Any]:
     }
 
 
-async def create(
-    tx: Tx, params: CustomerCreate, *, livemode: bool, now: float, request: RequestInfo | None = None
-) -> dict[str, Any]:
+async def create(tx: Tx, call: Call, params: CustomerCreate) -> dict[str, Any]:
     if params.test_clock_id is not None:
-        # A customer on a test clock reads time from it, from its creation on.
-        await check_clock(tx.conn, params.test_clock_id, livemode, "test_clock_id")
-        frozen = await tx.conn.scalar(
-            sa.select(test_clocks.c.frozen_time).where(test_clocks.c.id == params.test_clock_id)
-        )
-        now = float(frozen or 0)
+        await check_clock(tx.conn, params.test_clock_id, call.livemode, "test_clock_id")
+    # A customer on a test clock reads time from it, from its creation on.
+    return await insert(tx, call, params, await now_for(tx.conn, call, params.test_clock_id))
+
+
+async def insert(tx: Tx, call: Call, params: CustomerCreate, now: float) -> dict[str, Any]:
+    """Create at `now`: a flow's time (a checkout on a test clock creates its customer at the clock's time)."""
     row = {
         "id": new_id("cus"),
-        "livemode": livemode,
+        "livemode": call.livemode,
         "email": params.email,
         "name": params.name,
         "description": params.description,
@@ -47,19 +46,18 @@ async def create(
         "updated": int(now),
     }
     return await objects.create_object(
-        tx, customers, row, render=render, event_type="customer.created", livemode=livemode, now=now, request=request
+        tx,
+        customers,
+        row,
+        render=render,
+        event_type="customer.created",
+        livemode=call.livemode,
+        now=now,
+        request=call.request,
     )
 
 
-async def update(
-    tx: Tx,
-    customer_id: str,
-    params: CustomerUpdate,
-    *,
-    livemode: bool,
-    now: float,
-    request: RequestInfo | None = None,
-) -> dict[str, Any]:
+async def update(tx: Tx, call: Call, customer_id: str, params: CustomerUpdate) -> dict[str, Any]:
     return await objects.update_object(
         tx,
         customers,
@@ -67,9 +65,9 @@ async def update(
         params.model_dump(exclude_unset=True),
         render=render,
         event_type="customer.updated",
-        livemode=livemode,
-        now=now,
-        request=request,
+        livemode=call.livemode,
+        now=call.wall_now(),
+        request=call.request,
     )
 
 

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from paywire import objects
 from paywire.billing import money
+from paywire.billing.statuses import InvoiceStatus
 from paywire.db.engine import Tx
 from paywire.db.schema import invoice_items, invoices
 from paywire.ids import new_id
@@ -80,7 +81,7 @@ def build(
         "livemode": livemode,
         "customer_id": customer_id,
         "subscription_id": subscription_id,
-        "status": "open",
+        "status": InvoiceStatus.OPEN,
         "billing_reason": billing_reason,
         "currency": currency,
         "lines": lines,

@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from paywire.billing.statuses import JobStatus
 from paywire.db.engine import Tx
 from paywire.db.schema import billing_jobs as table
 
@@ -50,15 +51,17 @@ async def schedule(
                 due=due,
                 payload=payload or {},
                 test_clock_id=clock_id,
-                status="pending",
+                status=JobStatus.PENDING,
                 attempts=0,
                 created=int(now),
                 updated=int(now),
             )
         )
         return int(result.inserted_primary_key[0])  # type: ignore[index]
-    if row.status == "canceled":
-        await tx.conn.execute(table.update().where(table.c.seq == row.seq).values(status="pending", updated=int(now)))
+    if row.status == JobStatus.CANCELED:
+        await tx.conn.execute(
+            table.update().where(table.c.seq == row.seq).values(status=JobStatus.PENDING, updated=int(now))
+        )
     return int(row.seq)
 
 
@@ -70,24 +73,24 @@ async def cancel(tx: Tx, object_id: str, kinds: tuple[str, ...] | None, *, now: 
     Every handler re-checks the object's state once it has the lock, so the skipped job finds
     it has nothing left to do.
     """
-    where = sa.and_(table.c.object_id == object_id, table.c.status == "pending")
+    where = sa.and_(table.c.object_id == object_id, table.c.status == JobStatus.PENDING)
     if kinds is not None:
         where = sa.and_(where, table.c.kind.in_(kinds))
     if tx.conn.dialect.name == "postgresql":
         free = sa.select(table.c.seq).where(where).with_for_update(skip_locked=True)
         where = table.c.seq.in_(free.scalar_subquery())
-    await tx.conn.execute(table.update().where(where).values(status="canceled", updated=int(now)))
+    await tx.conn.execute(table.update().where(where).values(status=JobStatus.CANCELED, updated=int(now)))
 
 
 async def cancel_many(tx: Tx, object_ids: list[str], kinds: tuple[str, ...], *, now: float) -> None:
     """`cancel` for many objects in one statement (a batch of renewals)."""
     if not object_ids:
         return
-    where = sa.and_(table.c.object_id.in_(object_ids), table.c.status == "pending", table.c.kind.in_(kinds))
+    where = sa.and_(table.c.object_id.in_(object_ids), table.c.status == JobStatus.PENDING, table.c.kind.in_(kinds))
     if tx.conn.dialect.name == "postgresql":  # skip a job being run, as `cancel` does
         free = sa.select(table.c.seq).where(where).with_for_update(skip_locked=True)
         where = table.c.seq.in_(free.scalar_subquery())
-    await tx.conn.execute(table.update().where(where).values(status="canceled", updated=int(now)))
+    await tx.conn.execute(table.update().where(where).values(status=JobStatus.CANCELED, updated=int(now)))
 
 
 @dataclass(frozen=True)
@@ -123,14 +126,16 @@ async def schedule_many(tx: Tx, wanted: list[Due]) -> None:
         if row is None:
             at = int(w.now)
             fields = {"livemode": w.livemode, "kind": w.kind, "object_id": w.object_id, "due": w.due}
-            new.append({**fields, "payload": w.payload or {}, "test_clock_id": w.clock_id, "status": "pending"})
+            new.append({**fields, "payload": w.payload or {}, "test_clock_id": w.clock_id, "status": JobStatus.PENDING})
             new[-1].update(attempts=0, created=at, updated=at)
-        elif row.status == "canceled":
+        elif row.status == JobStatus.CANCELED:
             revive.setdefault(int(w.now), []).append(int(row.seq))
     if new:
         await tx.conn.execute(table.insert(), new)
     for updated, seqs in revive.items():
-        await tx.conn.execute(table.update().where(table.c.seq.in_(seqs)).values(status="pending", updated=updated))
+        await tx.conn.execute(
+            table.update().where(table.c.seq.in_(seqs)).values(status=JobStatus.PENDING, updated=updated)
+        )
 
 
 def _claim_order() -> tuple[Any, ...]:
@@ -151,7 +156,7 @@ async def claim_next(
     clock = table.c.test_clock_id.is_(None) if clock_id is None else table.c.test_clock_id == clock_id
     query = (
         sa.select(table)
-        .where(table.c.status == "pending", clock, table.c.due <= int(until))
+        .where(table.c.status == JobStatus.PENDING, clock, table.c.due <= int(until))
         .order_by(*_claim_order())
         .limit(1)
     )
@@ -170,7 +175,7 @@ async def claim_batch(conn: AsyncConnection, *, clock_id: str | None, until: flo
     clock = table.c.test_clock_id.is_(None) if clock_id is None else table.c.test_clock_id == clock_id
     query = (
         sa.select(table)
-        .where(table.c.status == "pending", clock, table.c.due <= int(until))
+        .where(table.c.status == JobStatus.PENDING, clock, table.c.due <= int(until))
         .order_by(*_claim_order())
         .limit(limit)
     )
@@ -189,11 +194,11 @@ async def claim_batch(conn: AsyncConnection, *, clock_id: str | None, until: flo
 async def finish_many(tx: Tx, seqs: list[int], *, now: float) -> None:
     """Mark the jobs of a batch done (one statement)."""
     if seqs:
-        values = {"status": "done", "updated": int(now), "attempts": table.c.attempts + 1}
+        values = {"status": JobStatus.DONE, "updated": int(now), "attempts": table.c.attempts + 1}
         await tx.conn.execute(table.update().where(table.c.seq.in_(seqs)).values(**values))
 
 
-async def finish(tx: Tx, seq: int, *, now: float, status: str = "done", error: str | None = None) -> None:
+async def finish(tx: Tx, seq: int, *, now: float, status: JobStatus = JobStatus.DONE, error: str | None = None) -> None:
     values: dict[str, Any] = {"status": status, "updated": int(now), "attempts": table.c.attempts + 1}
     if error is not None:
         values["last_error"] = error[:2000]
@@ -210,5 +215,5 @@ async def retry_later(tx: Tx, seq: int, *, due: int, now: float, error: str) -> 
 
 async def next_due(conn: AsyncConnection, clock_id: str | None) -> int | None:
     clock = table.c.test_clock_id.is_(None) if clock_id is None else table.c.test_clock_id == clock_id
-    due = await conn.scalar(sa.select(sa.func.min(table.c.due)).where(table.c.status == "pending", clock))
+    due = await conn.scalar(sa.select(sa.func.min(table.c.due)).where(table.c.status == JobStatus.PENDING, clock))
     return None if due is None else int(due)

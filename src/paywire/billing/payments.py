@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from paywire import objects
 from paywire.billing import charging, money
 from paywire.billing.runtime import Call
+from paywire.billing.statuses import PaymentIntentStatus
 from paywire.db.engine import Tx
 from paywire.db.schema import payment_intents
 from paywire.ids import new_id
@@ -74,7 +75,7 @@ def build(
         "amount_received": 0,
         "amount_refunded": 0,
         "currency": currency,
-        "status": "requires_payment_method",
+        "status": PaymentIntentStatus.REQUIRES_PAYMENT_METHOD,
         "payment_method": None,
         "charge_ref": None,
         "charge_attempts": 0,
@@ -132,7 +133,7 @@ def apply_result(
     if result.succeeded:
         return {
             **base,
-            "status": "succeeded",
+            "status": PaymentIntentStatus.SUCCEEDED,
             "amount_received": intent["amount"],
             "charge_ref": result.charge_ref,
             "last_payment_error": None,
@@ -142,7 +143,7 @@ def apply_result(
         # they have) continues this charge (charging.finish keeps its continuation).
         return {
             **base,
-            "status": "requires_action",
+            "status": PaymentIntentStatus.REQUIRES_ACTION,
             "charge_ref": result.charge_ref,
             "next_action": result.next_action,
             "last_payment_error": AUTHENTICATION_REQUIRED.as_dict(payment_method),
@@ -150,7 +151,7 @@ def apply_result(
     error = result.error or PaymentError("card_declined", None, "The charge failed.")
     return {
         **base,
-        "status": "requires_payment_method",
+        "status": PaymentIntentStatus.REQUIRES_PAYMENT_METHOD,
         "charge_ref": result.charge_ref or intent.get("charge_ref"),
         "last_payment_error": error.as_dict(payment_method),
     }
@@ -168,7 +169,11 @@ async def write(tx: Tx, intent: dict[str, Any]) -> None:
 
 
 def outcome_event(intent: dict[str, Any]) -> str:
-    return "payment_intent.succeeded" if intent["status"] == "succeeded" else "payment_intent.payment_failed"
+    return (
+        "payment_intent.succeeded"
+        if intent["status"] == PaymentIntentStatus.SUCCEEDED
+        else "payment_intent.payment_failed"
+    )
 
 
 def listing(livemode: bool, *, customer_id: str | None = None, status: str | None = None) -> sa.Select[Any]:

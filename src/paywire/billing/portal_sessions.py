@@ -100,9 +100,7 @@ async def from_cookie(conn: AsyncConnection, cookie: str | None, now: float) -> 
     if not cookie:
         return None
     table = billing_portal_sessions
-    row = (
-        (await conn.execute(sa.select(table).where(table.c.cookie_hash == digest(cookie)))).mappings().first()
-    )
+    row = (await conn.execute(sa.select(table).where(table.c.cookie_hash == digest(cookie)))).mappings().first()
     if row is None or row["cookie_expires_at"] is None or now >= row["cookie_expires_at"]:
         return None
     return row

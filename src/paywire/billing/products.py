@@ -9,10 +9,10 @@ import sqlalchemy as sa
 
 from paywire import objects
 from paywire.billing import money, periods
+from paywire.billing.runtime import Call
 from paywire.db.engine import Tx
 from paywire.db.schema import prices, products
 from paywire.errors import InvalidRequest
-from paywire.events.log import RequestInfo
 from paywire.ids import new_id
 from paywire.schemas import PriceCreate, PriceUpdate, ProductCreate, ProductUpdate
 
@@ -45,12 +45,11 @@ def render_price(m: Any) -> dict[str, Any]:
     }
 
 
-async def create_product(
-    tx: Tx, params: ProductCreate, *, livemode: bool, now: float, request: RequestInfo | None = None
-) -> dict[str, Any]:
+async def create_product(tx: Tx, call: Call, params: ProductCreate) -> dict[str, Any]:
+    now = call.wall_now()  # a product has no test clock
     row = {
         "id": new_id("prod"),
-        "livemode": livemode,
+        "livemode": call.livemode,
         "name": params.name,
         "description": params.description,
         "active": params.active,
@@ -64,21 +63,13 @@ async def create_product(
         row,
         render=render_product,
         event_type="product.created",
-        livemode=livemode,
+        livemode=call.livemode,
         now=now,
-        request=request,
+        request=call.request,
     )
 
 
-async def update_product(
-    tx: Tx,
-    product_id: str,
-    params: ProductUpdate,
-    *,
-    livemode: bool,
-    now: float,
-    request: RequestInfo | None = None,
-) -> dict[str, Any]:
+async def update_product(tx: Tx, call: Call, product_id: str, params: ProductUpdate) -> dict[str, Any]:
     return await objects.update_object(
         tx,
         products,
@@ -86,9 +77,9 @@ async def update_product(
         params.model_dump(exclude_unset=True, exclude_none=True),
         render=render_product,
         event_type="product.updated",
-        livemode=livemode,
-        now=now,
-        request=request,
+        livemode=call.livemode,
+        now=call.wall_now(),
+        request=call.request,
     )
 
 
@@ -123,14 +114,13 @@ def _price_values(params: PriceCreate) -> dict[str, Any]:
     }
 
 
-async def create_price(
-    tx: Tx, params: PriceCreate, *, livemode: bool, now: float, request: RequestInfo | None = None
-) -> dict[str, Any]:
+async def create_price(tx: Tx, call: Call, params: PriceCreate) -> dict[str, Any]:
     values = _price_values(params)
-    product = await objects.fetch(tx.conn, products, params.product_id, livemode)
+    product = await objects.fetch(tx.conn, products, params.product_id, call.livemode)
+    now = call.wall_now()
     row = {
         "id": new_id("price"),
-        "livemode": livemode,
+        "livemode": call.livemode,
         "product_id": product["id"],
         **values,
         "trial_period_days": params.trial_period_days,
@@ -141,19 +131,18 @@ async def create_price(
         "updated": int(now),
     }
     return await objects.create_object(
-        tx, prices, row, render=render_price, event_type="price.created", livemode=livemode, now=now, request=request
+        tx,
+        prices,
+        row,
+        render=render_price,
+        event_type="price.created",
+        livemode=call.livemode,
+        now=now,
+        request=call.request,
     )
 
 
-async def update_price(
-    tx: Tx,
-    price_id: str,
-    params: PriceUpdate,
-    *,
-    livemode: bool,
-    now: float,
-    request: RequestInfo | None = None,
-) -> dict[str, Any]:
+async def update_price(tx: Tx, call: Call, price_id: str, params: PriceUpdate) -> dict[str, Any]:
     values = params.model_dump(exclude_unset=True)
     if values.get("active") is None:
         values.pop("active", None)
@@ -164,9 +153,9 @@ async def update_price(
         values,
         render=render_price,
         event_type="price.updated",
-        livemode=livemode,
-        now=now,
-        request=request,
+        livemode=call.livemode,
+        now=call.wall_now(),
+        request=call.request,
     )
 
 

@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from paywire.billing import charging, money
 from paywire.billing import refunds as refunds_flow
 from paywire.billing.runtime import Billing
+from paywire.billing.statuses import PaymentIntentStatus, RefundStatus
 from paywire.clock import iso
 from paywire.db.engine import Database
 from paywire.db.schema import payment_intents, provider_events, refunds
@@ -71,12 +72,14 @@ async def _payment_intent(db: Database, billing: Billing, obj: dict[str, Any], *
         )
         if row is None or str(metadata.get("paywire_attempt")) != str(row["charge_attempts"]):
             return  # not ours, or about an earlier attempt
-        if row["status"] == "requires_action" and row["continuation"] and succeeded:
+        if row["status"] == PaymentIntentStatus.REQUIRES_ACTION and row["continuation"] and succeeded:
             # The payer authenticated (3-D Secure) and Stripe charged: finish the flow now.
             await tx.conn.execute(
-                payment_intents.update().where(payment_intents.c.id == intent_id).values(status="processing")
+                payment_intents.update()
+                .where(payment_intents.c.id == intent_id)
+                .values(status=PaymentIntentStatus.PROCESSING)
             )
-        elif row["status"] != "processing":
+        elif row["status"] != PaymentIntentStatus.PROCESSING:
             return
     if succeeded:
         result = ChargeResult(True, charge_ref=str(obj["id"]))
@@ -102,12 +105,12 @@ async def _refund(db: Database, billing: Billing, obj: dict[str, Any]) -> None:
         if row is None:
             return
         call = billing.call(bool(row["livemode"]))
-        if row["status"] == "pending" and status in ("succeeded", "failed", "canceled"):
+        if row["status"] == RefundStatus.PENDING and status in ("succeeded", "failed", "canceled"):
             await refunds_flow.record(
                 tx, call, {**row, "refund_ref": str(obj.get("id"))}, succeeded=status == "succeeded",
                 refund_ref=str(obj.get("id")),
             )  # fmt: skip
-        elif row["status"] == "succeeded" and status in ("failed", "canceled"):
+        elif row["status"] == RefundStatus.SUCCEEDED and status in ("failed", "canceled"):
             log.warning("refund %s failed after it succeeded (Stripe %s): refundable again", row["id"], obj.get("id"))
             await refunds_flow.record(
                 tx, call, dict(row), succeeded=False, refund_ref=row["refund_ref"], reversed_=True

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from paywire.billing import charging, refunds
 from paywire.billing.runtime import Billing
+from paywire.billing.statuses import PaymentIntentStatus, RefundStatus
 from paywire.db.engine import Database
 from paywire.db.schema import payment_intents
 from paywire.db.schema import refunds as refunds_table
@@ -32,7 +33,10 @@ async def run(db: Database, billing: Billing) -> int:
             (
                 await conn.execute(
                     sa.select(payment_intents)
-                    .where(payment_intents.c.status == "processing", payment_intents.c.processing_since < cutoff)
+                    .where(
+                        payment_intents.c.status == PaymentIntentStatus.PROCESSING,
+                        payment_intents.c.processing_since < cutoff,
+                    )
                     .order_by(payment_intents.c.processing_since)
                     .limit(BATCH)
                 )
@@ -44,7 +48,7 @@ async def run(db: Database, billing: Billing) -> int:
             (
                 await conn.execute(
                     sa.select(refunds_table.c.id)
-                    .where(refunds_table.c.status == "pending", refunds_table.c.processing_since < cutoff)
+                    .where(refunds_table.c.status == RefundStatus.PENDING, refunds_table.c.processing_since < cutoff)
                     .limit(BATCH)
                 )
             )

@@ -18,6 +18,7 @@ from paywire import objects
 from paywire.billing import charging, clocks, money
 from paywire.billing.runtime import Billing, Call
 from paywire.billing.schemas import PaymentIntentRefund
+from paywire.billing.statuses import PaymentIntentStatus, RefundStatus
 from paywire.db.engine import Database, Tx
 from paywire.db.schema import payment_intents, refunds
 from paywire.errors import InvalidRequest, PaywireError, ServiceUnavailable, StateError
@@ -56,7 +57,7 @@ async def create(tx: Tx, call: Call, payment_intent_id: str, params: PaymentInte
 async def prepare(tx: Tx, call: Call, payment_intent_id: str, params: PaymentIntentRefund) -> dict[str, Any]:
     """Check and record the refund as `pending`; the provider is asked after this commits."""
     intent = await objects.fetch(tx.conn, payment_intents, payment_intent_id, call.livemode, lock=True)
-    if intent["status"] != "succeeded":
+    if intent["status"] != PaymentIntentStatus.SUCCEEDED:
         raise StateError(
             f"payment intent {payment_intent_id!r} is {intent['status']}; only a succeeded one can be refunded"
         )
@@ -75,7 +76,7 @@ async def prepare(tx: Tx, call: Call, payment_intent_id: str, params: PaymentInt
         "payment_intent_id": intent["id"],
         "amount": amount,
         "currency": currency,
-        "status": "pending",
+        "status": RefundStatus.PENDING,
         "reason": params.reason,
         "refund_ref": None,
         "processing_since": call.billing.clock.now(),
@@ -108,7 +109,7 @@ async def settle(db: Database, billing: Billing, refund_id: str, *, request: Cal
             .mappings()
             .one()
         )
-    if row["status"] != "pending":
+    if row["status"] != RefundStatus.PENDING:
         return render(row)
     call = request or billing.call(bool(row["livemode"]))
     try:
@@ -131,7 +132,7 @@ async def settle(db: Database, billing: Billing, refund_id: str, *, request: Cal
                 .mappings()
                 .one()
             )
-            if row["status"] != "pending" or result.pending:
+            if row["status"] != RefundStatus.PENDING or result.pending:
                 return render(row)
             return await record(tx, call, dict(row), succeeded=result.succeeded, refund_ref=result.refund_ref)
 
@@ -151,24 +152,29 @@ async def record(
     intent = await objects.fetch(tx.conn, payment_intents, row["payment_intent_id"], bool(row["livemode"]), lock=True)
     now = await clocks.now_for(tx.conn, call, intent["test_clock_id"])
     if succeeded:
-        after = {**row, "status": "succeeded", "refund_ref": refund_ref or row["refund_ref"], "processing_since": None}
+        after = {
+            **row,
+            "status": RefundStatus.SUCCEEDED,
+            "refund_ref": refund_ref or row["refund_ref"],
+            "processing_since": None,
+        }
         await tx.conn.execute(
             refunds.update()
             .where(refunds.c.id == row["id"])
-            .values(status="succeeded", refund_ref=after["refund_ref"], processing_since=None)
+            .values(status=RefundStatus.SUCCEEDED, refund_ref=after["refund_ref"], processing_since=None)
         )
         refund = render(after)
         await append(tx, [NewEvent("refund.succeeded", refund)], livemode=call.livemode, now=now, request=call.request)
         return refund
     await tx.conn.execute(
-        refunds.update().where(refunds.c.id == row["id"]).values(status="failed", processing_since=None)
+        refunds.update().where(refunds.c.id == row["id"]).values(status=RefundStatus.FAILED, processing_since=None)
     )
     await tx.conn.execute(
         payment_intents.update()
         .where(payment_intents.c.id == intent["id"])
         .values(amount_refunded=int(intent["amount_refunded"]) - int(row["amount"]), updated=int(now))
     )
-    failed = render({**row, "status": "failed"})
+    failed = render({**row, "status": RefundStatus.FAILED})
     if reversed_:
         await append(tx, [NewEvent("refund.failed", failed)], livemode=call.livemode, now=now, request=call.request)
     return failed

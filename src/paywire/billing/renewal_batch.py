@@ -28,6 +28,7 @@ import sqlalchemy as sa
 
 from paywire.billing import charging, invoices, jobs, renewals
 from paywire.billing.runtime import Billing, Call
+from paywire.billing.statuses import PaymentIntentStatus
 from paywire.billing.subscription_state import LIFECYCLE_JOBS, lifecycle_jobs, retry_payload, saved
 from paywire.db.engine import Tx
 from paywire.db.schema import customers, payment_intents, subscriptions
@@ -104,7 +105,8 @@ async def prepare(
         (
             await tx.conn.execute(
                 sa.select(payment_intents.c.subject_id).where(
-                    payment_intents.c.subject_id.in_(subjects), payment_intents.c.status == "processing"
+                    payment_intents.c.subject_id.in_(subjects),
+                    payment_intents.c.status == PaymentIntentStatus.PROCESSING,
                 )
             )
         ).scalars()
@@ -152,7 +154,7 @@ async def finish(
     mine: list[tuple[dict[str, Any], ChargeResult, str | None]] = []
     for intent, result in answers:
         row = rows.get(intent["id"])
-        if row is None or row["status"] != "processing":
+        if row is None or row["status"] != PaymentIntentStatus.PROCESSING:
             continue  # settled by someone else: nothing to do (as `finish_in`)
         if _is_renewal(row, result):
             mine.append((row, result, intent["continuation"].get("customer_ref")))

@@ -18,7 +18,9 @@ from paywire.billing import clocks, invoices, jobs, payments
 from paywire.billing.collection import Collection, collect_again, collect_new, record_new
 from paywire.billing.declines import Declinable, Declined, check_payment_method
 from paywire.billing.runtime import Call
+from paywire.billing.statuses import InvoiceStatus, SubscriptionStatus
 from paywire.billing.subscription_state import (
+    BILLED,
     DUNNING_DAYS,
     ENDED,
     TRIAL_NOTICE,
@@ -55,8 +57,11 @@ async def settle_paid_invoice(tx: Tx, call: Call, invoice: dict[str, Any], now: 
     if before["status"] in ENDED:
         return []
     after = dict(before)
-    if before["status"] in ("past_due", "incomplete") and before["latest_invoice_id"] == invoice["id"]:
-        after["status"] = "active"
+    if (
+        before["status"] in (SubscriptionStatus.PAST_DUE, SubscriptionStatus.INCOMPLETE)
+        and before["latest_invoice_id"] == invoice["id"]
+    ):
+        after["status"] = SubscriptionStatus.ACTIVE
     await save(tx, before, after, now)
     await jobs.cancel(tx, before["id"], (jobs.DUNNING_RETRY,), now=now)
     if after["status"] != before["status"]:
@@ -67,7 +72,7 @@ async def settle_paid_invoice(tx: Tx, call: Call, invoice: dict[str, Any], now: 
 
 async def on_trial_will_end(tx: Tx, call: Call, job: Any, now: float) -> None:
     sub = await load(tx, job["object_id"])
-    if sub["status"] != "trialing" or sub["trial_end"] is None:
+    if sub["status"] != SubscriptionStatus.TRIALING or sub["trial_end"] is None:
         return
     if job["due"] == max(sub["trial_start"], sub["trial_end"] - TRIAL_NOTICE):  # still this trial's notice
         await emit(tx, call, [event("trial_will_end", sub)], now)
@@ -101,7 +106,10 @@ async def plan_period(
     period = (start, after["current_period_end"])
     invoice = new_invoice(after, reason, lines_for_period(after, *period), period, now)
     collected = await collect_new(call, invoice, pending, after["default_payment_method"], now)
-    after.update(latest_invoice_id=invoice["id"], status="active" if collected.paid else "past_due")
+    after.update(
+        latest_invoice_id=invoice["id"],
+        status=SubscriptionStatus.ACTIVE if collected.paid else SubscriptionStatus.PAST_DUE,
+    )
     saved(before, after, now)
     retry_due = None if collected.paid else note_retry(collected, 1, int(now))
     specific = {"subscription_create": "started", "subscription_cycle": "renewed"}[reason]
@@ -133,14 +141,14 @@ async def _charge_period(
 
 async def on_trial_end(tx: Tx, call: Call, job: Any, now: float) -> None:
     sub = await load(tx, job["object_id"])
-    if sub["status"] != "trialing" or sub["trial_end"] != job["due"] or sub["cancel_at_period_end"]:
+    if sub["status"] != SubscriptionStatus.TRIALING or sub["trial_end"] != job["due"] or sub["cancel_at_period_end"]:
         return
     await _charge_period(tx, call, sub, sub["trial_end"], "subscription_create", now, ("trial_end",))
 
 
 def renewal_applies(sub: dict[str, Any], job: Any) -> bool:
     """Whether a renewal job still renews its subscription (else it does nothing)."""
-    if sub["status"] not in ("active", "past_due") or sub["current_period_end"] != job["due"]:
+    if sub["status"] not in BILLED or sub["current_period_end"] != job["due"]:
         return False
     return not sub["cancel_at_period_end"]
 
@@ -162,7 +170,7 @@ async def on_cancel(tx: Tx, call: Call, job: Any, now: float) -> None:
 
 async def on_incomplete_expire(tx: Tx, call: Call, job: Any, now: float) -> None:
     sub = await load(tx, job["object_id"])
-    if sub["status"] != "incomplete":
+    if sub["status"] != SubscriptionStatus.INCOMPLETE:
         return
     events = []
     if sub["latest_invoice_id"]:
@@ -171,12 +179,14 @@ async def on_incomplete_expire(tx: Tx, call: Call, job: Any, now: float) -> None
             .mappings()
             .first()
         )
-        if row is not None and row["status"] == "open":
+        if row is not None and row["status"] == InvoiceStatus.OPEN:
             await tx.conn.execute(
-                invoices_table.update().where(invoices_table.c.id == row["id"]).values(status="void", updated=int(now))
+                invoices_table.update()
+                .where(invoices_table.c.id == row["id"])
+                .values(status=InvoiceStatus.VOID, updated=int(now))
             )
-            events.append(NewEvent("invoice.voided", invoices.render({**row, "status": "void"})))
-    after = await end_subscription(tx, sub, now, canceled_at=None, status="incomplete_expired")
+            events.append(NewEvent("invoice.voided", invoices.render({**row, "status": InvoiceStatus.VOID})))
+    after = await end_subscription(tx, sub, now, canceled_at=None, status=SubscriptionStatus.INCOMPLETE_EXPIRED)
     await emit(tx, call, [*events, event("deleted", after)], now)
 
 
@@ -185,7 +195,12 @@ async def on_dunning_retry(tx: Tx, call: Call, job: Any, now: float) -> None:
     sub = await load(tx, job["object_id"])
     invoice_id = job["payload"]["invoice_id"]
     row = (await tx.conn.execute(sa.select(invoices_table).where(invoices_table.c.id == invoice_id))).mappings().first()
-    if row is None or row["status"] != "open" or sub["status"] in ENDED or sub["status"] == "paused":
+    if (
+        row is None
+        or row["status"] != InvoiceStatus.OPEN
+        or sub["status"] in ENDED
+        or sub["status"] == SubscriptionStatus.PAUSED
+    ):
         return
     collected = await collect_again(tx, call, row, sub["default_payment_method"], now)
     if collected.paid:
@@ -196,11 +211,11 @@ async def on_dunning_retry(tx: Tx, call: Call, job: Any, now: float) -> None:
         await schedule_retry(tx, sub, collected, attempt + 1, first)
         await emit(tx, call, collected.outcome, now)
         return
-    invoice = {**collected.invoice, "status": "uncollectible", "next_payment_attempt": None}
+    invoice = {**collected.invoice, "status": InvoiceStatus.UNCOLLECTIBLE, "next_payment_attempt": None}
     await tx.conn.execute(
         invoices_table.update()
         .where(invoices_table.c.id == invoice_id)
-        .values(status="uncollectible", next_payment_attempt=None)
+        .values(status=InvoiceStatus.UNCOLLECTIBLE, next_payment_attempt=None)
     )
     after = await end_subscription(tx, sub, now, canceled_at=int(now))
     uncollectible = NewEvent("invoice.marked_uncollectible", invoices.render(invoice))
@@ -214,7 +229,7 @@ async def pay_invoice(tx: Tx, call: Call, invoice_id: str, payment_method: str |
     # Lock the subscription before the invoice: the order every scheduled job takes them in.
     sub = await load(tx, found["subscription_id"]) if found["subscription_id"] else None
     row = await objects.fetch(tx.conn, invoices_table, invoice_id, call.livemode, lock=True)
-    if row["status"] != "open":
+    if row["status"] != InvoiceStatus.OPEN:
         raise StateError(f"invoice {invoice_id!r} is {row['status']}; only an open invoice can be paid")
     if payment_method is not None:
         await check_payment_method(

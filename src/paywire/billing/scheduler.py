@@ -25,6 +25,7 @@ import sqlalchemy as sa
 
 from paywire.billing import charging, checkout, jobs, reconcile, renewal_batch, renewals
 from paywire.billing.runtime import Billing, Call
+from paywire.billing.statuses import JobStatus
 from paywire.db.engine import Database, Tx, is_unavailable
 from paywire.db.schema import test_clocks
 
@@ -171,7 +172,7 @@ async def _record_failure(db: Database, billing: Billing, job: Any, clock_id: st
     async with db.transaction() as tx:
         # A test clock cannot wait for a retry (its time only moves on advance): fail at once.
         if clock_id is not None or job["attempts"] + 1 >= MAX_ATTEMPTS:
-            await jobs.finish(tx, job["seq"], now=now, status="failed", error=error)
+            await jobs.finish(tx, job["seq"], now=now, status=JobStatus.FAILED, error=error)
         else:
             await jobs.retry_later(tx, job["seq"], due=int(now) + 30 * 2 ** job["attempts"], now=now, error=error)
 

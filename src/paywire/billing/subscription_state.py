@@ -7,6 +7,7 @@ Events of one transition carry the subscription as it is after the whole transit
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,6 +16,7 @@ from paywire import objects
 from paywire.billing import invoices, items, jobs, periods
 from paywire.billing.collection import Collection
 from paywire.billing.runtime import Call
+from paywire.billing.statuses import SubscriptionStatus
 from paywire.db.engine import Tx
 from paywire.db.schema import invoices as invoices_table
 from paywire.db.schema import subscriptions
@@ -26,7 +28,11 @@ TRIAL_NOTICE = 3 * DAY
 DUNNING_DAYS = (1, 3, 5)  # retries after the first failure; a failed last retry cancels
 INCOMPLETE_EXPIRES_AFTER = 23 * 3600
 LIFECYCLE_JOBS = (jobs.TRIAL_WILL_END, jobs.TRIAL_END, jobs.RENEWAL, jobs.CANCEL, jobs.INCOMPLETE_EXPIRE)
-ENDED = ("canceled", "incomplete_expired")
+ENDED = frozenset({SubscriptionStatus.CANCELED, SubscriptionStatus.INCOMPLETE_EXPIRED})
+# Still billed: these can change plan or cancel; BILLED renews at its period's end.
+LIVE = frozenset({SubscriptionStatus.TRIALING, SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE})
+BILLED = frozenset({SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE})
+PAUSABLE = frozenset({SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING})
 PREFIX = "customer.subscription."
 
 
@@ -103,15 +109,15 @@ async def reschedule(tx: Tx, sub: dict[str, Any], now: float) -> None:
 def lifecycle_jobs(sub: dict[str, Any]) -> list[tuple[str, int]]:
     """The (kind, due) of the time-driven transitions the subscription's state asks for."""
     status = sub["status"]
-    if status == "trialing":
+    if status == SubscriptionStatus.TRIALING:
         # 3 days before the trial ends, or at once for a shorter trial (due at its start).
         return [
             (jobs.TRIAL_WILL_END, max(sub["trial_start"], sub["trial_end"] - TRIAL_NOTICE)),
             (jobs.CANCEL if sub["cancel_at_period_end"] else jobs.TRIAL_END, sub["trial_end"]),
         ]
-    if status in ("active", "past_due"):
+    if status in BILLED:
         return [(jobs.CANCEL if sub["cancel_at_period_end"] else jobs.RENEWAL, sub["current_period_end"])]
-    if status == "incomplete":
+    if status == SubscriptionStatus.INCOMPLETE:
         return [(jobs.INCOMPLETE_EXPIRE, sub["created"] + INCOMPLETE_EXPIRES_AFTER)]
     return []
 
@@ -168,10 +174,15 @@ def new_invoice(
     )  # fmt: skip
 
 
-async def end_subscription(
-    tx: Tx, before: dict[str, Any], now: float, *, canceled_at: int | None, status: str = "canceled"
+def ended(
+    before: dict[str, Any],
+    now: float,
+    *,
+    canceled_at: int | None,
+    status: SubscriptionStatus = SubscriptionStatus.CANCELED,
 ) -> dict[str, Any]:
-    after = {
+    """The subscription as it is once ended at `now`."""
+    return {
         **before,
         "status": status,
         "canceled_at": canceled_at if canceled_at is not None else before["canceled_at"],
@@ -179,6 +190,43 @@ async def end_subscription(
         "cancel_at_period_end": False,
         "cancel_at": None,
     }
+
+
+async def end_subscription(
+    tx: Tx,
+    before: dict[str, Any],
+    now: float,
+    *,
+    canceled_at: int | None,
+    status: SubscriptionStatus = SubscriptionStatus.CANCELED,
+) -> dict[str, Any]:
+    after = ended(before, now, canceled_at=canceled_at, status=status)
     await save(tx, before, after, now)
     await jobs.cancel(tx, before["id"], None, now=now)
     return after
+
+
+@dataclass(frozen=True)
+class Transition:
+    """What a transition decided, before any SQL (`billing/transitions.py` decides, `apply`
+    stores): the state after, its events, and whether it stops every pending job (else its
+    lifecycle jobs become `lifecycle_jobs(after)`)."""
+
+    after: dict[str, Any]
+    events: list[NewEvent]
+    stops_jobs: bool = False
+
+    def due(self) -> list[tuple[str, int]]:
+        """The (kind, due) of the time-driven jobs left after it."""
+        return [] if self.stops_jobs else lifecycle_jobs(self.after)
+
+
+async def apply(tx: Tx, call: Call, before: dict[str, Any], change: Transition, now: float) -> dict[str, Any]:
+    """Store a transition: the row, its jobs, its events; answer the subscription as rendered."""
+    await save(tx, before, change.after, now)
+    if change.stops_jobs:
+        await jobs.cancel(tx, before["id"], None, now=now)
+    else:
+        await reschedule(tx, change.after, now)
+    await emit(tx, call, change.events, now)
+    return render(change.after)

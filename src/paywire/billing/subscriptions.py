@@ -12,16 +12,18 @@ from typing import Any
 import sqlalchemy as sa
 
 from paywire import objects
-from paywire.billing import clocks, invoices, items, jobs, money, payments, periods
+from paywire.billing import clocks, invoices, items, money, payments, periods, transitions
 from paywire.billing.collection import Collection, mark_paid, open_and_collect
 from paywire.billing.declines import Declinable, Declined, check_payment_method
 from paywire.billing.runtime import Call
 from paywire.billing.schemas import SubscriptionCreate, SubscriptionUpdate
+from paywire.billing.statuses import InvoiceStatus, SubscriptionStatus
 from paywire.billing.subscription_state import (
     DAY,
     ENDED,
+    LIVE,
+    apply,
     emit,
-    end_subscription,
     event,
     lines_for_period,
     load,
@@ -66,7 +68,7 @@ def build(
         "id": new_id("sub"),
         "livemode": livemode,
         "customer_id": customer_id,
-        "status": "trialing" if trial_end else "active",
+        "status": SubscriptionStatus.TRIALING if trial_end else SubscriptionStatus.ACTIVE,
         "items": stored_items,
         "currency": recurrence.currency,
         "interval": interval,
@@ -129,7 +131,7 @@ async def create(tx: Tx, call: Call, params: SubscriptionCreate) -> dict[str, An
         now=now,
         metadata=params.metadata or {},
     )
-    if sub["status"] == "trialing":
+    if sub["status"] == SubscriptionStatus.TRIALING:
         await tx.conn.execute(subscriptions.insert().values(**sub))
         await emit(tx, call, [event("created", sub), event("trial_start", sub)], now)
         await reschedule(tx, sub, now)
@@ -139,7 +141,11 @@ async def create(tx: Tx, call: Call, params: SubscriptionCreate) -> dict[str, An
     invoice = new_invoice(sub, "subscription_create", lines_for_period(sub, *period), period, now)
     await tx.conn.execute(subscriptions.insert().values(**sub))
     collected = await open_and_collect(tx, call, invoice, sub["default_payment_method"], now, with_pending=False)
-    after = {**sub, "latest_invoice_id": invoice["id"], "status": "active" if collected.paid else "incomplete"}
+    after = {
+        **sub,
+        "latest_invoice_id": invoice["id"],
+        "status": SubscriptionStatus.ACTIVE if collected.paid else SubscriptionStatus.INCOMPLETE,
+    }
     await save(tx, sub, after, now)
     events = [event("created", after), *collected.created, *collected.outcome]
     if collected.paid:
@@ -181,7 +187,7 @@ async def start_from_checkout(
         metadata=session["subscription_metadata"] or {},
         checkout_session_id=session["id"],
     )
-    if sub["status"] == "trialing":
+    if sub["status"] == SubscriptionStatus.TRIALING:
         await tx.conn.execute(subscriptions.insert().values(**sub))
         await reschedule(tx, sub, now)
         return sub, [event("created", sub), event("trial_start", sub)]
@@ -263,7 +269,7 @@ async def update(tx: Tx, call: Call, subscription_id: str, params: SubscriptionU
     if "metadata" in fields:
         after["metadata"] = objects.merge_metadata(before["metadata"], params.metadata)
     if params.cancel_at_period_end is not None and params.cancel_at_period_end != before["cancel_at_period_end"]:
-        if before["status"] not in ("trialing", "active", "past_due"):
+        if before["status"] not in LIVE:
             raise StateError(f"a {before['status']} subscription cannot be canceled at period end")
         on = params.cancel_at_period_end
         after.update(
@@ -283,7 +289,11 @@ async def update(tx: Tx, call: Call, subscription_id: str, params: SubscriptionU
             raise InvalidRequest("new prices must have the subscription's currency and billing interval", param="items")
         after["items"] = items.subscription_items(priced, before["items"], [i.id for i in params.items])
         period = (before["current_period_start"], before["current_period_end"])
-        if params.proration_behavior == "create_prorations" and before["status"] == "active" and now < period[1]:
+        if (
+            params.proration_behavior == "create_prorations"
+            and before["status"] == SubscriptionStatus.ACTIVE
+            and now < period[1]
+        ):
             proration = proration_lines(before["items"], after["items"], period, int(now))
 
     upgrade = bool(proration) and items.recurring_amount(after["items"]) > items.recurring_amount(before["items"])
@@ -311,8 +321,10 @@ async def _void_declined(
 ) -> Declinable[dict[str, Any]]:
     """An upgrade whose proration was declined: keep the failed payment on record, void its
     invoice, leave the subscription as it was."""
-    invoice = {**collected.invoice, "status": "void", "next_payment_attempt": None}
-    await tx.conn.execute(invoices_table.update().where(invoices_table.c.id == invoice["id"]).values(status="void"))
+    invoice = {**collected.invoice, "status": InvoiceStatus.VOID, "next_payment_attempt": None}
+    await tx.conn.execute(
+        invoices_table.update().where(invoices_table.c.id == invoice["id"]).values(status=InvoiceStatus.VOID)
+    )
     voided = NewEvent("invoice.voided", invoices.render(invoice))
     await emit(tx, call, [*collected.created, *collected.outcome, voided], now)
     intent = collected.intent
@@ -322,47 +334,23 @@ async def _void_declined(
 
 async def cancel(tx: Tx, call: Call, subscription_id: str, *, at_period_end: bool) -> dict[str, Any]:
     before = await load(tx, subscription_id, call.livemode)
-    if before["status"] in ENDED:
-        raise StateError(f"subscription {subscription_id!r} is already {before['status']}")
     now = await clocks.now_for(tx.conn, call, before["test_clock_id"])
-    if at_period_end:
-        if before["status"] not in ("trialing", "active", "past_due"):
-            raise StateError(f"a {before['status']} subscription cannot be canceled at period end; cancel it now")
-        if before["cancel_at_period_end"]:
-            return render(before)
-        after = {
-            **before,
-            "cancel_at_period_end": True,
-            "cancel_at": before["current_period_end"],
-            "canceled_at": int(now),
-        }
-        await save(tx, before, after, now)
-        await emit(tx, call, updated_events(before, after), now)
-        await reschedule(tx, after, now)
-        return render(after)
-    after = await end_subscription(tx, before, now, canceled_at=int(now))
-    await emit(tx, call, [event("deleted", after)], now)
-    return render(after)
+    change = transitions.cancel(before, now, at_period_end=at_period_end)
+    return render(before) if change is None else await apply(tx, call, before, change, now)
 
 
 async def pause(tx: Tx, call: Call, subscription_id: str) -> dict[str, Any]:
     """Stop billing: no invoices while paused (its pending jobs are canceled)."""
     before = await load(tx, subscription_id, call.livemode)
-    if before["status"] not in ("active", "trialing"):
-        raise StateError(f"only an active or trialing subscription can be paused; this one is {before['status']}")
     now = await clocks.now_for(tx.conn, call, before["test_clock_id"])
-    after = {**before, "status": "paused", "paused_at": int(now)}
-    await save(tx, before, after, now)
-    await jobs.cancel(tx, before["id"], None, now=now)
-    await emit(tx, call, [event("paused", after), *updated_events(before, after)], now)
-    return render(after)
+    return await apply(tx, call, before, transitions.pause(before, now), now)
 
 
 async def resume(tx: Tx, call: Call, subscription_id: str) -> dict[str, Any]:
     """A new period starts now (the new billing anchor) and is charged; a failed charge makes
     the subscription past_due, with the usual retries."""
     before = await load(tx, subscription_id, call.livemode)
-    if before["status"] != "paused":
+    if before["status"] != SubscriptionStatus.PAUSED:
         raise StateError(f"only a paused subscription can be resumed; this one is {before['status']}")
     now = await clocks.now_for(tx.conn, call, before["test_clock_id"])
     start = int(now)
@@ -373,7 +361,10 @@ async def resume(tx: Tx, call: Call, subscription_id: str) -> dict[str, Any]:
     period = (start, after["current_period_end"])
     invoice = new_invoice(after, "subscription_resume", lines_for_period(after, *period), period, now)
     collected = await open_and_collect(tx, call, invoice, after["default_payment_method"], now, with_pending=True)
-    after.update(latest_invoice_id=invoice["id"], status="active" if collected.paid else "past_due")
+    after.update(
+        latest_invoice_id=invoice["id"],
+        status=SubscriptionStatus.ACTIVE if collected.paid else SubscriptionStatus.PAST_DUE,
+    )
     await save(tx, before, after, now)
     if not collected.paid:
         await schedule_retry(tx, after, collected, 1, start)

@@ -10,6 +10,7 @@ from paywire.api.paging import page_params
 from paywire.billing import checkout, flows
 from paywire.billing.scheduler import run_due
 from paywire.billing.schemas import CheckoutConfirm, CheckoutSession, CheckoutSessionCreate, NftPublicKey
+from paywire.billing.statuses import NftMintStatus
 from paywire.db.schema import checkout_sessions as table
 from paywire.minting.signed_receipt import public_key_info, signing_key
 from paywire.pagination import Page, paginate
@@ -32,7 +33,7 @@ async def confirm_session(session_id: str, body: CheckoutConfirm, ctx: Ctx = Dep
     (the session stays open for another card)."""
     outcome = await flows.confirm_checkout(ctx.db, ctx.call(), session_id, body.payment_method)
     session = outcome.unwrap()
-    if session["nft_mint_status"] == "pending":
+    if session["nft_mint_status"] == NftMintStatus.PENDING:
         await run_due(ctx.db, ctx.billing, object_id=session_id)  # mint now, not at the next poll
         async with ctx.db.read() as conn:
             session = checkout.render(await objects.fetch(conn, table, session_id, ctx.livemode))

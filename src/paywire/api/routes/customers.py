@@ -18,7 +18,7 @@ router = APIRouter(prefix="/api/customers", tags=["customers"])
 @router.post("", response_model=Customer)
 async def create_customer(body: CustomerCreate, ctx: Ctx = Depends(context)) -> dict[str, Any]:
     async with ctx.db.transaction() as tx:
-        return await customers.create(tx, body, livemode=ctx.livemode, now=ctx.now(), request=ctx.request)
+        return await customers.create(tx, ctx.call(), body)
 
 
 @router.get("", response_model=ListResponse[Customer])
@@ -26,9 +26,7 @@ async def list_customers(
     email: str | None = None, page: Page = Depends(page_params), ctx: Ctx = Depends(context)
 ) -> dict[str, Any]:
     async with ctx.db.read() as conn:
-        return await paginate(
-            conn, customers.listing(ctx.livemode, email=email), table.c.seq, page, customers.render
-        )
+        return await paginate(conn, customers.listing(ctx.livemode, email=email), table.c.seq, page, customers.render)
 
 
 @router.get("/{customer_id}", response_model=Customer)
@@ -38,10 +36,6 @@ async def retrieve_customer(customer_id: str, ctx: Ctx = Depends(context)) -> di
 
 
 @router.put("/{customer_id}", response_model=Customer)
-async def update_customer(
-    customer_id: str, body: CustomerUpdate, ctx: Ctx = Depends(context)
-) -> dict[str, Any]:
+async def update_customer(customer_id: str, body: CustomerUpdate, ctx: Ctx = Depends(context)) -> dict[str, Any]:
     async with ctx.db.transaction() as tx:
-        return await customers.update(
-            tx, customer_id, body, livemode=ctx.livemode, now=ctx.now(), request=ctx.request
-        )
+        return await customers.update(tx, ctx.call(), customer_id, body)

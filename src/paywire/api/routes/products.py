@@ -27,9 +27,7 @@ router = APIRouter(tags=["products"])
 @router.post("/api/products", response_model=Product)
 async def create_product(body: ProductCreate, ctx: Ctx = Depends(context)) -> dict[str, Any]:
     async with ctx.db.transaction() as tx:
-        return await products.create_product(
-            tx, body, livemode=ctx.livemode, now=ctx.now(), request=ctx.request
-        )
+        return await products.create_product(tx, ctx.call(), body)
 
 
 @router.get("/api/products", response_model=ListResponse[Product])
@@ -50,17 +48,13 @@ async def retrieve_product(product_id: str, ctx: Ctx = Depends(context)) -> dict
 @router.put("/api/products/{product_id}", response_model=Product)
 async def update_product(product_id: str, body: ProductUpdate, ctx: Ctx = Depends(context)) -> dict[str, Any]:
     async with ctx.db.transaction() as tx:
-        return await products.update_product(
-            tx, product_id, body, livemode=ctx.livemode, now=ctx.now(), request=ctx.request
-        )
+        return await products.update_product(tx, ctx.call(), product_id, body)
 
 
 @router.post("/api/prices", response_model=Price, tags=["prices"])
 async def create_price(body: PriceCreate, ctx: Ctx = Depends(context)) -> dict[str, Any]:
     async with ctx.db.transaction() as tx:
-        return await products.create_price(
-            tx, body, livemode=ctx.livemode, now=ctx.now(), request=ctx.request
-        )
+        return await products.create_price(tx, ctx.call(), body)
 
 
 @router.get("/api/prices", response_model=ListResponse[Price], tags=["prices"])
@@ -84,6 +78,4 @@ async def retrieve_price(price_id: str, ctx: Ctx = Depends(context)) -> dict[str
 @router.put("/api/prices/{price_id}", response_model=Price, tags=["prices"])
 async def update_price(price_id: str, body: PriceUpdate, ctx: Ctx = Depends(context)) -> dict[str, Any]:
     async with ctx.db.transaction() as tx:
-        return await products.update_price(
-            tx, price_id, body, livemode=ctx.livemode, now=ctx.now(), request=ctx.request
-        )
+        return await products.update_price(tx, ctx.call(), price_id, body)

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from paywire import objects
 from paywire.billing import clock_advance, customers, invoices, money, payments, refunds, subscriptions
 from paywire.billing.schemas import PaymentIntentRefund, TestClockCreate
+from paywire.billing.statuses import PaymentIntentStatus
 from paywire.db.schema import customers as customers_t
 from paywire.db.schema import events
 from paywire.db.schema import invoices as invoices_t
@@ -370,7 +371,7 @@ async def _payment(request: Request, session: auth.Session, payment_id: str) -> 
 @router.get("/payments/{payment_id}")
 async def show_payment(payment_id: str, request: Request, session: auth.Session = Depends(current)) -> Response:
     obj, (row, related, timeline) = await _payment(request, session, payment_id)
-    refundable = row["status"] == "succeeded" and row["amount_received"] > row["amount_refunded"]
+    refundable = row["status"] == PaymentIntentStatus.SUCCEEDED and row["amount_received"] > row["amount_refunded"]
     sections = [
         {"title": "Refunds", "rows": related, "columns": REFUND_COLUMNS},
         {"title": "Events", "rows": timeline, "columns": EVENT_COLUMNS},

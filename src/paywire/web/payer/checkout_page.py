@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 import sqlalchemy as sa
 
 from paywire.billing import clocks
+from paywire.billing.statuses import CheckoutSessionStatus, PaymentIntentStatus
 from paywire.db.schema import payment_intents, prices, products
 from paywire.errors import InvalidRequest
 from paywire.services import Services
@@ -90,7 +91,9 @@ async def session_now(services: Services, session: dict[str, Any]) -> float:
 
 
 def is_expired(session: dict[str, Any], now: float) -> bool:
-    return session["status"] == "expired" or (session["status"] == "open" and now >= int(session["expires_at"]))
+    return session["status"] == CheckoutSessionStatus.EXPIRED or (
+        session["status"] == CheckoutSessionStatus.OPEN and now >= int(session["expires_at"])
+    )
 
 
 async def line_items(services: Services, session: dict[str, Any], lang: Lang) -> list[dict[str, Any]]:
@@ -128,7 +131,7 @@ async def line_items(services: Services, session: dict[str, Any], lang: Lang) ->
 
 
 def recurring_summary(lines: list[dict[str, Any]], session: dict[str, Any], lang: Lang) -> str | None:
-    """"$19.99 / month", for a subscription."""
+    """ "$19.99 / month", for a subscription."""
     if session["mode"] != "subscription" or not lines:
         return None
     amount = lang.money(sum(int(line["recurring_minor"]) for line in lines), session["currency"])
@@ -136,7 +139,7 @@ def recurring_summary(lines: list[dict[str, Any]], session: dict[str, Any], lang
 
 
 def trial_summary(session: dict[str, Any], recurring: str | None, lang: Lang) -> str | None:
-    """"7 days free, then $19.99 / month"."""
+    """ "7 days free, then $19.99 / month"."""
     days = session["trial_period_days"]
     if session["mode"] != "subscription" or not days or recurring is None:
         return None
@@ -164,11 +167,12 @@ async def pending_action(services: Services, session: dict[str, Any]) -> dict[st
     async with services.db.read() as conn:
         row = (
             await conn.execute(
-                sa.select(payment_intents.c.status, payment_intents.c.next_action, payment_intents.c.payment_method)
-                .where(payment_intents.c.id == session["payment_intent_id"])
+                sa.select(
+                    payment_intents.c.status, payment_intents.c.next_action, payment_intents.c.payment_method
+                ).where(payment_intents.c.id == session["payment_intent_id"])
             )
         ).first()
-    if row is None or row.status != "requires_action" or not isinstance(row.next_action, dict):
+    if row is None or row.status != PaymentIntentStatus.REQUIRES_ACTION or not isinstance(row.next_action, dict):
         return None
     secret = row.next_action.get("client_secret")
     if not secret or not row.payment_method:

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from paywire.billing.declines import Declined
+from paywire.billing.statuses import CheckoutSessionStatus, PaymentIntentStatus
 from paywire.errors import InvalidRequest, NotFound, StateError
 from paywire.web.payer import cards, checkout_page
 from paywire.web.payer.app import lang_for, page, services_of
@@ -37,7 +38,7 @@ def _page_url(request: Request, session: dict[str, Any], query: str = "") -> str
 def _after_payment(request: Request, session: dict[str, Any]) -> str:
     """Where a paid session sends the payer: its `success_url` (with `{CHECKOUT_SESSION_ID}`),
     else the built-in "Payment complete" page."""
-    if session["status"] == "complete" and session["success_url"]:
+    if session["status"] == CheckoutSessionStatus.COMPLETE and session["success_url"]:
         return str(session["success_url"]).replace("{CHECKOUT_SESSION_ID}", session["id"])
     return _page_url(request, session)
 
@@ -86,15 +87,13 @@ async def _checkout_page(
         "button": lang.gettext("Start trial") if int(session["amount_total"]) == 0 else lang.gettext("Pay"),
         "card_messages": {code: lang.gettext(message) for code, message in cards.ERRORS.items()},
     }
-    return page(
-        request, "pay/checkout.html", lang, context, status_code=status_code, csp=form.csp, livemode=livemode
-    )
+    return page(request, "pay/checkout.html", lang, context, status_code=status_code, csp=form.csp, livemode=livemode)
 
 
 async def _closed_page(request: Request, session: dict[str, Any], lang: Lang, now: float) -> Response:
     """A complete or expired session: a page saying so, never a form."""
     livemode = bool(session["livemode"])
-    if session["status"] == "complete":
+    if session["status"] == CheckoutSessionStatus.COMPLETE:
         paid_with = cards.describe(session["payment_method"])
         context = {
             "session": session,
@@ -130,9 +129,9 @@ async def checkout_get(request: Request, session_id: str) -> Response:
     session = await _session(request, session_id)
     lang = lang_for(request, session["locale"])
     now = await checkout_page.session_now(services_of(request), session)
-    if session["status"] == "complete" or checkout_page.is_expired(session, now):
+    if session["status"] == CheckoutSessionStatus.COMPLETE or checkout_page.is_expired(session, now):
         return await _closed_page(request, session, lang, now)
-    if await checkout_page.intent_status(services_of(request), session) == "processing":
+    if await checkout_page.intent_status(services_of(request), session) == PaymentIntentStatus.PROCESSING:
         return _processing_page(request, session, lang)
     form_error = None
     if request.query_params.get("declined"):
@@ -151,9 +150,9 @@ async def checkout_post(request: Request, session_id: str) -> Response:
     session = await _session(request, session_id)
     lang = lang_for(request, session["locale"])
     now = await checkout_page.session_now(services, session)
-    if session["status"] != "open" or checkout_page.is_expired(session, now):
+    if session["status"] != CheckoutSessionStatus.OPEN or checkout_page.is_expired(session, now):
         return _see_other(_after_payment(request, session))  # paid already (second click, other tab)
-    if await checkout_page.intent_status(services, session) == "processing":
+    if await checkout_page.intent_status(services, session) == PaymentIntentStatus.PROCESSING:
         return _see_other(_page_url(request, session))  # a payment is under way: never a second one
 
     def field(name: str) -> str:
@@ -201,7 +200,9 @@ async def checkout_post(request: Request, session_id: str) -> Response:
         )  # fmt: skip
     if outcome.declined is not None:
         intent = outcome.declined.payment_intent or {}
-        if intent.get("status") == "requires_action":  # 3-D Secure: the page authenticates, then posts again
+        if (
+            intent.get("status") == PaymentIntentStatus.REQUIRES_ACTION
+        ):  # 3-D Secure: the page authenticates, then posts again
             return _see_other(_page_url(request, session, "?authenticate=1"))
         return _see_other(_page_url(request, session, "?declined=1"))
     return _see_other(_after_payment(request, outcome.value))

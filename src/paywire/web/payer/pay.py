@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from paywire.billing import flows
 from paywire.billing.declines import Declinable
 from paywire.billing.scheduler import run_due
+from paywire.billing.statuses import CheckoutSessionStatus, NftMintStatus
 from paywire.db.schema import checkout_sessions
 from paywire.events.log import RequestInfo
 from paywire.services import Services
@@ -26,7 +27,7 @@ async def set_email(services: Services, session_id: str, email: str) -> None:
             checkout_sessions.update()
             .where(
                 checkout_sessions.c.id == session_id,
-                checkout_sessions.c.status == "open",
+                checkout_sessions.c.status == CheckoutSessionStatus.OPEN,
                 checkout_sessions.c.customer_id.is_(None),
                 checkout_sessions.c.customer_email.is_(None),
             )
@@ -42,7 +43,7 @@ async def pay(
     call = services.billing.call(livemode, RequestInfo(id=request_id))
     # Under the charge step: the provider is called between transactions (billing/charging.py).
     outcome = await flows.confirm_checkout(services.db, call, session_id, payment_method)
-    if outcome.declined is None and outcome.value["nft_mint_status"] == "pending":
+    if outcome.declined is None and outcome.value["nft_mint_status"] == NftMintStatus.PENDING:
         await run_due(services.db, services.billing, object_id=session_id)  # as the API does
     return outcome
 

@@ -15,6 +15,7 @@ from paywire.billing import clocks, portal_sessions, subscription_state, subscri
 from paywire.billing.declines import Declined
 from paywire.billing.runtime import Billing, Call
 from paywire.billing.schemas import SubscriptionItemIn, SubscriptionUpdate
+from paywire.billing.statuses import SubscriptionStatus
 from paywire.errors import InvalidRequest, NotFound, StateError
 from paywire.events.log import RequestInfo
 from paywire.web.payer import cards, portal_data
@@ -88,13 +89,14 @@ async def _portal(request: Request) -> Portal | Response:
 
 
 def _plan(lang: Lang, price: sa.RowMapping) -> str:
-    """"Pro ($19.99 / month)": a price as the payer knows it."""
+    """ "Pro ($19.99 / month)": a price as the payer knows it."""
     name = f"{price['product_name']} \u00b7 {price['nickname']}" if price["nickname"] else str(price["product_name"])
     if price["type"] != "recurring":
         return name
     per = lang.interval(price["recurring_interval"], int(price["recurring_interval_count"]))
     amount = lang.gettext("%(amount)s / %(interval)s") % {
-        "amount": lang.money(int(price["unit_amount"]), price["currency"]), "interval": per,
+        "amount": lang.money(int(price["unit_amount"]), price["currency"]),
+        "interval": per,
     }
     return f"{name} ({amount})"
 
@@ -143,7 +145,7 @@ async def _subscription_view(conn: Any, lang: Lang, sub: dict[str, Any]) -> dict
         names.append(name if int(item["quantity"]) == 1 else f"{item['quantity']} \u00d7 {name}")
     recurring = sum(int(i["unit_amount"]) * int(i["quantity"]) for i in sub["items"])
     per = lang.interval(sub["interval"], int(sub["interval_count"]))
-    live = sub["status"] in ("active", "trialing", "past_due")
+    live = sub["status"] in subscription_state.LIVE
     next_amount = max(recurring + await portal_data.pending_amount(conn, sub["id"]), 0)
     alternatives = await portal_data.alternative_prices(conn, sub)
     return {
@@ -152,15 +154,15 @@ async def _subscription_view(conn: Any, lang: Lang, sub: dict[str, Any]) -> dict
         "price": lang.gettext("%(amount)s / %(interval)s") % {"amount": lang.money(recurring, sub["currency"]),
                                                                 "interval": per},
         "status": _status(lang, sub["status"]),
-        "trial_end": lang.date(sub["trial_end"]) if sub["status"] == "trialing" else None,
+        "trial_end": lang.date(sub["trial_end"]) if sub["status"] == SubscriptionStatus.TRIALING else None,
         "renews": lang.date(sub["current_period_end"]) if live and not sub["cancel_at_period_end"] else None,
         "next_amount": lang.money(next_amount, sub["currency"]),
         "cancels": lang.date(sub["cancel_at"]) if sub["cancel_at_period_end"] else None,
-        "paused_since": lang.date(sub["paused_at"]) if sub["status"] == "paused" else None,
+        "paused_since": lang.date(sub["paused_at"]) if sub["status"] == SubscriptionStatus.PAUSED else None,
         "can_cancel": live and not sub["cancel_at_period_end"],
         "can_undo": live and bool(sub["cancel_at_period_end"]),
-        "can_pause": sub["status"] in ("active", "trialing") and not sub["cancel_at_period_end"],
-        "can_resume": sub["status"] == "paused",
+        "can_pause": sub["status"] in subscription_state.PAUSABLE and not sub["cancel_at_period_end"],
+        "can_resume": sub["status"] == SubscriptionStatus.PAUSED,
         "can_change": bool(alternatives) and not sub["cancel_at_period_end"],
     }  # fmt: skip
 
@@ -278,7 +280,9 @@ def _preview_view(
         "credit": lang.money(preview.credit, currency) if preview.credit else None,
         "new_price": lang.gettext("%(amount)s / %(interval)s")
         % {"amount": lang.money(preview.new_recurring, currency), "interval": per},
-        "next_date": lang.date(sub["trial_end"] if sub["status"] == "trialing" else sub["current_period_end"]),
+        "next_date": lang.date(
+            sub["trial_end"] if sub["status"] == SubscriptionStatus.TRIALING else sub["current_period_end"]
+        ),
     }
 
 
@@ -305,7 +309,7 @@ async def _change_context(request: Request, portal: Portal, subscription_id: str
         "options": [{"id": p["id"], "label": label(p)} for p in alternatives],
         "chosen": chosen["id"] if chosen is not None else None,
         "preview": preview,
-        "trialing": sub["status"] == "trialing",
+        "trialing": sub["status"] == SubscriptionStatus.TRIALING,
     }
 
 

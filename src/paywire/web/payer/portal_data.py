@@ -14,12 +14,13 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paywire.billing import items, subscriptions
+from paywire.billing.statuses import SubscriptionStatus
 from paywire.db.schema import customers, invoice_items, invoices, payment_intents, prices, products, refunds
 from paywire.db.schema import subscriptions as subscriptions_table
 from paywire.errors import NotFound
 
 LIMIT = 50
-CHANGEABLE = ("active", "trialing")
+CHANGEABLE = frozenset({SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING})
 
 
 @dataclass(frozen=True)
@@ -143,7 +144,7 @@ def preview_change(sub: dict[str, Any], new_price: sa.RowMapping, now: float) ->
     )
     period = (int(sub["current_period_start"]), int(sub["current_period_end"]))
     lines: list[dict[str, Any]] = []
-    if sub["status"] == "active" and now < period[1]:
+    if sub["status"] == SubscriptionStatus.ACTIVE and now < period[1]:
         lines = subscriptions.proration_lines(sub["items"], new_items, period, int(now))
     net = sum(int(line["amount"]) for line in lines)
     upgrade = bool(lines) and items.recurring_amount(new_items) > items.recurring_amount(sub["items"])

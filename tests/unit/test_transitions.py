@@ -1,0 +1,54 @@
+"""Subscription transitions without a database: state and input in, state, events and jobs out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from paywire.billing import jobs, transitions
+from paywire.billing.statuses import SubscriptionStatus
+from paywire.errors import StateError
+
+T0 = 1_767_225_600  # 2026-01-01T00:00:00Z
+MONTH_END = T0 + 31 * 86_400
+
+
+def _sub(status: SubscriptionStatus = SubscriptionStatus.ACTIVE, **changes: Any) -> dict[str, Any]:
+    return {
+        "id": "sub_1", "livemode": False, "metadata": {}, "created": T0, "customer_id": "cus_1",
+        "status": status, "items": [], "currency": "usd", "interval": "month", "interval_count": 1,
+        "default_payment_method": "pm_card_visa", "billing_cycle_anchor": T0, "current_period_start": T0,
+        "current_period_end": MONTH_END, "trial_start": None, "trial_end": None, "cancel_at_period_end": False,
+        "cancel_at": None, "canceled_at": None, "ended_at": None, "paused_at": None, "latest_invoice_id": None,
+        "checkout_session_id": None, "test_clock_id": None, **changes,
+    }  # fmt: skip
+
+
+def test_pause_stops_every_job_and_says_so() -> None:
+    change = transitions.pause(_sub(), T0 + 10)
+    assert change.after["status"] == "paused" and change.after["paused_at"] == T0 + 10
+    assert [e.type for e in change.events] == ["customer.subscription.paused", "customer.subscription.updated"]
+    assert change.stops_jobs and change.due() == []
+
+
+def test_only_an_active_or_trialing_subscription_pauses() -> None:
+    with pytest.raises(StateError):
+        transitions.pause(_sub(SubscriptionStatus.PAST_DUE), T0)
+
+
+def test_cancel_at_period_end_moves_the_renewal_to_a_cancel() -> None:
+    change = transitions.cancel(_sub(), T0 + 5, at_period_end=True)
+    assert change is not None and not change.stops_jobs
+    assert change.after["cancel_at"] == MONTH_END and change.after["canceled_at"] == T0 + 5
+    assert change.due() == [(jobs.CANCEL, MONTH_END)]
+    assert transitions.cancel(change.after, T0 + 6, at_period_end=True) is None  # already set: nothing to do
+
+
+def test_cancel_now_ends_it() -> None:
+    change = transitions.cancel(_sub(), T0 + 5, at_period_end=False)
+    assert change is not None and change.stops_jobs
+    assert change.after["status"] == "canceled" and change.after["ended_at"] == T0 + 5
+    assert [e.type for e in change.events] == ["customer.subscription.deleted"]
+    with pytest.raises(StateError):
+        transitions.cancel(change.after, T0 + 6, at_period_end=False)
