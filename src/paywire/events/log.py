@@ -106,7 +106,9 @@ async def append_many(tx: Tx, batches: Sequence[Batch]) -> list[list[dict[str, A
     event_rows: list[dict[str, Any]] = []
     delivery_rows: list[dict[str, Any]] = []
     appended = [
-        _rows(b.events, endpoints.get(b.livemode, []), b.livemode, b.now, b.request, None, event_rows, delivery_rows)
+        _rows(b.events, endpoints[b.livemode], b.livemode, b.now, b.request, None, event_rows, delivery_rows)
+        if b.events
+        else []
         for b in batches
     ]
     await conn.execute(events.insert(), event_rows)
@@ -128,7 +130,7 @@ async def _order_lock(tx: Tx) -> None:
 
 def _rows(
     new_events: Sequence[NewEvent],
-    endpoints: list[targets.Target],
+    endpoints: targets.Targets,
     livemode: bool,
     now: float,
     request: RequestInfo | None,
@@ -137,7 +139,7 @@ def _rows(
     delivery_rows: list[dict[str, Any]],
 ) -> list[dict[str, Any]]:
     """Add the events' rows and their deliveries' rows to the lists; returns them as rendered."""
-    ordered = {t.id for t in endpoints if t.ordered}
+    ordered = endpoints.ordered
     created = int(now)
     request = request or RequestInfo()
     appended: list[dict[str, Any]] = []
@@ -146,9 +148,9 @@ def _rows(
         kind = catalogue.get(new.type)
         event_id = new_id("evt")
         if only_to is not None:
-            chosen = [e.id for e in endpoints if e.id in only_to]
+            chosen = [e.id for e in endpoints.all if e.id in only_to]
         else:
-            chosen = [e.id for e in endpoints if catalogue.matches(e.enabled_events, new.type)]
+            chosen = endpoints.matching(new.type)
         row = {
             "id": event_id,
             "livemode": livemode,
