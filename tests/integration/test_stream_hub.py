@@ -69,10 +69,14 @@ async def test_many_streams_one_query_per_commit(
             got = await asyncio.gather(*(_take(s, COMMITS) for s in streams))
         for messages in got:
             assert [m["id"] for _, m in messages] == ids  # every event, in order, on every stream
-        # One read per wake-up of the hub, not one per stream: a commit wakes it once (PostgreSQL:
-        # twice, the in-process signal and the LISTEN/NOTIFY echo of the same commit), plus a few.
+        # Reads follow the hub's wake-ups, not the streams: one per stream would be
+        # STREAMS x COMMITS = 600. A commit wakes the hub once (PostgreSQL: twice, the in-process
+        # signal and the LISTEN/NOTIFY echo of the same commit); a commit that lands while the
+        # hub's read is in flight wakes it once more after that read (it may have missed the
+        # commit), which a loaded machine makes likely: so at most two reads per wake-up.
         wakes_per_commit = 2 if server.app.db.is_postgres else 1
-        assert reads.count <= wakes_per_commit * COMMITS + 5, reads.count
+        assert reads.count <= 2 * wakes_per_commit * COMMITS + 5, reads.count
+        assert reads.count < STREAMS, reads.count  # far from one read per stream
 
 
 async def test_a_stream_far_behind_catches_up_then_goes_live(
