@@ -52,3 +52,32 @@ def test_cancel_now_ends_it() -> None:
     assert [e.type for e in change.events] == ["customer.subscription.deleted"]
     with pytest.raises(StateError):
         transitions.cancel(change.after, T0 + 6, at_period_end=False)
+
+
+def test_cancel_at_period_end_is_set_and_cleared_by_the_same_rule() -> None:
+    on = transitions.cancel_at_period_end(_sub(), True, T0 + 5)
+    assert on == {"cancel_at_period_end": True, "cancel_at": MONTH_END, "canceled_at": T0 + 5}
+    off = transitions.cancel_at_period_end(_sub(**on), False, T0 + 6)
+    assert off == {"cancel_at_period_end": False, "cancel_at": None, "canceled_at": None}
+    with pytest.raises(StateError, match="paused subscription cannot be canceled at period end"):
+        transitions.cancel_at_period_end(_sub(SubscriptionStatus.PAUSED), True, T0)
+    with pytest.raises(StateError):  # cancel(at_period_end=True) keeps the same rule
+        transitions.cancel(_sub(SubscriptionStatus.PAUSED, cancel_at_period_end=True), T0, at_period_end=True)
+
+
+def test_resume_starts_a_new_period_and_anchor_now() -> None:
+    now = T0 + 10 * 86_400 + 7
+    after = transitions.resume_period(_sub(SubscriptionStatus.PAUSED, paused_at=T0 + 86_400), now)
+    assert after["billing_cycle_anchor"] == after["current_period_start"] == now
+    assert after["current_period_end"] == now + 31 * 86_400  # one month from the new anchor (January has 31 days)
+    assert after["paused_at"] is None and after["status"] == "paused"  # the charge's outcome sets the status
+
+
+def test_resume_ends_a_paused_trial_and_refuses_a_live_subscription() -> None:
+    trial_end = T0 + 14 * 86_400
+    after = transitions.resume_period(_sub(SubscriptionStatus.PAUSED, trial_start=T0, trial_end=trial_end), T0 + 3)
+    assert after["trial_end"] == T0 + 3
+    ended_trial = transitions.resume_period(_sub(SubscriptionStatus.PAUSED, trial_end=T0 + 1), T0 + 3)
+    assert ended_trial["trial_end"] == T0 + 1  # a trial already over is left as it was
+    with pytest.raises(StateError, match="only a paused subscription can be resumed"):
+        transitions.resume_period(_sub(), T0)

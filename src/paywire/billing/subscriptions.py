@@ -21,14 +21,12 @@ from paywire.billing.statuses import InvoiceStatus, SubscriptionStatus
 from paywire.billing.subscription_state import (
     DAY,
     ENDED,
-    LIVE,
     apply,
     emit,
     event,
     lines_for_period,
     load,
     new_invoice,
-    period_after,
     render,
     reschedule,
     save,
@@ -269,14 +267,7 @@ async def update(tx: Tx, call: Call, subscription_id: str, params: SubscriptionU
     if "metadata" in fields:
         after["metadata"] = objects.merge_metadata(before["metadata"], params.metadata)
     if params.cancel_at_period_end is not None and params.cancel_at_period_end != before["cancel_at_period_end"]:
-        if before["status"] not in LIVE:
-            raise StateError(f"a {before['status']} subscription cannot be canceled at period end")
-        on = params.cancel_at_period_end
-        after.update(
-            cancel_at_period_end=on,
-            cancel_at=before["current_period_end"] if on else None,
-            canceled_at=int(now) if on else None,
-        )
+        after.update(transitions.cancel_at_period_end(before, params.cancel_at_period_end, now))
     proration: list[dict[str, Any]] = []
     if params.items is not None:
         priced = await items.price_items(
@@ -350,14 +341,9 @@ async def resume(tx: Tx, call: Call, subscription_id: str) -> dict[str, Any]:
     """A new period starts now (the new billing anchor) and is charged; a failed charge makes
     the subscription past_due, with the usual retries."""
     before = await load(tx, subscription_id, call.livemode)
-    if before["status"] != SubscriptionStatus.PAUSED:
-        raise StateError(f"only a paused subscription can be resumed; this one is {before['status']}")
     now = await clocks.now_for(tx.conn, call, before["test_clock_id"])
-    start = int(now)
-    after = {**before, "billing_cycle_anchor": start, "paused_at": None, "current_period_start": start}
-    if after["trial_end"] is not None and after["trial_end"] > start:
-        after["trial_end"] = start  # resuming ends a paused trial
-    after["current_period_end"] = period_after(after, start)
+    after = transitions.resume_period(before, now)
+    start = after["current_period_start"]
     period = (start, after["current_period_end"])
     invoice = new_invoice(after, "subscription_resume", lines_for_period(after, *period), period, now)
     collected = await open_and_collect(tx, call, invoice, after["default_payment_method"], now, with_pending=True)
