@@ -1,0 +1,186 @@
+"""API write throughput: `paywire serve --no-worker` vs a bare FastAPI + SQLAlchemy app, same run.
+
+    .venv/bin/python bench/api_writes.py [--seconds 10] [--clients 16] [--db sqlite|postgres|both]
+
+Per database kind, two migrated scratch databases: one served by `paywire serve --no-worker` (a
+real uvicorn process), one by bench/bare_api.py (FastAPI + SQLAlchemy doing the same two inserts,
+customer row + event row, in one transaction). `--clients` aiohttp clients POST /api/customers
+back to back for `--seconds` against each: Paywire without, then with, an `Idempotency-Key`
+(a fresh key per request), and the bare app. Printed: req/s, p50, p99, and Paywire's ratio to the
+bare app. Issue 17's target: ratio >= 0.8 both ways, p99 < 50 ms at 16 clients.
+
+POST /api/subscriptions is not measured yet (see docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import aiohttp
+from scratch_database import scratch_database  # bench/, beside this script
+
+from paywire import keys
+from paywire.db import migrate
+from paywire.db.engine import Database
+from paywire.secrets_at_rest import generate_key
+
+HOST = "127.0.0.1"
+BENCH = Path(__file__).resolve().parent
+
+
+async def migrated(db_url: str, *, with_key: bool) -> str:
+    db = Database(db_url)
+    await migrate.upgrade(db)
+    key = ""
+    if with_key:
+        async with db.transaction() as tx:
+            key = await keys.create_key(tx.conn, livemode=False, now=time.time())
+    await db.dispose()
+    return key
+
+
+async def drive(url: str, key: str, clients: int, seconds: float, idempotent: bool) -> list[float]:
+    """Latencies (ms) of POST /api/customers from `clients` clients for `seconds`."""
+    latencies: list[float] = []
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    until = time.monotonic() + seconds
+    async with aiohttp.ClientSession(headers=headers, connector=aiohttp.TCPConnector(limit=0)) as session:
+
+        async def client(c: int) -> None:
+            i = 0
+            while time.monotonic() < until:
+                i += 1
+                extra = {"Idempotency-Key": uuid.uuid4().hex} if idempotent else {}
+                t0 = time.perf_counter()
+                async with session.post(f"{url}/api/customers", json={"name": f"b{c}-{i}"}, headers=extra) as r:
+                    await r.read()
+                    assert r.status == 200, (r.status, await r.text())
+                latencies.append((time.perf_counter() - t0) * 1000)
+
+        await asyncio.gather(*(client(c) for c in range(clients)))
+    return latencies
+
+
+def quantile(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=1000)[int(q * 1000) - 1] if len(values) > 10 else float("nan")
+
+
+async def wait_up(url: str) -> None:
+    async with aiohttp.ClientSession() as session:
+        for _ in range(300):
+            try:
+                async with session.get(f"{url}/api/health") as r:
+                    if r.status < 500:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise RuntimeError(f"server at {url} did not start")
+
+
+def start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env)
+
+
+def stop(server: subprocess.Popen[bytes]) -> None:
+    server.terminate()
+    try:
+        server.wait(15)
+    except subprocess.TimeoutExpired:
+        server.kill()
+
+
+async def measure(url: str, key: str, args: argparse.Namespace, idempotent: bool) -> tuple[float, float, float]:
+    await drive(url, key, args.clients, 2, idempotent)  # warm up
+    latencies = await drive(url, key, args.clients, args.seconds, idempotent)
+    return len(latencies) / args.seconds, quantile(latencies, 0.5), quantile(latencies, 0.99)
+
+
+async def one_kind(name: str, paywire_url: str, bare_url: str, args: argparse.Namespace, workdir: Path) -> None:
+    key = await migrated(paywire_url, with_key=True)
+    await migrated(bare_url, with_key=False)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAYWIRE_")}
+    if paywire_url.startswith("postgresql"):
+        env["PAYWIRE_ENCRYPTION_KEY"] = os.environ.get("PAYWIRE_ENCRYPTION_KEY") or generate_key()
+    results: dict[str, tuple[float, float, float]] = {}
+    paywire = start(
+        [
+            sys.executable,
+            "-m",
+            "paywire.cli.main",
+            "serve",
+            "--no-worker",
+            "--port",
+            str(args.port),
+            "--database-url",
+            paywire_url,
+        ],
+        env,
+        workdir / f"paywire-{name}.log",
+    )
+    try:
+        url = f"http://{HOST}:{args.port}"
+        await wait_up(url)
+        results["paywire"] = await measure(url, key, args, idempotent=False)
+        results["paywire + Idempotency-Key"] = await measure(url, key, args, idempotent=True)
+    finally:
+        stop(paywire)
+    bare = start(
+        [sys.executable, str(BENCH / "bare_api.py"), "--port", str(args.port + 1), "--database-url", bare_url],
+        env,
+        workdir / f"bare-{name}.log",
+    )
+    try:
+        url = f"http://{HOST}:{args.port + 1}"
+        await wait_up(url)
+        results["bare FastAPI + SQLAlchemy"] = await measure(url, "", args, idempotent=False)
+    finally:
+        stop(bare)
+    baseline = results["bare FastAPI + SQLAlchemy"][0]
+    print(
+        f"{name}, POST /api/customers, {args.clients} clients, {args.seconds:.0f} s each"
+        f" (load {os.getloadavg()[0]:.2f}):"
+    )
+    for label, (rate, p50, p99) in results.items():
+        print(
+            f"  {label:28} {rate:7.0f} req/s  p50 {p50:6.1f} ms  p99 {p99:6.1f} ms  ratio {rate / baseline:.2f}x",
+            flush=True,
+        )
+
+
+async def main(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory(prefix="paywire-apiw-") as tmp:
+        workdir = Path(tmp)
+        if args.db in ("sqlite", "both"):
+            await one_kind(
+                "SQLite", f"sqlite:///{workdir / 'paywire.db'}", f"sqlite:///{workdir / 'bare.db'}", args, workdir
+            )
+        if args.db in ("postgres", "both"):
+            async with (
+                scratch_database(args.pg, "paywire_apiw") as paywire_url,
+                scratch_database(args.pg, "paywire_apiw_bare") as bare_url,
+            ):
+                await one_kind("PostgreSQL", paywire_url, bare_url, args, workdir)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each measured phase")
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument(
+        "--pg",
+        default=os.environ.get("PAYWIRE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test"),
+        help="a PostgreSQL database to create the benchmark's own databases from",
+    )
+    parser.add_argument("--port", type=int, default=8962)
+    asyncio.run(main(parser.parse_args()))
