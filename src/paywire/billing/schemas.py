@@ -6,6 +6,16 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
+from paywire.billing.statuses import (
+    CheckoutPaymentStatus,
+    CheckoutSessionStatus,
+    InvoiceStatus,
+    NftMintStatus,
+    PaymentIntentStatus,
+    RefundStatus,
+    SubscriptionStatus,
+    TestClockStatus,
+)
 from paywire.schemas import ApiObject, Metadata, ObjectId, Request, Response, Url
 
 Quantity = Annotated[int, Field(ge=1, le=10_000)]
@@ -105,8 +115,8 @@ class TestClockAdvance(Request):
 
 class CheckoutSession(ApiObject):
     mode: str
-    status: str
-    payment_status: str
+    status: CheckoutSessionStatus
+    payment_status: CheckoutPaymentStatus
     customer_id: str | None
     line_items: list[dict[str, Any]]
     currency: str
@@ -114,7 +124,7 @@ class CheckoutSession(ApiObject):
     expires_at: int
     payment_intent_id: str | None
     subscription_id: str | None
-    nft_mint_status: str | None
+    nft_mint_status: NftMintStatus | None
     nft_mint_details: dict[str, Any] | None
     url: str | None = None
     locale: str | None = None
@@ -122,7 +132,7 @@ class CheckoutSession(ApiObject):
 
 class Subscription(ApiObject):
     customer_id: str
-    status: str
+    status: SubscriptionStatus
     items: list[dict[str, Any]]
     current_period_start: int
     current_period_end: int
@@ -135,7 +145,7 @@ class Subscription(ApiObject):
 
 
 class Invoice(ApiObject):
-    status: str
+    status: InvoiceStatus
     lines: list[dict[str, Any]]
     total: str
     amount_due: str
@@ -145,9 +155,8 @@ class Invoice(ApiObject):
 class PaymentIntent(ApiObject):
     amount: str
     currency: str
-    status: str = Field(
-        description="requires_payment_method | processing (the provider is being asked) | requires_action | "
-        "succeeded | canceled"
+    status: PaymentIntentStatus = Field(
+        description="`processing`: the provider is being asked; `requires_action`: see `next_action`"
     )
     last_payment_error: dict[str, Any] | None
     next_action: dict[str, Any] | None = Field(
@@ -159,13 +168,13 @@ class Refund(ApiObject):
     amount: str
     currency: str
     payment_intent_id: str
-    status: str
+    status: RefundStatus
 
 
 class TestClock(ApiObject):
     __test__ = False
     frozen_time: int
-    status: str
+    status: TestClockStatus
     name: str | None
 
 
