@@ -13,7 +13,17 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+    field_validator,
+)
 
 T = TypeVar("T")
 
@@ -73,6 +83,27 @@ class Request(BaseModel):
 
 class Response(BaseModel):
     model_config = ConfigDict(extra="allow")
+
+
+# The SDK validates every answer with these models under this context. A closed set (a status, a
+# mode) the server grows after a client was released must not break that client's calls: there an
+# unknown value stays a plain `str`. The server validates without it, so its own answers and the
+# OpenAPI document keep the closed set.
+CLIENT_CONTEXT = {"keep_unknown_values": True}
+
+
+def _keep_unknown_values_in_clients(value: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo) -> Any:
+    try:
+        return handler(value)
+    except ValidationError:
+        context = info.context
+        if isinstance(value, str) and isinstance(context, dict) and context.get("keep_unknown_values"):
+            return value
+        raise
+
+
+Open = WrapValidator(_keep_unknown_values_in_clients)
+"""Marks a closed set in a response model: `Annotated[SubscriptionStatus, Open]`."""
 
 
 # --- requests -----------------------------------------------------------------------------

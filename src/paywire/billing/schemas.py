@@ -16,12 +16,13 @@ from paywire.billing.statuses import (
     SubscriptionStatus,
     TestClockStatus,
 )
-from paywire.schemas import ApiObject, Metadata, ObjectId, Request, Response, Url
+from paywire.schemas import ApiObject, Metadata, ObjectId, Open, Request, Response, Url
 
 Quantity = Annotated[int, Field(ge=1, le=10_000)]
 PaymentMethod = Annotated[str, Field(min_length=1, max_length=80, examples=["pm_card_visa"])]
 UnixTime = Annotated[int, Field(ge=0, le=32_503_680_000)]  # up to the year 3000
 TrialDays = Annotated[int, Field(ge=0, le=730)]
+CheckoutMode = Literal["payment", "subscription"]
 Locale = Literal["auto", "en", "zh"]  # the payer pages' language; auto: the browser's Accept-Language
 
 
@@ -40,7 +41,7 @@ class NftMintSettings(Request):
 
 
 class CheckoutSessionCreate(Request):
-    mode: Literal["payment", "subscription"]
+    mode: CheckoutMode
     line_items: Annotated[list[LineItem], Field(min_length=1, max_length=20)]
     customer_id: ObjectId | None = None
     customer_email: Annotated[str, Field(max_length=320)] | None = None
@@ -114,9 +115,9 @@ class TestClockAdvance(Request):
 
 
 class CheckoutSession(ApiObject):
-    mode: str
-    status: CheckoutSessionStatus
-    payment_status: CheckoutPaymentStatus
+    mode: Annotated[CheckoutMode, Open]
+    status: Annotated[CheckoutSessionStatus, Open]
+    payment_status: Annotated[CheckoutPaymentStatus, Open]
     customer_id: str | None
     line_items: list[dict[str, Any]]
     currency: str
@@ -124,7 +125,7 @@ class CheckoutSession(ApiObject):
     expires_at: int
     payment_intent_id: str | None
     subscription_id: str | None
-    nft_mint_status: NftMintStatus | None
+    nft_mint_status: Annotated[NftMintStatus, Open] | None
     nft_mint_details: dict[str, Any] | None
     url: str | None = None
     locale: str | None = None
@@ -132,7 +133,7 @@ class CheckoutSession(ApiObject):
 
 class Subscription(ApiObject):
     customer_id: str
-    status: SubscriptionStatus
+    status: Annotated[SubscriptionStatus, Open]
     items: list[dict[str, Any]]
     current_period_start: int
     current_period_end: int
@@ -145,7 +146,7 @@ class Subscription(ApiObject):
 
 
 class Invoice(ApiObject):
-    status: InvoiceStatus
+    status: Annotated[InvoiceStatus, Open]
     lines: list[dict[str, Any]]
     total: str
     amount_due: str
@@ -155,7 +156,7 @@ class Invoice(ApiObject):
 class PaymentIntent(ApiObject):
     amount: str
     currency: str
-    status: PaymentIntentStatus = Field(
+    status: Annotated[PaymentIntentStatus, Open] = Field(
         description="`processing`: the provider is being asked; `requires_action`: see `next_action`"
     )
     last_payment_error: dict[str, Any] | None
@@ -168,13 +169,13 @@ class Refund(ApiObject):
     amount: str
     currency: str
     payment_intent_id: str
-    status: RefundStatus
+    status: Annotated[RefundStatus, Open]
 
 
 class TestClock(ApiObject):
     __test__ = False
     frozen_time: int
-    status: TestClockStatus
+    status: Annotated[TestClockStatus, Open]
     name: str | None
 
 
@@ -225,7 +226,7 @@ class PaymentLinkUpdate(Request):
 class PaymentLink(ApiObject):
     active: bool
     url: str
-    mode: Literal["payment", "subscription"]
+    mode: CheckoutMode
     currency: str
     line_items: list[dict[str, Any]]
     subscription_data: dict[str, Any] | None

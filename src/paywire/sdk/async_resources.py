@@ -23,6 +23,7 @@ from paywire.billing.schemas import (
     TestClock,
 )
 from paywire.schemas import (
+    CLIENT_CONTEXT,
     Customer,
     EndpointRecoverResult,
     EventDestination,
@@ -85,7 +86,7 @@ class AsyncResource(Generic[M]):
         body = await self._client.request(
             method, self._path + suffix, params=params, json=json, idempotency_key=idempotency_key
         )
-        return model.model_validate(body)
+        return model.model_validate(body, context=CLIENT_CONTEXT)
 
     async def _create(self, body: Mapping[str, Any], idempotency_key: str | None) -> M:
         return await self._call("POST", "", self._model, json=compact(body), idempotency_key=idempotency_key)

@@ -21,6 +21,7 @@ from paywire.billing.schemas import (
     TestClock,
 )
 from paywire.schemas import (
+    CLIENT_CONTEXT,
     Customer,
     EndpointRecoverResult,
     EventDestination,
@@ -83,7 +84,7 @@ class Resource(Generic[M]):
         body = self._client.request(
             method, self._path + suffix, params=params, json=json, idempotency_key=idempotency_key
         )
-        return model.model_validate(body)
+        return model.model_validate(body, context=CLIENT_CONTEXT)
 
     def _create(self, body: Mapping[str, Any], idempotency_key: str | None) -> M:
         return self._call("POST", "", self._model, json=compact(body), idempotency_key=idempotency_key)
