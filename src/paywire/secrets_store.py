@@ -46,9 +46,7 @@ async def reencrypt(db: Database, keyring: Keyring, *, plain_only: bool = False,
             if plain_only:  # only rows that can hold a plain value are read (start-up stays cheap)
                 prev = sa.cast(e.c.previous_secrets, sa.Text)
                 query = query.where(sa.or_(e.c.secret.not_like("enc:%"), prev.like('%"secret":"whsec%')))
-            query = query.order_by(e.c.seq).limit(batch)
-            if db.is_postgres:
-                query = query.with_for_update()
+            query = query.order_by(e.c.seq).limit(batch).with_for_update()
             rows = (await tx.conn.execute(query)).mappings().all()
             for row in rows:
                 values = encrypted_secrets(row, keyring, plain_only=plain_only)
@@ -60,7 +58,7 @@ async def reencrypt(db: Database, keyring: Keyring, *, plain_only: bool = False,
         after = rows[-1]["seq"]
     async with db.transaction() as tx:
         query = sa.select(minter_keys.c.name, minter_keys.c.private_key)
-        for key_row in (await tx.conn.execute(query.with_for_update() if db.is_postgres else query)).all():
+        for key_row in (await tx.conn.execute(query.with_for_update())).all():
             name, stored = str(key_row.name), str(key_row.private_key)
             if keyring.needs_encryption(stored) and not (plain_only and is_encrypted(stored)):
                 aad = private_key_aad(name)

@@ -1,4 +1,5 @@
-"""The database behind one small interface; every SQLite/PostgreSQL difference lives here.
+"""The database behind one small interface: connections, transactions and outages on SQLite and
+PostgreSQL. What a query needs to differ between the two is in `dialect.py`.
 
 SQLite has one writer at a time: WAL, a busy timeout and `BEGIN IMMEDIATE` for write transactions
 (so two processes never deadlock upgrading a read lock), plus an in-process lock so this

@@ -8,11 +8,10 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 
+from paywire.db import dialect
 from paywire.db.engine import Database
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-# Any fixed number: serialises `paywire migrate` runs from several processes on PostgreSQL.
-_MIGRATION_LOCK = 7_346_221
 
 
 def alembic_config() -> Config:
@@ -33,6 +32,5 @@ async def upgrade(db: Database, revision: str = "head") -> None:
         # On SQLite this opens BEGIN IMMEDIATE: a second migrator waits, then finds nothing to do.
         await conn.execution_options(paywire_write=True)
         async with conn.begin():
-            if db.is_postgres:
-                await conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
+            await dialect.lock(conn, dialect.Lock.MIGRATION)
             await conn.run_sync(_upgrade, revision)

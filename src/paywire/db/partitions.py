@@ -36,6 +36,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from paywire.db import dialect
 from paywire.db.engine import Database
 
 log = logging.getLogger("paywire.db")
@@ -46,7 +47,6 @@ DEFAULT = "webhook_attempts_default"
 DAY = 86_400
 AHEAD_DAYS = 7
 LOCK_TIMEOUT_MS = 200
-PARTITION_LOCK = 7_346_224  # pg_advisory_xact_lock key: one creator/dropper at a time (retention uses …223)
 _BOUND = re.compile(r"FROM \((.+)\) TO \((.+)\)")
 
 
@@ -128,7 +128,7 @@ async def _locked(db: Database, work: Callable[[AsyncConnection], Any], what: st
     returns None: the next retention run tries again."""
     try:
         async with db.transaction() as tx:
-            await tx.conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": PARTITION_LOCK})
+            await dialect.lock(tx.conn, dialect.Lock.PARTITION)
             await tx.conn.execute(sa.text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT_MS}ms'"))
             return await work(tx.conn)
     except sa.exc.DBAPIError as exc:

@@ -19,10 +19,9 @@ import sqlalchemy as sa
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from paywire.db import dialect
 from paywire.db.engine import Tx
 from paywire.db.schema import minter_keys
 from paywire.minting.base import MintRequest
@@ -51,10 +50,9 @@ async def signing_key(conn: AsyncConnection, keyring: Keyring) -> tuple[str, Ed2
         key = Ed25519PrivateKey.generate()
         raw = key.private_bytes_raw()
         kid = "key_" + secrets.token_hex(8)
-        insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
         stored = keyring.encrypt(_b64(raw), private_key_aad(KEY_NAME))
         values = {"name": KEY_NAME, "kid": kid, "private_key": stored, "created": int(time.time())}
-        await conn.execute(insert(minter_keys).values(**values).on_conflict_do_nothing())
+        await conn.execute(dialect.insert_for(conn, minter_keys).values(**values).on_conflict_do_nothing())
         row = (await conn.execute(sa.select(minter_keys).where(minter_keys.c.name == KEY_NAME))).first()
         assert row is not None
     private = keyring.decrypt_cached(row.private_key, private_key_aad(KEY_NAME))

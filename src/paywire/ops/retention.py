@@ -50,7 +50,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from paywire.db import partitions
+from paywire.db import dialect, partitions
 from paywire.db.engine import Database
 from paywire.db.schema import event_consumers, events, idempotency_keys, webhook_attempts, webhook_deliveries
 from paywire.events import log as event_log
@@ -61,7 +61,6 @@ from paywire.webhooks import rollups
 log = logging.getLogger("paywire.ops")
 
 DAY = 86_400.0
-RETENTION_LOCK = 7_346_223  # pg_advisory_xact_lock key (events/log.py uses 7_346_222)
 KINDS = ("attempts", "deliveries", "events", "idempotency_keys")
 MIN_BATCH = 50
 
@@ -202,10 +201,9 @@ async def _checkpoint(db: Database) -> None:
     """SQLite: the pruner copies its own deletes' pages from the WAL into the database after each
     batch (a passive checkpoint: it takes no lock a writer waits for), so that the automatic
     checkpoint at 1,000 WAL pages does not fall to, and stall, an API writer's commit."""
-    if db.is_postgres:
-        return
-    async with db.read() as conn:
-        await conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+    if not db.is_postgres:
+        async with db.read() as conn:
+            await dialect.checkpoint(conn)
 
 
 async def _partitioned(db: Database) -> bool:
@@ -291,8 +289,7 @@ async def _prune_rollups(db: Database, cutoff: float) -> None:
 @contextlib.asynccontextmanager
 async def _write(db: Database) -> AsyncIterator[AsyncConnection]:
     async with db.transaction() as tx:
-        if db.is_postgres:  # one pruner at a time; it reads its rows once it holds the lock
-            await tx.conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": RETENTION_LOCK})
+        await dialect.lock(tx.conn, dialect.Lock.RETENTION)  # it reads its rows once it holds the lock
         yield tx.conn
 
 
