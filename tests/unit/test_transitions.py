@@ -61,6 +61,8 @@ def test_cancel_at_period_end_is_set_and_cleared_by_the_same_rule() -> None:
     assert off == {"cancel_at_period_end": False, "cancel_at": None, "canceled_at": None}
     with pytest.raises(StateError, match="paused subscription cannot be canceled at period end"):
         transitions.cancel_at_period_end(_sub(SubscriptionStatus.PAUSED), True, T0)
+    with pytest.raises(StateError, match="of a canceled subscription can no longer be cleared"):
+        transitions.cancel_at_period_end(_sub(SubscriptionStatus.CANCELED, cancel_at_period_end=True), False, T0)
     with pytest.raises(StateError):  # cancel(at_period_end=True) keeps the same rule
         transitions.cancel(_sub(SubscriptionStatus.PAUSED, cancel_at_period_end=True), T0, at_period_end=True)
 

@@ -42,6 +42,8 @@ def cancel(before: dict[str, Any], now: float, *, at_period_end: bool) -> Transi
 def cancel_at_period_end(before: dict[str, Any], on: bool, now: float) -> dict[str, Any]:
     """The fields that set (or, with `on` False, clear) a cancel at the current period's end."""
     if before["status"] not in LIVE:
+        if not on:
+            raise StateError(f"the cancel at period end of a {before['status']} subscription can no longer be cleared")
         raise StateError(f"a {before['status']} subscription cannot be canceled at period end; cancel it now")
     return {
         "cancel_at_period_end": on,
