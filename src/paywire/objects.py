@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -12,6 +12,16 @@ from paywire.clock import iso
 from paywire.db.engine import Tx
 from paywire.errors import NotFound
 from paywire.events.log import NewEvent, RequestInfo, append
+
+
+class Caller(Protocol):
+    """Who asks (`billing.runtime.Call` is one): the mode written in, the request the events name."""
+
+    @property
+    def livemode(self) -> bool: ...
+
+    @property
+    def request(self) -> RequestInfo | None: ...
 
 
 def common_fields(m: Any, object_name: str) -> dict[str, Any]:
@@ -62,36 +72,34 @@ def previous(rendered_before: dict[str, Any], rendered_after: dict[str, Any]) ->
 
 async def create_object(
     tx: Tx,
+    call: Caller,
     table: sa.Table,
     row: dict[str, Any],
     *,
     render: Callable[[Any], dict[str, Any]],
     event_type: str,
-    livemode: bool,
     now: float,
-    request: RequestInfo | None,
 ) -> dict[str, Any]:
     """Insert `row` and emit `event_type` with the object as the API shows it."""
     await tx.conn.execute(table.insert(), row)
     created = render(row)
-    await append(tx, [NewEvent(event_type, created)], livemode=livemode, now=now, request=request)
+    await append(tx, [NewEvent(event_type, created)], livemode=call.livemode, now=now, request=call.request)
     return created
 
 
 async def update_object(
     tx: Tx,
+    call: Caller,
     table: sa.Table,
     object_id: str,
     values: dict[str, Any],
     *,
     render: Callable[[Any], dict[str, Any]],
     event_type: str,
-    livemode: bool,
     now: float,
-    request: RequestInfo | None,
 ) -> dict[str, Any]:
     """Apply `values` (metadata merged); if anything changed, emit `event_type` with `previous_attributes`."""
-    row = await fetch(tx.conn, table, object_id, livemode, lock=True)
+    row = await fetch(tx.conn, table, object_id, call.livemode, lock=True)
     if "metadata" in values:
         values = {**values, "metadata": merge_metadata(row["metadata"], values["metadata"])}
     changed = changes(row, values)
@@ -99,11 +107,6 @@ async def update_object(
         return render(row)
     await tx.conn.execute(table.update().where(table.c.seq == row["seq"]).values(**changed, updated=int(now)))
     before, after = render(row), render({**row, **changed})
-    await append(
-        tx,
-        [NewEvent(event_type, after, previous(before, after))],
-        livemode=livemode,
-        now=now,
-        request=request,
-    )
+    event = NewEvent(event_type, after, previous(before, after))
+    await append(tx, [event], livemode=call.livemode, now=now, request=call.request)
     return after

@@ -47,27 +47,25 @@ async def insert(tx: Tx, call: Call, params: CustomerCreate, now: float) -> dict
     }
     return await objects.create_object(
         tx,
+        call,
         customers,
         row,
         render=render,
         event_type="customer.created",
-        livemode=call.livemode,
         now=now,
-        request=call.request,
     )
 
 
 async def update(tx: Tx, call: Call, customer_id: str, params: CustomerUpdate) -> dict[str, Any]:
     return await objects.update_object(
         tx,
+        call,
         customers,
         customer_id,
         params.model_dump(exclude_unset=True),
         render=render,
         event_type="customer.updated",
-        livemode=call.livemode,
         now=call.wall_now(),
-        request=call.request,
     )
 
 

@@ -84,9 +84,8 @@ async def create(tx: Tx, call: Call, params: PaymentLinkCreate, *, pages_url: st
         "updated": int(now),
     }
     return await objects.create_object(
-        tx, payment_links, row, render=render, event_type="payment_link.created",
-        livemode=call.livemode, now=now, request=call.request,
-    )  # fmt: skip
+        tx, call, payment_links, row, render=render, event_type="payment_link.created", now=now
+    )
 
 
 async def update(tx: Tx, call: Call, link_id: str, params: PaymentLinkUpdate) -> dict[str, Any]:
@@ -101,9 +100,8 @@ async def update(tx: Tx, call: Call, link_id: str, params: PaymentLinkUpdate) ->
     if "metadata" in fields and params.metadata is not None:
         values["metadata"] = params.metadata
     return await objects.update_object(
-        tx, payment_links, link_id, values, render=render, event_type="payment_link.updated",
-        livemode=call.livemode, now=call.wall_now(), request=call.request,
-    )  # fmt: skip
+        tx, call, payment_links, link_id, values, render=render, event_type="payment_link.updated", now=call.wall_now()
+    )
 
 
 async def load(conn: Any, link_id: str) -> sa.RowMapping:

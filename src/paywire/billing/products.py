@@ -59,27 +59,25 @@ async def create_product(tx: Tx, call: Call, params: ProductCreate) -> dict[str,
     }
     return await objects.create_object(
         tx,
+        call,
         products,
         row,
         render=render_product,
         event_type="product.created",
-        livemode=call.livemode,
         now=now,
-        request=call.request,
     )
 
 
 async def update_product(tx: Tx, call: Call, product_id: str, params: ProductUpdate) -> dict[str, Any]:
     return await objects.update_object(
         tx,
+        call,
         products,
         product_id,
         params.model_dump(exclude_unset=True, exclude_none=True),
         render=render_product,
         event_type="product.updated",
-        livemode=call.livemode,
         now=call.wall_now(),
-        request=call.request,
     )
 
 
@@ -132,13 +130,12 @@ async def create_price(tx: Tx, call: Call, params: PriceCreate) -> dict[str, Any
     }
     return await objects.create_object(
         tx,
+        call,
         prices,
         row,
         render=render_price,
         event_type="price.created",
-        livemode=call.livemode,
         now=now,
-        request=call.request,
     )
 
 
@@ -148,14 +145,13 @@ async def update_price(tx: Tx, call: Call, price_id: str, params: PriceUpdate) -
         values.pop("active", None)
     return await objects.update_object(
         tx,
+        call,
         prices,
         price_id,
         values,
         render=render_price,
         event_type="price.updated",
-        livemode=call.livemode,
         now=call.wall_now(),
-        request=call.request,
     )
 
 
