@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from paywire.billing import jobs, transitions
+from paywire.billing import items, jobs, transitions
 from paywire.billing.statuses import SubscriptionStatus
 from paywire.errors import StateError
 
@@ -83,3 +83,30 @@ def test_resume_ends_a_paused_trial_and_refuses_a_live_subscription() -> None:
     assert ended_trial["trial_end"] == T0 + 1  # a trial already over is left as it was
     with pytest.raises(StateError, match="only a paused subscription can be resumed"):
         transitions.resume_period(_sub(), T0)
+
+
+def _new(trial_days: int) -> dict[str, Any]:
+    recurrence = items.Recurrence(currency="usd", interval="month", interval_count=1, trial_period_days=None)
+    return transitions.new_subscription(
+        livemode=False, customer_id="cus_1", stored_items=[], recurrence=recurrence, payment_method=None,
+        trial_days=trial_days, clock_id=None, now=T0 + 0.7, metadata={},
+    )  # fmt: skip
+
+
+def test_a_new_subscription_with_a_trial_starts_it_and_schedules_its_end() -> None:
+    sub = _new(trial_days=14)
+    trial_end = T0 + 14 * 86_400
+    assert sub["status"] == "trialing" and sub["trial_start"] == sub["current_period_start"] == T0
+    assert sub["trial_end"] == sub["current_period_end"] == sub["billing_cycle_anchor"] == trial_end
+    change = transitions.start_trial(sub)
+    assert [e.type for e in change.events] == ["customer.subscription.created", "customer.subscription.trial_start"]
+    assert change.due() == [(jobs.TRIAL_WILL_END, trial_end - 3 * 86_400), (jobs.TRIAL_END, trial_end)]
+
+
+def test_a_new_subscription_without_a_trial_is_active_or_incomplete_by_its_first_payment() -> None:
+    sub = _new(trial_days=0)
+    assert sub["trial_end"] is None and sub["current_period_end"] == MONTH_END
+    assert transitions.first_payment(sub, "in_1", paid=True)["status"] == "active"
+    unpaid = transitions.first_payment(sub, "in_1", paid=False)
+    assert unpaid["status"] == "incomplete" and unpaid["latest_invoice_id"] == "in_1"
+    assert sub["latest_invoice_id"] is None  # the state before is left as it was

@@ -91,6 +91,12 @@ async def load(tx: Tx, subscription_id: str, livemode: bool | None = None) -> di
     return dict(row)
 
 
+async def insert(tx: Tx, change: Transition, now: float) -> None:
+    """Store a new subscription that a transition made, and its time-driven jobs."""
+    await tx.conn.execute(subscriptions.insert().values(**change.after))
+    await reschedule(tx, change.after, now)
+
+
 async def save(tx: Tx, before: dict[str, Any], after: dict[str, Any], now: float) -> None:
     if changed := saved(before, after, now):
         await tx.conn.execute(subscriptions.update().where(subscriptions.c.id == before["id"]).values(**changed))

@@ -12,18 +12,18 @@ from typing import Any
 import sqlalchemy as sa
 
 from paywire import objects
-from paywire.billing import clocks, invoices, items, money, payments, periods, transitions
+from paywire.billing import clocks, invoices, items, money, payments, transitions
 from paywire.billing.collection import Collection, mark_paid, open_and_collect
 from paywire.billing.declines import Declinable, Declined, check_payment_method
 from paywire.billing.runtime import Call
 from paywire.billing.schemas import SubscriptionCreate, SubscriptionUpdate
 from paywire.billing.statuses import InvoiceStatus, SubscriptionStatus
 from paywire.billing.subscription_state import (
-    DAY,
     ENDED,
     apply,
     emit,
     event,
+    insert,
     lines_for_period,
     load,
     new_invoice,
@@ -42,53 +42,6 @@ from paywire.events.log import NewEvent
 from paywire.ids import new_id
 
 __all__ = ["cancel", "create", "listing", "pause", "render", "resume", "start_from_checkout", "update"]
-
-
-def build(
-    *,
-    livemode: bool,
-    customer_id: str,
-    stored_items: list[dict[str, Any]],
-    recurrence: items.Recurrence,
-    payment_method: str | None,
-    trial_days: int,
-    clock_id: str | None,
-    now: float,
-    metadata: dict[str, str],
-    checkout_session_id: str | None = None,
-) -> dict[str, Any]:
-    """A new subscription's row: trialing until the trial ends, else active from now."""
-    start = int(now)
-    trial_end = start + trial_days * DAY if trial_days > 0 else None
-    anchor = trial_end or start
-    interval, count = recurrence.interval, recurrence.interval_count
-    return {
-        "id": new_id("sub"),
-        "livemode": livemode,
-        "customer_id": customer_id,
-        "status": SubscriptionStatus.TRIALING if trial_end else SubscriptionStatus.ACTIVE,
-        "items": stored_items,
-        "currency": recurrence.currency,
-        "interval": interval,
-        "interval_count": count,
-        "default_payment_method": payment_method,
-        "billing_cycle_anchor": anchor,
-        "current_period_start": start,
-        "current_period_end": trial_end or periods.add_interval(anchor, interval, count, 1),
-        "trial_start": start if trial_end else None,
-        "trial_end": trial_end,
-        "cancel_at_period_end": False,
-        "cancel_at": None,
-        "canceled_at": None,
-        "ended_at": None,
-        "paused_at": None,
-        "latest_invoice_id": None,
-        "checkout_session_id": checkout_session_id,
-        "test_clock_id": clock_id,
-        "metadata": metadata,
-        "created": start,
-        "updated": start,
-    }
 
 
 async def create(tx: Tx, call: Call, params: SubscriptionCreate) -> dict[str, Any]:
@@ -118,7 +71,7 @@ async def create(tx: Tx, call: Call, params: SubscriptionCreate) -> dict[str, An
             param="default_payment_method",
         )
     now = await clocks.now_for(tx.conn, call, clock_id)
-    sub = build(
+    sub = transitions.new_subscription(
         livemode=call.livemode,
         customer_id=customer["id"],
         stored_items=items.subscription_items(priced),
@@ -130,20 +83,16 @@ async def create(tx: Tx, call: Call, params: SubscriptionCreate) -> dict[str, An
         metadata=params.metadata or {},
     )
     if sub["status"] == SubscriptionStatus.TRIALING:
-        await tx.conn.execute(subscriptions.insert().values(**sub))
-        await emit(tx, call, [event("created", sub), event("trial_start", sub)], now)
-        await reschedule(tx, sub, now)
+        trial = transitions.start_trial(sub)
+        await insert(tx, trial, now)
+        await emit(tx, call, trial.events, now)
         return render(sub)
 
     period = (sub["current_period_start"], sub["current_period_end"])
     invoice = new_invoice(sub, "subscription_create", lines_for_period(sub, *period), period, now)
     await tx.conn.execute(subscriptions.insert().values(**sub))
     collected = await open_and_collect(tx, call, invoice, sub["default_payment_method"], now, with_pending=False)
-    after = {
-        **sub,
-        "latest_invoice_id": invoice["id"],
-        "status": SubscriptionStatus.ACTIVE if collected.paid else SubscriptionStatus.INCOMPLETE,
-    }
+    after = transitions.first_payment(sub, invoice["id"], collected.paid)
     await save(tx, sub, after, now)
     events = [event("created", after), *collected.created, *collected.outcome]
     if collected.paid:
@@ -173,7 +122,7 @@ async def start_from_checkout(
     trial_days = session["trial_period_days"]
     if trial_days is None:
         trial_days = recurrence.trial_period_days or 0
-    sub = build(
+    sub = transitions.new_subscription(
         livemode=call.livemode,
         customer_id=customer_id,
         stored_items=items.subscription_items(priced),
@@ -186,16 +135,16 @@ async def start_from_checkout(
         checkout_session_id=session["id"],
     )
     if sub["status"] == SubscriptionStatus.TRIALING:
-        await tx.conn.execute(subscriptions.insert().values(**sub))
-        await reschedule(tx, sub, now)
-        return sub, [event("created", sub), event("trial_start", sub)]
+        trial = transitions.start_trial(sub)
+        await insert(tx, trial, now)
+        return sub, trial.events
     assert paid_intent is not None
     period = (sub["current_period_start"], sub["current_period_end"])
     invoice = new_invoice(sub, "subscription_create", lines_for_period(sub, *period), period, now)
     intent = {**paid_intent, "invoice_id": invoice["id"], "customer_id": customer_id}
     created = invoices.render(invoice)
     invoice = mark_paid(invoice, intent, now)
-    sub["latest_invoice_id"] = invoice["id"]
+    sub = transitions.first_payment(sub, invoice["id"], paid=True)
     await tx.conn.execute(subscriptions.insert().values(**sub))
     await tx.conn.execute(invoices_table.insert().values(**invoice))
     await tx.conn.execute(

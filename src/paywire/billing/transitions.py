@@ -2,16 +2,17 @@
 `Transition` (state after, events, due jobs) out. No SQL here: `subscription_state.apply`
 stores what these decide, so each rule can be tested without a database.
 
-Cancel and pause are whole transitions. A resume and an update charge the payer between
-deciding and storing, so only their decisions live here (`resume_period`,
-`cancel_at_period_end`); create and the renewals still decide and store in one function in
-`subscriptions.py` and `renewals.py`.
+A new subscription (`new_subscription`), its trial's start, cancel and pause are whole
+transitions. A charged start, a resume and an update charge the payer between deciding and
+storing, so only their decisions live here (`first_payment`, `resume_period`,
+`cancel_at_period_end`); the renewals still decide and store in one function in `renewals.py`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from paywire.billing import items, periods
 from paywire.billing.statuses import SubscriptionStatus
 from paywire.billing.subscription_state import (
     ENDED,
@@ -24,6 +25,66 @@ from paywire.billing.subscription_state import (
     updated_events,
 )
 from paywire.errors import StateError
+from paywire.ids import new_id
+
+
+def new_subscription(
+    *,
+    livemode: bool,
+    customer_id: str,
+    stored_items: list[dict[str, Any]],
+    recurrence: items.Recurrence,
+    payment_method: str | None,
+    trial_days: int,
+    clock_id: str | None,
+    now: float,
+    metadata: dict[str, str],
+    checkout_session_id: str | None = None,
+) -> dict[str, Any]:
+    """A new subscription's row: trialing until the trial ends, else active from now."""
+    start = int(now)
+    trial_end = start + trial_days * periods.DAY if trial_days > 0 else None
+    anchor = trial_end or start
+    interval, count = recurrence.interval, recurrence.interval_count
+    return {
+        "id": new_id("sub"),
+        "livemode": livemode,
+        "customer_id": customer_id,
+        "status": SubscriptionStatus.TRIALING if trial_end else SubscriptionStatus.ACTIVE,
+        "items": stored_items,
+        "currency": recurrence.currency,
+        "interval": interval,
+        "interval_count": count,
+        "default_payment_method": payment_method,
+        "billing_cycle_anchor": anchor,
+        "current_period_start": start,
+        "current_period_end": trial_end or periods.add_interval(anchor, interval, count, 1),
+        "trial_start": start if trial_end else None,
+        "trial_end": trial_end,
+        "cancel_at_period_end": False,
+        "cancel_at": None,
+        "canceled_at": None,
+        "ended_at": None,
+        "paused_at": None,
+        "latest_invoice_id": None,
+        "checkout_session_id": checkout_session_id,
+        "test_clock_id": clock_id,
+        "metadata": metadata,
+        "created": start,
+        "updated": start,
+    }
+
+
+def start_trial(sub: dict[str, Any]) -> Transition:
+    """A new subscription that starts in its trial: nothing is charged until the trial ends."""
+    return Transition(sub, [event("created", sub), event("trial_start", sub)])
+
+
+def first_payment(sub: dict[str, Any], invoice_id: str, paid: bool) -> dict[str, Any]:
+    """A new subscription once its first invoice's charge is known: active if it was paid, else
+    incomplete (it expires unless the invoice is paid in time)."""
+    status = SubscriptionStatus.ACTIVE if paid else SubscriptionStatus.INCOMPLETE
+    return {**sub, "latest_invoice_id": invoice_id, "status": status}
 
 
 def cancel(before: dict[str, Any], now: float, *, at_period_end: bool) -> Transition | None:
