@@ -76,9 +76,8 @@ async def cancel(tx: Tx, object_id: str, kinds: tuple[str, ...] | None, *, now: 
     where = sa.and_(table.c.object_id == object_id, table.c.status == JobStatus.PENDING)
     if kinds is not None:
         where = sa.and_(where, table.c.kind.in_(kinds))
-    if tx.conn.dialect.name == "postgresql":
-        free = sa.select(table.c.seq).where(where).with_for_update(skip_locked=True)
-        where = table.c.seq.in_(free.scalar_subquery())
+    free = sa.select(table.c.seq).where(where).with_for_update(skip_locked=True)  # (SQLite: no lock to skip)
+    where = table.c.seq.in_(free.scalar_subquery())
     await tx.conn.execute(table.update().where(where).values(status=JobStatus.CANCELED, updated=int(now)))
 
 
@@ -87,9 +86,8 @@ async def cancel_many(tx: Tx, object_ids: list[str], kinds: tuple[str, ...], *, 
     if not object_ids:
         return
     where = sa.and_(table.c.object_id.in_(object_ids), table.c.status == JobStatus.PENDING, table.c.kind.in_(kinds))
-    if tx.conn.dialect.name == "postgresql":  # skip a job being run, as `cancel` does
-        free = sa.select(table.c.seq).where(where).with_for_update(skip_locked=True)
-        where = table.c.seq.in_(free.scalar_subquery())
+    free = sa.select(table.c.seq).where(where).with_for_update(skip_locked=True)  # skip a job being run, as `cancel`
+    where = table.c.seq.in_(free.scalar_subquery())
     await tx.conn.execute(table.update().where(where).values(status=JobStatus.CANCELED, updated=int(now)))
 
 
@@ -162,8 +160,7 @@ async def claim_next(
     )
     if object_id is not None:
         query = query.where(table.c.object_id == object_id)
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
+    query = query.with_for_update(skip_locked=True)  # (SQLite renders none: its one writer needs none)
     return (await conn.execute(query)).mappings().first()
 
 
@@ -179,8 +176,7 @@ async def claim_batch(conn: AsyncConnection, *, clock_id: str | None, until: flo
         .order_by(*_claim_order())
         .limit(limit)
     )
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
+    query = query.with_for_update(skip_locked=True)  # (SQLite renders none: its one writer needs none)
     batch: list[dict[str, Any]] = []
     objects: set[str] = set()
     for row in (await conn.execute(query)).mappings():
