@@ -106,6 +106,12 @@ class Settings(BaseSettings):
     retention_idempotency_days: int = Field(1, gt=0, description="Days an idempotency key is remembered")
     retention_interval: int = Field(600, gt=0, description="Seconds between retention runs of the worker")
     retention_batch_size: int = Field(1000, ge=1, le=100_000, description="Rows removed per retention transaction")
+    retention_batch_seconds: float = Field(
+        0.02, gt=0, le=10, description="Seconds a retention batch aims to take (its size adapts to it)"
+    )
+    retention_duty: float = Field(
+        0.1, gt=0, le=1, description="Share of the time retention batches may take (lower: gentler on writers, slower)"
+    )
     archive_dir: Path | None = Field(
         None, description="Folder pruned events are appended to first (events-YYYY-MM-DD.jsonl.gz); unset: none"
     )

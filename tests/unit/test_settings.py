@@ -114,3 +114,15 @@ def test_a_bad_delivery_http_or_log_setting_stops_start_up_naming_it(
     assert str(raised.value) == f"setting {name} ({variable}): {message}"
     result = CliRunner().invoke(app, ["serve", "--no-worker"])  # stops before listening or touching a database
     assert result.exit_code == 2 and f"setting {name} ({variable})" in result.output
+
+
+def test_retention_pacing_comes_from_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from paywire.ops.retention import Policy
+
+    monkeypatch.setenv("PAYWIRE_RETENTION_DUTY", "0.05")
+    monkeypatch.setenv("PAYWIRE_RETENTION_BATCH_SECONDS", "0.01")
+    policy = Policy.from_settings(load())
+    assert (policy.duty, policy.batch_seconds) == (0.05, 0.01)
+    monkeypatch.setenv("PAYWIRE_RETENTION_DUTY", "0")
+    with pytest.raises(SettingsError, match="retention_duty"):
+        load()

@@ -21,8 +21,9 @@ What goes, once older than its retention (see docs/deployment.md, "Retention"):
 Rows go in batches of at most `retention_batch_size` (1,000), each its own short write
 transaction (on SQLite, the one writer is held for one batch at a time) followed by a pause, so
 writers wait for at most one batch; on SQLite the pruner then checkpoints its own pages, so the
-automatic checkpoint does not land on an API writer's commit. A batch aims at 20 ms (its size
-halves when slower, down to 50 rows) and batches take at most a tenth of the time. Each batch
+automatic checkpoint does not land on an API writer's commit. A batch aims at
+`retention_batch_seconds` (20 ms; its size halves when slower, down to 50 rows) and batches take
+at most `retention_duty` of the time (a tenth). Each batch
 walks the table by `seq` (its primary key) from where the last one stopped, and the run stops at
 the first row young enough to keep: no batch scans more than its own rows. Two workers never prune at once: each batch
 takes a PostgreSQL advisory transaction lock (SQLite's write transaction is exclusive anyway)
@@ -88,6 +89,8 @@ class Policy:
             attempts_days=settings.retention_attempts_days or settings.retention_days,
             idempotency_days=settings.retention_idempotency_days,
             batch_size=settings.retention_batch_size,
+            batch_seconds=settings.retention_batch_seconds,
+            duty=settings.retention_duty,
             archive_dir=settings.archive_dir,
         )
 
