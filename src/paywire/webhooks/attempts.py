@@ -26,7 +26,7 @@ from paywire.events.log import NewEvent, append
 from paywire.ids import new_id
 from paywire.ops import metrics
 from paywire.webhooks import endpoints, rollups
-from paywire.webhooks.delivery import still_leased
+from paywire.webhooks.delivery import list_param, still_leased
 from paywire.webhooks.retry import next_retry as schedule_next
 from paywire.webhooks.retry import parse_retry_after
 from paywire.webhooks.sender import SendOutcome
@@ -150,7 +150,9 @@ async def record(tx: Tx, outcomes: Sequence[SendOutcome], *, owner: str, now: fl
     # Only rows still leased to us: if our lease lapsed and another worker took the row, its
     # outcome decides (our attempt is still logged; the receiver de-duplicates on webhook-id).
     if done:
-        await conn.execute(_finished_statement(postgres), {"owner": owner, "now": stamp, "seqs": done})
+        await conn.execute(
+            _finished_statement(postgres), {"owner": owner, "now": stamp, "seqs": list_param(done, postgres)}
+        )
     if gave_up:
         await conn.execute(_GAVE_UP, gave_up)
     if retry_rows:
