@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from paywire import objects
 from paywire.clock import iso
-from paywire.db.bulk import insert_rows, is_postgres
+from paywire.db.bulk import insert_tuples, is_postgres
 from paywire.db.engine import Tx
 from paywire.db.schema import webhook_attempts, webhook_deliveries, webhook_endpoints
 from paywire.destinations import store
@@ -26,7 +26,7 @@ from paywire.events.log import NewEvent, append
 from paywire.ids import new_id
 from paywire.ops import metrics
 from paywire.webhooks import endpoints, rollups
-from paywire.webhooks.delivery import still_leased
+from paywire.webhooks.delivery import list_param, still_leased
 from paywire.webhooks.retry import next_retry as schedule_next
 from paywire.webhooks.retry import parse_retry_after
 from paywire.webhooks.sender import SendOutcome
@@ -83,18 +83,31 @@ def listing(
     return query
 
 
+# The attempts log's columns as `record` writes them: one tuple per attempt, in this order.
+ATTEMPT_COLUMNS = (
+    "id", "livemode", "delivery_seq", "event_id", "endpoint_id", "status", "response_status", "response_body",
+    "retry_count", "duration_ms", "error", "error_type", "next_retry", "created",
+)  # fmt: skip
+
+
 async def record(tx: Tx, outcomes: Sequence[SendOutcome], *, owner: str, now: float, policy: RetrySchedule) -> None:
-    """Write a batch of outcomes: attempts, delivery states, counters and endpoint health."""
+    """Write a batch of outcomes: attempts, delivery states, counters and endpoint health.
+
+    Set-based: one statement per kind of write for the whole batch (the attempts, their rollups,
+    the deliveries done, failed for good and due again, the endpoints' health), whatever its size.
+    """
     if not outcomes:
         return
     rng = random.Random()
-    attempt_rows: list[dict[str, Any]] = []
+    attempt_rows: list[tuple[Any, ...]] = []
+    tally = rollups.Tally(owner)  # the dashboard's per-hour figures
     done: list[int] = []
-    gave_up: list[tuple[int, str | None]] = []
+    gave_up: list[dict[str, Any]] = []
     retry_rows: list[dict[str, Any]] = []
     succeeded: dict[str, float] = {}
     failing: dict[str, float] = {}
     gone: set[str] = set()
+    stamp = int(now)
     for o in outcomes:
         job = o.job
         attempts = job.attempts + 1
@@ -116,64 +129,69 @@ async def record(tx: Tx, outcomes: Sequence[SendOutcome], *, owner: str, now: fl
                     rng=rng,
                 )
             if when is None:
-                gave_up.append((job.seq, o.error))
+                gave_up.append({"k_seq": job.seq, "k_owner": owner, "err": o.error, "now": stamp})
             else:
-                retry_rows.append({"k_seq": job.seq, "k_owner": owner, "n": attempts, "at": when, "err": o.error})
+                retry_rows.append(
+                    {"k_seq": job.seq, "k_owner": owner, "n": attempts, "at": when, "err": o.error, "now": stamp}
+                )
         attempt_rows.append(
-            {
-                "id": new_id("wha"),
-                "livemode": job.livemode,
-                "delivery_seq": job.seq,
-                "event_id": job.event_id,
-                "endpoint_id": job.endpoint_id,
-                "status": "succeeded" if o.ok else "failed",
-                "response_status": o.status,
-                "response_body": o.body,
-                "retry_count": job.attempts,
-                "duration_ms": o.duration_ms,
-                "error": o.error,
-                "error_type": o.error_type,
-                "next_retry": when,
-                "created": o.finished,
-            }
-        )
+            (
+                new_id("wha"), job.livemode, job.seq, job.event_id, job.endpoint_id,
+                "succeeded" if o.ok else "failed", o.status, o.body, job.attempts, o.duration_ms,
+                o.error, o.error_type, when, o.finished,
+            )
+        )  # fmt: skip
+        tally.count(job.endpoint_id, job.livemode, o.finished, o.ok, o.duration_ms)
     conn = tx.conn
     postgres = is_postgres(conn)
-    await insert_rows(conn, a, attempt_rows)
-    await rollups.add(conn, attempt_rows, owner=owner)  # the dashboard's per-hour figures
+    await insert_tuples(conn, a, ATTEMPT_COLUMNS, attempt_rows)
+    await rollups.write(conn, tally.rows())
     _observe(outcomes)
     # Only rows still leased to us: if our lease lapsed and another worker took the row, its
     # outcome decides (our attempt is still logged; the receiver de-duplicates on webhook-id).
-    finished = _finished_statement(postgres)
-    mine = {"owner": owner, "now": int(now)}
     if done:
-        await conn.execute(finished, {**mine, "seqs": done, "outcome": "succeeded", "err": None})
-    for seq, error in gave_up:
-        await conn.execute(finished, {**mine, "seqs": [seq], "outcome": "failed", "err": error})
+        await conn.execute(
+            _finished_statement(postgres), {"owner": owner, "now": stamp, "seqs": list_param(done, postgres)}
+        )
+    if gave_up:
+        await conn.execute(_GAVE_UP, gave_up)
     if retry_rows:
-        await conn.execute(_RETRY, [{**row, "now": int(now)} for row in retry_rows])
+        await conn.execute(_RETRY, retry_rows)
     await _endpoint_health(tx, succeeded, failing, gone, now=now, policy=policy)
 
 
 @functools.cache
 def _finished_statement(postgres: bool) -> sa.Update:
-    """A delivery done for good: `:outcome` is "succeeded" or "failed", `:err` the last error."""
+    """Deliveries `:seqs` succeeded."""
     return (
         d.update()
         .where(still_leased(postgres))
         .values(
-            status=sa.bindparam("outcome"),
+            status="succeeded",
             attempts=d.c.attempts + 1,
             lease_until=None,
-            last_error=sa.bindparam("err"),
+            last_error=None,
             updated=sa.bindparam("now"),
         )
     )
 
 
+# The next three by one delivery's key each, for an executemany: still pending and leased to us.
+_mine = sa.and_(d.c.seq == sa.bindparam("k_seq"), d.c.lease_owner == sa.bindparam("k_owner"), d.c.status == "pending")
+_GAVE_UP = (  # failed for good, with its last error
+    d.update()
+    .where(_mine)
+    .values(
+        status="failed",
+        attempts=d.c.attempts + 1,
+        lease_until=None,
+        last_error=sa.bindparam("err"),
+        updated=sa.bindparam("now"),
+    )
+)
 _RETRY = (
     d.update()
-    .where(d.c.seq == sa.bindparam("k_seq"), d.c.lease_owner == sa.bindparam("k_owner"), d.c.status == "pending")
+    .where(_mine)
     .values(
         attempts=sa.bindparam("n"),
         next_attempt=sa.bindparam("at"),
@@ -181,6 +199,11 @@ _RETRY = (
         lease_until=None,
         updated=sa.bindparam("now"),
     )
+)
+_FAILING = (  # the first failure since the last success starts the auto-disable window
+    e.update()
+    .where(e.c.id == sa.bindparam("endpoint_id"), e.c.failing_since.is_(None))
+    .values(failing_since=sa.bindparam("since"))
 )
 # At most once a second while healthy: every worker's every batch would otherwise rewrite the
 # endpoint's row, and on PostgreSQL the workers' batches would queue on its row lock.
@@ -209,12 +232,8 @@ async def _endpoint_health(
         # One executemany, not a statement per endpoint: a fan-out batch touches a hundred or more.
         await conn.execute(_HEALTHY, [{"endpoint_id": i, "at": at} for i, at in succeeded.items()])
     still_failing = [i for i in failing if i not in succeeded]
-    for endpoint_id in still_failing:
-        await conn.execute(
-            e.update()
-            .where(e.c.id == endpoint_id, e.c.failing_since.is_(None))
-            .values(failing_since=failing[endpoint_id])
-        )
+    if still_failing:
+        await conn.execute(_FAILING, [{"endpoint_id": i, "since": failing[i]} for i in still_failing])
     # 410 Gone: the receiver says the endpoint no longer exists. Otherwise: failing, and no
     # success for the auto-disable window (counted from the first failure after the last success).
     stale = set()
@@ -266,4 +285,3 @@ def _observe(outcomes: Sequence[SendOutcome]) -> None:
         succeeded = sum(1 for o in group if o.ok)
         metrics.count_attempts(kind, succeeded=succeeded, failed=len(group) - succeeded)
         metrics.observe_delivery_latency(kind, [o.finished - o.job.due for o in group if o.job.attempts == 0])
-

@@ -71,10 +71,25 @@ def _due(now: sa.ColumnElement[float]) -> sa.ColumnElement[bool]:
     )
 
 
+def in_list(column: sa.ColumnElement[Any], name: str, postgres: bool) -> sa.ColumnElement[bool]:
+    """`column` in the list `:name`, given as `list_param` makes it: on PostgreSQL `= ANY(array)`;
+    on SQLite one JSON text read with `json_each`, one statement whatever the count (an expanding
+    IN renders, and SQLite prepares, a statement per list length: measured ~0.5 µs a row more)."""
+    if postgres:
+        return in_param(column, name, postgres)
+    values = sa.func.json_each(sa.bindparam(name, type_=sa.String)).table_valued("value")
+    return column.in_(sa.select(values.c.value))
+
+
+def list_param(values: Collection[Any], postgres: bool) -> list[Any] | str:
+    """The value of an `in_list` parameter."""
+    return list(values) if postgres else json.dumps(list(values))
+
+
 def still_leased(postgres: bool) -> sa.ColumnElement[bool]:
-    """Deliveries `:seqs` that are still pending and leased to `:owner`, found by their key."""
+    """Deliveries `:seqs` (a `list_param`) still pending and leased to `:owner`, found by their key."""
     mine = sa.and_(d.c.lease_owner == sa.bindparam("owner"), d.c.status == "pending")
-    return sa.and_(in_param(d.c.seq, "seqs", postgres), mine)
+    return sa.and_(in_list(d.c.seq, "seqs", postgres), mine)
 
 
 def _in_turn() -> sa.ColumnElement[bool]:
@@ -158,14 +173,14 @@ def _probe_statement(postgres: bool) -> sa.Select[Any]:
 def _targets_statement(postgres: bool) -> sa.Select[Any]:
     """URL, secrets, type and config of the endpoints `:ids`."""
     return sa.select(e.c.id, e.c.url, e.c.secret, e.c.previous_secrets, e.c.type, e.c.config).where(
-        in_param(e.c.id, "ids", postgres)
+        in_list(e.c.id, "ids", postgres)
     )
 
 
 @functools.cache
 def _events_statement(postgres: bool) -> sa.Select[Any]:
     """The events `:ids`, ready for `render_json`."""
-    return event_log.select_events_json().where(in_param(events.c.id, "ids", postgres))
+    return event_log.select_events_json().where(in_list(events.c.id, "ids", postgres))
 
 
 @functools.cache
@@ -306,7 +321,7 @@ async def claim_from(
     endpoint_ids = list({endpoint_id for _, _, endpoint_id, *_ in claimed})
     keys = keyring or tx.keyring
     targets = {}
-    for row in await conn.execute(_targets_statement(postgres), {"ids": endpoint_ids}):
+    for row in await conn.execute(_targets_statement(postgres), {"ids": list_param(endpoint_ids, postgres)}):
         try:
             config = None if row.config is None else keys.decrypt_cached(row.config, config_aad(row.id))
             targets[row.id] = (row.url, tuple(valid_secrets(row._mapping, now, keys, cached=True)), row.type, config)
@@ -317,7 +332,7 @@ async def claim_from(
     event_ids = list({event_id for _, event_id, *_ in claimed})
     bodies = {
         row.id: (event_log.render_json(row._mapping), row.type)
-        for row in await conn.execute(_events_statement(postgres), {"ids": event_ids})
+        for row in await conn.execute(_events_statement(postgres), {"ids": list_param(event_ids, postgres)})
     }
     jobs = []
     until = now + lease
@@ -356,7 +371,8 @@ async def _probe(conn: AsyncConnection, now: float, rotated: Sequence[str], cand
 async def release(tx: Tx, owner: str, seqs: Collection[int]) -> None:
     """Give back leased rows that were never sent (a clean shutdown), so others take them at once."""
     if seqs:
-        await tx.conn.execute(_release_statement(is_postgres(tx.conn)), {"seqs": list(seqs), "owner": owner})
+        postgres = is_postgres(tx.conn)
+        await tx.conn.execute(_release_statement(postgres), {"seqs": list_param(seqs, postgres), "owner": owner})
 
 
 async def _wake_workers(tx: Tx) -> None:

@@ -1,6 +1,6 @@
 """Attempt rollups: per endpoint and UTC hour, attempts by outcome and a latency histogram.
 
-`add` runs inside the transaction that records a batch of attempts (`attempts.record`): one
+`attempts.record` counts each batch it records (`Tally`) inside the same transaction: one
 upsert per (endpoint, hour) of the batch, not one per attempt. The dashboard's overview chart and
 the endpoints' health (success rate, p50/p95 latency) read `window` hours of these rows, a few
 dozen per endpoint, instead of every attempt of the day. `rebuild` recomputes them from the
@@ -57,22 +57,43 @@ def bucket_of(duration_ms: int) -> int:
     return bisect.bisect_right(LATENCY_BOUNDS, duration_ms)
 
 
+class Tally:
+    """The rollup increments of a batch of attempts, one row per (endpoint, hour), counted as the
+    attempts are made into rows (`attempts.record`), not in a second pass over them."""
+
+    def __init__(self, owner: str) -> None:
+        self.slot = slot_of(owner)
+        self._groups: dict[tuple[str, int], dict[str, Any]] = {}
+
+    def count(self, endpoint_id: str, livemode: bool, created: float, succeeded: bool, duration_ms: int) -> None:
+        key = (endpoint_id, hour_of(created))
+        row = self._groups.get(key)
+        if row is None:
+            row = self._groups[key] = {
+                "endpoint_id": endpoint_id, "hour": key[1], "slot": self.slot, "livemode": livemode,
+                **dict.fromkeys(COUNTS, 0),
+            }  # fmt: skip
+        row["succeeded" if succeeded else "failed"] += 1
+        row[LATENCY[bucket_of(duration_ms)]] += 1
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Sorted, so that concurrent upserts take their row locks in one order."""
+        return [self._groups[key] for key in sorted(self._groups)]
+
+
 def rows_for(attempts: Iterable[Mapping[Any, Any]], *, owner: str) -> list[dict[str, Any]]:
     """Rollup increments for attempt rows (as inserted into `webhook_attempts`), one per
     (endpoint, hour), sorted so that concurrent upserts take their row locks in one order."""
-    slot = slot_of(owner)
-    groups: dict[tuple[str, int], dict[str, Any]] = {}
+    tally = Tally(owner)
     for attempt in attempts:
-        key = (attempt["endpoint_id"], hour_of(attempt["created"]))
-        row = groups.get(key)
-        if row is None:
-            row = groups[key] = {
-                "endpoint_id": key[0], "hour": key[1], "slot": slot, "livemode": attempt["livemode"],
-                **dict.fromkeys(COUNTS, 0),
-            }  # fmt: skip
-        row["succeeded" if attempt["status"] == "succeeded" else "failed"] += 1
-        row[LATENCY[bucket_of(attempt["duration_ms"])]] += 1
-    return [groups[key] for key in sorted(groups)]
+        tally.count(
+            attempt["endpoint_id"],
+            attempt["livemode"],
+            attempt["created"],
+            attempt["status"] == "succeeded",
+            attempt["duration_ms"],
+        )
+    return tally.rows()
 
 
 @functools.cache
@@ -86,7 +107,11 @@ def _upsert(postgres: bool) -> sa.Insert:
 
 async def add(conn: AsyncConnection, attempts: Sequence[Mapping[str, Any]], *, owner: str) -> None:
     """Count a batch of recorded attempts in the rollups: one executemany of an upsert."""
-    rows = rows_for(attempts, owner=owner)
+    await write(conn, rows_for(attempts, owner=owner))
+
+
+async def write(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Add rollup increments (`Tally.rows`, `rows_for`): one executemany of an upsert."""
     if rows:
         await conn.execute(_upsert(is_postgres(conn)), list(rows))
 
