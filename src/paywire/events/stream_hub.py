@@ -23,9 +23,11 @@ import contextlib
 import json
 import logging
 import weakref
+from collections.abc import AsyncIterator
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paywire.db.engine import Database
 from paywire.events import log as event_log
@@ -99,6 +101,7 @@ class StreamHub:
         self._keys = 0
         self._task: asyncio.Task[None] | None = None
         self._stopped = False  # by `stop`: the streams open then read on their own
+        self._conn: AsyncConnection | None = None  # PostgreSQL: the hub's own, while it runs (see `_reader`)
 
     # --- for streams ----------------------------------------------------------------------
 
@@ -185,14 +188,44 @@ class StreamHub:
                 if gap > 0.001:
                     await asyncio.sleep(gap)
         finally:
+            await self._drop_connection()
             if self._task is None or self._task is asyncio.current_task():
                 self.start = None
                 self._entries, self._seqs = [], []
                 self._wake()
 
+    @contextlib.asynccontextmanager
+    async def _reader(self) -> AsyncIterator[AsyncConnection]:
+        """The connection a read runs on.
+
+        PostgreSQL: one the hub keeps while it runs, outside a transaction (its reads are single
+        statements, each one snapshot), so a read is one round trip. A pooled read was six: the
+        pre-ping (BEGIN, `;`, ROLLBACK), BEGIN, the SELECT, COMMIT; on a busy server each is a
+        wait, and they were most of the p99 between another process's commit and the stream's
+        send (`bench/eventbus.py`). SQLite: a pooled read (no round trips)."""
+        if not self.db.is_postgres:
+            async with self.db.read() as conn:
+                yield conn
+            return
+        if self._conn is None:
+            conn = await self.db.engine.connect()
+            self._conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        try:
+            yield self._conn
+            await self._conn.commit()  # (no round trip in autocommit: ends SQLAlchemy's own transaction)
+        except BaseException:  # a lost connection, or cancelled mid-read: the next read opens a new one
+            await self._drop_connection(invalidate=True)
+            raise
+
+    async def _drop_connection(self, *, invalidate: bool = False) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await (conn.invalidate() if invalidate else conn.close())
+
     async def _read(self) -> bool:
         """Read the events after `position` (one query); True if there may be more right now."""
-        async with self.db.read() as conn:
+        async with self._reader() as conn:
             if self.start is None:  # (re)starting: from the newest event
                 self.position = await event_log.last_seq(conn)
                 self.start = self.position
