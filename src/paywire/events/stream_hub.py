@@ -231,10 +231,10 @@ class Reader:
     """The connection the hub's reads run on, for one run of the hub.
 
     PostgreSQL: one connection kept while the hub runs, outside a transaction (its reads are
-    single statements, each one snapshot), so a read is one round trip. A pooled read was six:
-    the pool's pre-ping (BEGIN, `;`, ROLLBACK), BEGIN, the SELECT, COMMIT; on a busy server each
-    one waits, and they were most of the p99 between another process's commit and the stream's
-    send (`bench/eventbus.py`). SQLite: a pooled read (it has no round trips).
+    single statements, each one snapshot), so a read is one round trip to the server. A pooled
+    read was six: the pool's pre-ping (BEGIN, `;`, ROLLBACK), BEGIN, the SELECT, COMMIT, each a
+    wait on a busy server, on the path from another process's commit to the streams.
+    SQLite: a pooled read (it has no round trips).
     """
 
     def __init__(self, db: Database) -> None:
