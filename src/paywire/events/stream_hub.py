@@ -23,9 +23,11 @@ import contextlib
 import json
 import logging
 import weakref
+from collections.abc import AsyncIterator
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paywire.db.engine import Database
 from paywire.events import log as event_log
@@ -162,12 +164,13 @@ class StreamHub:
         poll = POLL_SECONDS if self.db.is_postgres else min(POLL_SECONDS, SQLITE_POLL_SECONDS)
         loop = asyncio.get_running_loop()
         notified = True
+        reader = Reader(self.db)  # this run's own: a run being cancelled closes its connection, not the next run's
         try:
             while True:
                 snapshot = signal.snapshot()
                 woke = loop.time()
                 try:
-                    full = await self._read()
+                    full = await self._read(reader)
                 except Exception as exc:  # database restarting: streams keep their place, we retry
                     log.debug("event stream hub: read failed (%s); retrying", exc)
                     full = False
@@ -185,14 +188,15 @@ class StreamHub:
                 if gap > 0.001:
                     await asyncio.sleep(gap)
         finally:
+            await reader.close()
             if self._task is None or self._task is asyncio.current_task():
                 self.start = None
                 self._entries, self._seqs = [], []
                 self._wake()
 
-    async def _read(self) -> bool:
+    async def _read(self, reader: Reader) -> bool:
         """Read the events after `position` (one query); True if there may be more right now."""
-        async with self.db.read() as conn:
+        async with reader.connection() as conn:
             if self.start is None:  # (re)starting: from the newest event
                 self.position = await event_log.last_seq(conn)
                 self.start = self.position
@@ -221,6 +225,44 @@ class StreamHub:
         fired[i].set()  # its streams run in the next turn; the next group in the one after
         if i + 1 < len(fired):
             asyncio.get_running_loop().call_soon(self._set_in_turn, fired, i + 1)
+
+
+class Reader:
+    """The connection the hub's reads run on, for one run of the hub.
+
+    PostgreSQL: one connection kept while the hub runs, outside a transaction (its reads are
+    single statements, each one snapshot), so a read is one round trip to the server. A pooled
+    read was six: the pool's pre-ping (BEGIN, `;`, ROLLBACK), BEGIN, the SELECT, COMMIT, each a
+    wait on a busy server, on the path from another process's commit to the streams.
+    SQLite: a pooled read (it has no round trips).
+    """
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._conn: AsyncConnection | None = None
+
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[AsyncConnection]:
+        if not self.db.is_postgres:
+            async with self.db.read() as pooled:
+                yield pooled
+            return
+        if self._conn is None:
+            fresh = await self.db.engine.connect()
+            self._conn = await fresh.execution_options(isolation_level="AUTOCOMMIT")
+        conn = self._conn
+        try:
+            yield conn
+            await conn.commit()  # (no round trip in autocommit: ends SQLAlchemy's own transaction)
+        except BaseException:  # a lost connection, or cancelled mid-read: the next read opens a new one
+            await self.close(invalidate=True)
+            raise
+
+    async def close(self, *, invalidate: bool = False) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await (conn.invalidate() if invalidate else conn.close())
 
 
 _hubs: weakref.WeakKeyDictionary[Database, StreamHub] = weakref.WeakKeyDictionary()
