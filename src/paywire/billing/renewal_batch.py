@@ -34,6 +34,7 @@ from paywire.billing import charging, invoices, jobs, renewals
 from paywire.billing.runtime import Billing, Call
 from paywire.billing.statuses import PaymentIntentStatus
 from paywire.billing.subscription_state import LIFECYCLE_JOBS, lifecycle_jobs, retry_payload, saved
+from paywire.db.bulk import insert_plain
 from paywire.db.engine import Tx
 from paywire.db.schema import customers, payment_intents, subscriptions
 from paywire.db.schema import invoices as invoices_table
@@ -146,8 +147,7 @@ async def prepare(
         out.intents.append(charging.processing_row(call, "job", args, need, subject, new=True, customer_ref=ref))
         out.opened[need.intent["id"]] = opened
         out.done.append(job["seq"])
-    if out.intents:
-        await tx.conn.execute(payment_intents.insert(), out.intents)
+    await insert_plain(tx.conn, payment_intents, out.intents)
     return out
 
 
@@ -221,7 +221,7 @@ async def finish(
 async def _write(tx: Tx, plans: list[tuple[renewals.PeriodPlan, Call, float]]) -> None:
     """Every plan's rows: one statement per table (two for subscriptions whose status changed)."""
     conn = tx.conn
-    await conn.execute(invoices_table.insert(), [plan.collected.invoice for plan, _, _ in plans])
+    await insert_plain(conn, invoices_table, [plan.collected.invoice for plan, _, _ in plans])
     intents = []
     for plan, _, _ in plans:
         intent = plan.collected.intent
