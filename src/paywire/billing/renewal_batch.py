@@ -34,7 +34,7 @@ from paywire.billing import charging, invoices, jobs, renewals
 from paywire.billing.runtime import Billing, Call
 from paywire.billing.statuses import PaymentIntentStatus
 from paywire.billing.subscription_state import LIFECYCLE_JOBS, lifecycle_jobs, retry_payload, saved
-from paywire.db.bulk import insert_plain
+from paywire.db.bulk import insert_plain, update_plain
 from paywire.db.engine import Tx
 from paywire.db.schema import customers, payment_intents, subscriptions
 from paywire.db.schema import invoices as invoices_table
@@ -226,15 +226,15 @@ async def _write(tx: Tx, plans: list[tuple[renewals.PeriodPlan, Call, float]]) -
     for plan, _, _ in plans:
         intent = plan.collected.intent
         assert intent is not None and plan.collected.invoice["total"] >= 0  # no credit to carry
-        intents.append({"b_id": intent["id"], **{k: v for k, v in intent.items() if k not in ("seq", "id")}})
-    await conn.execute(payment_intents.update().where(payment_intents.c.id == sa.bindparam("b_id")), intents)
+        intents.append({k: v for k, v in intent.items() if k != "seq"})
+    await update_plain(conn, payment_intents, "id", intents)
     by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for plan, _, now in plans:
         changed = saved(plan.before, plan.after, now)
-        by_columns.setdefault(tuple(sorted(changed)), []).append({"b_id": plan.before["id"], **changed})
+        by_columns.setdefault(tuple(sorted(changed)), []).append({"id": plan.before["id"], **changed})
     for columns, values in by_columns.items():
         if columns:
-            await conn.execute(subscriptions.update().where(subscriptions.c.id == sa.bindparam("b_id")), values)
+            await update_plain(conn, subscriptions, "id", values)
     wanted: list[jobs.Due] = []
     for plan, _, now in plans:
         after = plan.after
