@@ -12,8 +12,8 @@ import pytest
 import sqlalchemy as sa
 
 from paywire.app import PaywireApp
+from paywire.billing import charging, jobs, renewals, scheduler
 from paywire.billing import invoices as invoices_module
-from paywire.billing import jobs, scheduler
 from paywire.billing.scheduler import run_due
 from paywire.db.schema import billing_jobs, events, invoices, payment_intents, subscriptions
 
@@ -107,6 +107,45 @@ async def test_a_job_failing_in_a_batch_runs_alone_and_the_others_renew(
     # Run alone, its failure recorded as `run_one` records it: retried later with back-off.
     assert failed["status"] == "pending" and failed["attempts"] == 1 and "boom" in failed["last_error"]
     assert failed["due"] > T0 + 32 * DAY
+
+
+async def test_a_batch_plans_each_renewal_once_and_again_if_its_subscription_changed(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`prepare` opens each renewal's period and `finish` charges that one; a subscription that
+    changed between the two transactions is planned again, from what it is now."""
+    clock = ManualClock(T0)
+    app = PaywireApp(database_url, clock=clock, run_worker=False)
+    async with app.running():
+        ids = await _monthly_subscriptions(app, 5)
+        changed = ids[2]
+        opened: list[str] = []
+        open_period = renewals.open_period
+
+        def counted(*args: Any, **kwargs: Any) -> renewals.OpenedPeriod:
+            period = open_period(*args, **kwargs)
+            opened.append(period.before["id"])
+            return period
+
+        settle_many = charging.settle_many
+
+        async def meanwhile(db: Any, billing: Any, intents: Any, kept: Any = None) -> None:
+            async with db.transaction() as tx:
+                gold = subscriptions.update().where(subscriptions.c.id == changed).values(metadata={"plan": "gold"})
+                await tx.conn.execute(gold)
+            await settle_many(db, billing, intents, kept)
+
+        monkeypatch.setattr(renewals, "open_period", counted)
+        monkeypatch.setattr(charging, "settle_many", meanwhile)
+        clock.t = T0 + 32 * DAY
+        assert await run_due(app.db, app.billing) == 5
+        async with app.db.read() as conn:
+            query = sa.select(events.c.object_id, events.c.data).where(events.c.type == "customer.subscription.renewed")
+            renewed = {object_id: data["object"] for object_id, data in (await conn.execute(query)).all()}
+    assert sorted(opened) == sorted([*ids, changed])
+    assert sorted(renewed) == sorted(ids)
+    assert renewed[changed]["metadata"] == {"plan": "gold"}
+    assert all(renewed[i]["metadata"] == {} for i in ids if i != changed)
 
 
 _ID = re.compile(r"\b(?:(?:in|pi|sub|si|cus|il|ii|evt)_[0-9A-Za-z]{22}|ch_test_[0-9a-f]{24})\b")

@@ -33,10 +33,10 @@ import asyncio
 import dataclasses
 import logging
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -47,6 +47,9 @@ from paywire.db.schema import customers, payment_intents
 from paywire.errors import ServiceUnavailable, StateError
 from paywire.events.log import NewEvent, RequestInfo, append
 from paywire.providers.base import ChargeResult, ProviderCustomer
+
+if TYPE_CHECKING:
+    from paywire.billing.renewal_batch import Opened
 
 log = logging.getLogger("paywire.charging")
 
@@ -446,10 +449,13 @@ async def settle(db: Database, billing: Billing, intent: dict[str, Any]) -> Any:
     return await record_retrying(lambda: finish(db, billing, intent["id"], result, ref))
 
 
-async def settle_many(db: Database, billing: Billing, intents: list[dict[str, Any]]) -> None:
+async def settle_many(
+    db: Database, billing: Billing, intents: list[dict[str, Any]], opened: Mapping[str, Opened] | None = None
+) -> None:
     """Steps 2 and 3 for a batch of `processing` intents (a renewal storm): the provider is asked
     for each, with no transaction open, then every answer is recorded in one transaction. An
-    intent whose provider did not answer stays `processing` for the reconciler, as in `settle`."""
+    intent whose provider did not answer stays `processing` for the reconciler, as in `settle`.
+    `opened`: the renewals' periods as their first pass opened them (`renewal_batch.prepare`)."""
     limit = asyncio.Semaphore(CHARGES_IN_FLIGHT)
 
     async def ask_one(intent: dict[str, Any]) -> tuple[dict[str, Any], ChargeResult] | None:
@@ -474,7 +480,7 @@ async def settle_many(db: Database, billing: Billing, intents: list[dict[str, An
 
         async with db.transaction() as tx:
             # Plain renewals are recorded set-based; whatever else is recorded one at a time.
-            for intent, result in await renewal_batch.finish(tx, billing, answers):
+            for intent, result in await renewal_batch.finish(tx, billing, answers, opened or {}):
                 await finish_in(tx, billing, intent["id"], result, intent["continuation"].get("customer_ref"))
 
     try:

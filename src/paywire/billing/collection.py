@@ -88,6 +88,12 @@ async def collect_new(
 ) -> Collection:
     """A new invoice with its `pending` lines added, its payment intent, and the charge's outcome;
     nothing is written (`record_new` writes it; a batch of renewals writes many at once)."""
+    return await charge_new(call, open_new(call, invoice, pending, now), payment_method, now)
+
+
+def open_new(call: Call, invoice: dict[str, Any], pending: list[dict[str, Any]], now: float) -> Collection:
+    """`collect_new` up to its charge: the invoice with its `pending` lines, its payment intent
+    as built and their `created` events (no outcome yet)."""
     if pending:
         lines = [*invoice["lines"], *pending]
         total = sum(int(line["amount"]) for line in lines)
@@ -109,8 +115,14 @@ async def collect_new(
     created = [NewEvent("invoice.created", invoices.render(invoice))]
     if intent is not None:
         created.append(NewEvent("payment_intent.created", payments.render(intent)))
-    invoice, intent = await _charge_invoice(call, invoice, intent, payment_method, now)
-    return Collection(invoice, intent, created, _outcome(invoice, intent))
+    return Collection(invoice, intent, created)
+
+
+async def charge_new(call: Call, opened: Collection, payment_method: str | None, now: float) -> Collection:
+    """The rest of `collect_new`: charge what `open_new` opened. `opened` is left as it was, so a
+    batch of renewals can keep it from its first pass to the provider's answer."""
+    invoice, intent = await _charge_invoice(call, opened.invoice, opened.intent, payment_method, now)
+    return Collection(invoice, intent, list(opened.created), _outcome(invoice, intent))
 
 
 async def record_new(tx: Tx, collected: Collection, now: float) -> None:

@@ -9,18 +9,22 @@ flight, an answer that is not a final one, a subscription that changed meanwhile
 back to the one-at-a-time path, which handles it as before.
 
 - `prepare` (in the transaction that claims the jobs): reads the subscriptions and their
-  pending lines in one query each, and records every charge as a `processing` payment intent
-  with the continuation `charging.prepare_charge` would have stored, in one insert. A crash
-  after this commit leaves what one job at a time left: the reconciler finishes each intent
-  through the ordinary `charging.finish`.
+  pending lines in one query each, opens every renewal's period (`renewals.open_period`: its
+  invoice and payment intent, up to the charge) and records every charge as a `processing`
+  payment intent with the continuation `charging.prepare_charge` would have stored, in one
+  insert. A crash after this commit leaves what one job at a time left: the reconciler
+  finishes each intent through the ordinary `charging.finish`.
 - `finish` (in the transaction that records the provider's answers): locks the intents and the
-  subscriptions in one query each, plans every renewal, and writes the invoices, the intents,
-  the subscriptions, the jobs, the events and their deliveries in one statement per table.
+  subscriptions in one query each, charges each period `prepare` opened with its answer
+  (`renewals.charge_period`; planned again from the start only if its subscription or pending
+  lines changed meanwhile, or another process prepared it), and writes the invoices, the
+  intents, the subscriptions, the jobs, the events and their deliveries in one statement per
+  table.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +34,7 @@ from paywire.billing import charging, invoices, jobs, renewals
 from paywire.billing.runtime import Billing, Call
 from paywire.billing.statuses import PaymentIntentStatus
 from paywire.billing.subscription_state import LIFECYCLE_JOBS, lifecycle_jobs, retry_payload, saved
+from paywire.db.bulk import insert_plain, update_plain
 from paywire.db.engine import Tx
 from paywire.db.schema import customers, payment_intents, subscriptions
 from paywire.db.schema import invoices as invoices_table
@@ -39,11 +44,23 @@ from paywire.providers.base import ChargeResult
 REASON = "subscription_cycle"
 
 
+@dataclass(frozen=True)
+class Opened:
+    """A renewal's period as its first pass opened it, with the pending lines it read: `finish`
+    charges it with the provider's answer instead of planning the period again, while the
+    subscription and its pending lines are still the ones it was opened from."""
+
+    period: renewals.OpenedPeriod
+    pending: list[tuple[int, dict[str, Any]]]
+    now: float
+
+
 @dataclass
 class Prepared:
     intents: list[dict[str, Any]] = field(default_factory=list)  # recorded as processing
     done: list[int] = field(default_factory=list)  # seqs of the jobs run here (charged, or nothing to do)
     rest: list[dict[str, Any]] = field(default_factory=list)  # jobs for the one-at-a-time path
+    opened: dict[str, Opened] = field(default_factory=dict)  # by payment intent id, for `finish`
 
 
 def _applies() -> bool:
@@ -76,7 +93,7 @@ async def prepare(
     ids = [str(job["object_id"]) for job in renewal]
     subs = await _subscriptions(tx, ids)
     pending = await invoices.read_pending_lines(tx, ids)
-    needs: list[tuple[dict[str, Any], Call, charging.ChargeNeeded]] = []
+    needs: list[tuple[dict[str, Any], Call, charging.ChargeNeeded, Opened]] = []
     for job in renewal:
         sub = subs.get(job["object_id"])
         if sub is None:
@@ -86,16 +103,17 @@ async def prepare(
             out.done.append(job["seq"])  # the handler would do nothing
             continue
         call = call_for(job)
-        lines = [line for _, line in pending.get(sub["id"], [])]
+        read = pending.get(sub["id"], [])
+        period = renewals.open_period(call, sub, [line for _, line in read], sub["current_period_end"], REASON, now)
         try:
-            await renewals.plan_period(call, sub, lines, sub["current_period_end"], REASON, now, ())
+            await renewals.charge_period(call, period, now, ())
         except charging.ChargeNeeded as charge:
-            needs.append((job, call, charge))
+            needs.append((job, call, charge, Opened(period, read, now)))
             continue
         out.rest.append(job)  # nothing to charge: its pass writes everything, one at a time
     if not needs:
         return out
-    subjects = sorted(str(job["object_id"]) for job, _, _ in needs)
+    subjects = sorted(str(job["object_id"]) for job, _, _, _ in needs)
     if tx.conn.dialect.name == "postgresql":  # `charging._subject_lock` for each, in one statement
         await tx.conn.execute(
             sa.text("SELECT pg_advisory_xact_lock(hashtext('charge:' || s)) FROM unnest(CAST(:s AS text[])) AS s"),
@@ -111,7 +129,7 @@ async def prepare(
             )
         ).scalars()
     )
-    customer_ids = {charge.intent["customer_id"] for _, _, charge in needs if charge.intent["customer_id"]}
+    customer_ids = {charge.intent["customer_id"] for _, _, charge, _ in needs if charge.intent["customer_id"]}
     refs = dict(
         (
             await tx.conn.execute(
@@ -119,7 +137,7 @@ async def prepare(
             )
         ).all()
     )
-    for job, call, need in needs:
+    for job, call, need, opened in needs:
         subject = str(job["object_id"])
         if subject in busy:
             out.rest.append(job)  # `prepare_charge` answers payment_in_progress, one at a time
@@ -127,9 +145,9 @@ async def prepare(
         args = {"job": job, "now": now}
         ref = refs.get(need.intent["customer_id"]) if need.intent["customer_id"] else None
         out.intents.append(charging.processing_row(call, "job", args, need, subject, new=True, customer_ref=ref))
+        out.opened[need.intent["id"]] = opened
         out.done.append(job["seq"])
-    if out.intents:
-        await tx.conn.execute(payment_intents.insert(), out.intents)
+    await insert_plain(tx.conn, payment_intents, out.intents)
     return out
 
 
@@ -141,10 +159,14 @@ def _is_renewal(intent: Any, result: ChargeResult) -> bool:
 
 
 async def finish(
-    tx: Tx, billing: Billing, answers: list[tuple[dict[str, Any], ChargeResult]]
+    tx: Tx,
+    billing: Billing,
+    answers: list[tuple[dict[str, Any], ChargeResult]],
+    opened: Mapping[str, Opened],
 ) -> list[tuple[dict[str, Any], ChargeResult]]:
     """Record the provider's answers for a batch's renewals; returns the answers left for
-    `charging.finish_in` one at a time (not a plain renewal, or no longer applying)."""
+    `charging.finish_in` one at a time (not a plain renewal, or no longer applying). `opened`:
+    the periods `prepare` opened, by intent id (empty when another process prepared them)."""
     if not _applies():
         return answers
     ids = [intent["id"] for intent, _ in answers]
@@ -181,11 +203,16 @@ async def finish(
             rest.append((row, result))  # `finish_in` records the payment alone
             continue
         call = charging.finishing_call(billing, row, result)
-        lines = [line for _, line in pending.get(sub_id, [])]
-        plan = await renewals.plan_period(call, sub, lines, sub["current_period_end"], REASON, now, ())
+        read = pending.get(sub_id, [])
+        kept = opened.get(row["id"])
+        if kept is not None and kept.period.before == sub and kept.pending == read and kept.now == now:
+            plan = await renewals.charge_period(call, kept.period, now, ())
+        else:  # the subscription or its pending lines changed meanwhile, or another process prepared it
+            lines = [line for _, line in read]
+            plan = await renewals.plan_period(call, sub, lines, sub["current_period_end"], REASON, now, ())
         assert call.step is not None and call.step.charged is not None and call.step.charged.taken
         plans.append((plan, call, now))
-        await invoices.attach_lines(tx, {seq: plan.collected.invoice["id"] for seq, _ in pending.get(sub_id, [])})
+        await invoices.attach_lines(tx, {seq: plan.collected.invoice["id"] for seq, _ in read})
     if plans:
         await _write(tx, plans)
     return rest
@@ -194,20 +221,20 @@ async def finish(
 async def _write(tx: Tx, plans: list[tuple[renewals.PeriodPlan, Call, float]]) -> None:
     """Every plan's rows: one statement per table (two for subscriptions whose status changed)."""
     conn = tx.conn
-    await conn.execute(invoices_table.insert(), [plan.collected.invoice for plan, _, _ in plans])
+    await insert_plain(conn, invoices_table, [plan.collected.invoice for plan, _, _ in plans])
     intents = []
     for plan, _, _ in plans:
         intent = plan.collected.intent
         assert intent is not None and plan.collected.invoice["total"] >= 0  # no credit to carry
-        intents.append({"b_id": intent["id"], **{k: v for k, v in intent.items() if k not in ("seq", "id")}})
-    await conn.execute(payment_intents.update().where(payment_intents.c.id == sa.bindparam("b_id")), intents)
+        intents.append({k: v for k, v in intent.items() if k != "seq"})
+    await update_plain(conn, payment_intents, "id", intents)
     by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for plan, _, now in plans:
         changed = saved(plan.before, plan.after, now)
-        by_columns.setdefault(tuple(sorted(changed)), []).append({"b_id": plan.before["id"], **changed})
+        by_columns.setdefault(tuple(sorted(changed)), []).append({"id": plan.before["id"], **changed})
     for columns, values in by_columns.items():
         if columns:
-            await conn.execute(subscriptions.update().where(subscriptions.c.id == sa.bindparam("b_id")), values)
+            await update_plain(conn, subscriptions, "id", values)
     wanted: list[jobs.Due] = []
     for plan, _, now in plans:
         after = plan.after

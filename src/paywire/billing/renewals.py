@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from paywire import objects
 from paywire.billing import clocks, invoices, jobs, payments
-from paywire.billing.collection import Collection, collect_again, collect_new, record_new
+from paywire.billing.collection import Collection, charge_new, collect_again, open_new, record_new
 from paywire.billing.declines import Declinable, Declined, check_payment_method
 from paywire.billing.runtime import Call
 from paywire.billing.statuses import InvoiceStatus, SubscriptionStatus
@@ -89,6 +89,48 @@ class PeriodPlan:
     events: list[NewEvent]
 
 
+@dataclass(frozen=True)
+class OpenedPeriod:
+    """A period up to its charge: the subscription moved on to it, its invoice (with the pending
+    lines) and payment intent as built. A batch of renewals keeps it from its first pass to the
+    provider's answer (billing/renewal_batch.py) instead of planning the period again."""
+
+    before: dict[str, Any]
+    after: dict[str, Any]  # the new period; status and latest invoice still the old ones
+    opened: Collection  # no outcome yet
+    reason: str
+
+
+def open_period(
+    call: Call, before: dict[str, Any], pending: list[dict[str, Any]], start: int, reason: str, now: float
+) -> OpenedPeriod:
+    """The first half of `plan_period`: everything before the charge."""
+    after = {**before, "current_period_start": start}
+    after["current_period_end"] = period_after(after, start)
+    period = (start, after["current_period_end"])
+    invoice = new_invoice(after, reason, lines_for_period(after, *period), period, now)
+    return OpenedPeriod(before, after, open_new(call, invoice, pending, now), reason)
+
+
+async def charge_period(call: Call, opened: OpenedPeriod, now: float, first: tuple[str, ...]) -> PeriodPlan:
+    """The second half of `plan_period`: the charge and what follows from its outcome. Leaves
+    `opened` as it was (a batch may record the same answer again after a lost connection)."""
+    before = opened.before
+    collected = await charge_new(call, opened.opened, opened.after["default_payment_method"], now)
+    after = {
+        **opened.after,
+        "latest_invoice_id": collected.invoice["id"],
+        "status": SubscriptionStatus.ACTIVE if collected.paid else SubscriptionStatus.PAST_DUE,
+    }
+    saved(before, after, now)
+    retry_due = None if collected.paid else note_retry(collected, 1, int(now))
+    specific = {"subscription_create": "started", "subscription_cycle": "renewed"}[opened.reason]
+    paid = [event(specific, after)] if collected.paid else []
+    opening = [event(kind, after) for kind in first]
+    events = [*opening, *collected.created, *collected.outcome, *paid, *updated_events(before, after)]
+    return PeriodPlan(before, after, collected, retry_due, events)
+
+
 async def plan_period(
     call: Call,
     before: dict[str, Any],
@@ -101,22 +143,7 @@ async def plan_period(
     """Start the period at `start` and charge it (trial end and renewal share this): what is to
     be written, and the events in the contract's order. Writes nothing, so a batch of renewals
     can write many plans with one statement per table (billing/renewal_batch.py)."""
-    after = {**before, "current_period_start": start}
-    after["current_period_end"] = period_after(after, start)
-    period = (start, after["current_period_end"])
-    invoice = new_invoice(after, reason, lines_for_period(after, *period), period, now)
-    collected = await collect_new(call, invoice, pending, after["default_payment_method"], now)
-    after.update(
-        latest_invoice_id=invoice["id"],
-        status=SubscriptionStatus.ACTIVE if collected.paid else SubscriptionStatus.PAST_DUE,
-    )
-    saved(before, after, now)
-    retry_due = None if collected.paid else note_retry(collected, 1, int(now))
-    specific = {"subscription_create": "started", "subscription_cycle": "renewed"}[reason]
-    paid = [event(specific, after)] if collected.paid else []
-    opening = [event(kind, after) for kind in first]
-    events = [*opening, *collected.created, *collected.outcome, *paid, *updated_events(before, after)]
-    return PeriodPlan(before, after, collected, retry_due, events)
+    return await charge_period(call, open_period(call, before, pending, start, reason, now), now, first)
 
 
 async def _charge_period(

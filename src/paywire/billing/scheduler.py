@@ -112,6 +112,7 @@ async def run_batch(db: Database, billing: Billing, *, clock_id: str | None, unt
     whose provider has a question first (a new customer at Stripe) runs alone after the batch.
     """
     prepared: list[dict[str, Any]] = []
+    opened: dict[str, renewal_batch.Opened] = {}
     asked: list[dict[str, Any]] = []
     running: dict[str, Any] | None = None
     try:
@@ -137,6 +138,7 @@ async def run_batch(db: Database, billing: Billing, *, clock_id: str | None, unt
             running = batch[0]  # a batch that raises here: its first job runs alone, then the rest again
             fast = await renewal_batch.prepare(tx, call_for, batch, now)
             prepared.extend(fast.intents)
+            opened.update(fast.opened)
             done: list[int] = list(fast.done)
             for job in fast.rest:
                 running = job
@@ -158,7 +160,7 @@ async def run_batch(db: Database, billing: Billing, *, clock_id: str | None, unt
         return 1
     if prepared:
         try:
-            await charging.settle_many(db, billing, prepared)
+            await charging.settle_many(db, billing, prepared, opened)
         except Exception as exc:  # the jobs are done either way: the reconciler settles them
             log.warning("billing jobs: %d charges left processing (%r)", len(prepared), exc)
     for job in asked:

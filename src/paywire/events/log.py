@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paywire.clock import iso
+from paywire.db.bulk import insert_plain
 from paywire.db.engine import Tx
 from paywire.db.schema import events, webhook_deliveries
 from paywire.db.signal import CHANNEL
@@ -96,8 +97,9 @@ async def append_many(tx: Tx, batches: Sequence[Batch]) -> list[list[dict[str, A
     `seq` order — each change's events consecutive, in its order, the changes in the given
     order — the same deliveries and the same notify, in one statement per table.
 
-    The events go in one executemany, whose rows each backend inserts in the given order (so
-    `seq` follows it); `tests/integration/test_renewal_batches.py` checks the order."""
+    The events go in one statement (`db.bulk.insert_plain`: the driver's executemany on SQLite,
+    `unnest … WITH ORDINALITY` on PostgreSQL), whose rows each backend inserts in the given
+    order (so `seq` follows it); `tests/integration/test_renewal_batches.py` checks the order."""
     if not any(batch.events for batch in batches):
         return [[] for _ in batches]
     conn = tx.conn
@@ -111,12 +113,11 @@ async def append_many(tx: Tx, batches: Sequence[Batch]) -> list[list[dict[str, A
         else []
         for b in batches
     ]
-    await conn.execute(events.insert(), event_rows)
+    await insert_plain(conn, events, event_rows)
     if any("order_key" in row for row in delivery_rows):  # one mode has ordered destinations: every row has the key
         for row in delivery_rows:
             row.setdefault("order_key", None)
-    if delivery_rows:
-        await conn.execute(webhook_deliveries.insert(), delivery_rows)
+    await insert_plain(conn, webhook_deliveries, delivery_rows)
     return appended
 
 
