@@ -39,7 +39,7 @@ import sqlalchemy as sa
 
 from paywire import keys
 from paywire.app import PaywireApp
-from paywire.db.bulk import insert_rows
+from paywire.db.dialect import insert_rows
 from paywire.db.engine import Database
 from paywire.db.schema import events, webhook_attempts, webhook_deliveries, webhook_endpoints
 from paywire.errors import InvalidRequest

@@ -38,7 +38,7 @@ from scratch_database import scratch_database  # bench/, beside this script
 
 from paywire import keys
 from paywire.db import migrate, partitions
-from paywire.db.bulk import insert_rows
+from paywire.db.dialect import insert_rows
 from paywire.db.engine import Database
 from paywire.db.schema import events, webhook_attempts, webhook_deliveries
 from paywire.ids import new_id

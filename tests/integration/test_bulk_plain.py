@@ -1,4 +1,4 @@
-"""`db.bulk.insert_plain` and `update_plain` (rows handed to the driver as tuples) store what
+"""`db.dialect.insert_plain` and `update_plain` (rows handed to the driver as tuples) store what
 SQLAlchemy's own insert and update store: the same values, the same JSON text (the dispatcher
 splices that text into the webhook bodies), and inserted rows in the given order."""
 
@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from paywire.app import PaywireApp
-from paywire.db.bulk import insert_plain, update_plain
+from paywire.db.dialect import insert_plain, update_plain
 from paywire.db.schema import events
 
 

@@ -42,6 +42,7 @@ import sqlalchemy as sa
 
 from paywire.billing.runtime import Billing, Call
 from paywire.billing.statuses import PaymentIntentStatus
+from paywire.db import dialect
 from paywire.db.engine import Database, Tx, is_unavailable
 from paywire.db.schema import customers, payment_intents
 from paywire.errors import ServiceUnavailable, StateError
@@ -194,10 +195,13 @@ async def _pass(tx: Tx, call: Call, flow: str, args: dict[str, Any]) -> Done | A
     return Done(value)
 
 
+def subject_lock_name(subject: str) -> str:
+    return f"charge:{subject}"
+
+
 async def _subject_lock(tx: Tx, subject: str) -> None:
     """Serialise preparing charges of one subject (SQLite's write transactions already are)."""
-    if tx.conn.dialect.name == "postgresql":
-        await tx.conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:s))"), {"s": f"charge:{subject}"})
+    await dialect.lock_names(tx.conn, [subject_lock_name(subject)])
 
 
 async def prepare_charge(

@@ -34,7 +34,8 @@ from paywire.billing import charging, invoices, jobs, renewals
 from paywire.billing.runtime import Billing, Call
 from paywire.billing.statuses import PaymentIntentStatus
 from paywire.billing.subscription_state import LIFECYCLE_JOBS, lifecycle_jobs, retry_payload, saved
-from paywire.db.bulk import insert_plain, update_plain
+from paywire.db import dialect
+from paywire.db.dialect import insert_plain, update_plain
 from paywire.db.engine import Tx
 from paywire.db.schema import customers, payment_intents, subscriptions
 from paywire.db.schema import invoices as invoices_table
@@ -114,11 +115,7 @@ async def prepare(
     if not needs:
         return out
     subjects = sorted(str(job["object_id"]) for job, _, _, _ in needs)
-    if tx.conn.dialect.name == "postgresql":  # `charging._subject_lock` for each, in one statement
-        await tx.conn.execute(
-            sa.text("SELECT pg_advisory_xact_lock(hashtext('charge:' || s)) FROM unnest(CAST(:s AS text[])) AS s"),
-            {"s": subjects},
-        )
+    await dialect.lock_names(tx.conn, [charging.subject_lock_name(s) for s in subjects])  # `_subject_lock` each
     busy = set(
         (
             await tx.conn.execute(

@@ -24,7 +24,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paywire.clock import iso
-from paywire.db.bulk import insert_plain
+from paywire.db import dialect
+from paywire.db.dialect import insert_plain
 from paywire.db.engine import Tx
 from paywire.db.schema import events, webhook_deliveries
 from paywire.db.signal import CHANNEL
@@ -32,7 +33,6 @@ from paywire.events import catalogue, targets
 from paywire.ids import new_id
 
 API_VERSION = "2026-11-26"
-_EVENT_ORDER_LOCK = 7_346_222
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ async def append_many(tx: Tx, batches: Sequence[Batch]) -> list[list[dict[str, A
     `seq` order — each change's events consecutive, in its order, the changes in the given
     order — the same deliveries and the same notify, in one statement per table.
 
-    The events go in one statement (`db.bulk.insert_plain`: the driver's executemany on SQLite,
+    The events go in one statement (`db.dialect.insert_plain`: the driver's executemany on SQLite,
     `unnest … WITH ORDINALITY` on PostgreSQL), whose rows each backend inserts in the given
     order (so `seq` follows it); `tests/integration/test_renewal_batches.py` checks the order."""
     if not any(batch.events for batch in batches):
@@ -122,10 +122,10 @@ async def append_many(tx: Tx, batches: Sequence[Batch]) -> list[list[dict[str, A
 
 
 async def _order_lock(tx: Tx) -> None:
-    """PostgreSQL: take the event-order lock (and notify readers) before the transaction's first event."""
-    if not tx.events_appended and tx.conn.dialect.name == "postgresql":
-        await tx.conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _EVENT_ORDER_LOCK})
-        await tx.conn.execute(sa.text("SELECT pg_notify(:c, '')"), {"c": CHANNEL})
+    """Take the event-order lock (and notify readers) before the transaction's first event."""
+    if not tx.events_appended:
+        await dialect.lock(tx.conn, dialect.Lock.EVENT_ORDER)
+        await dialect.notify(tx.conn, CHANNEL)
     tx.events_appended = True
 
 

@@ -52,7 +52,8 @@ async def signing_key(conn: AsyncConnection, keyring: Keyring) -> tuple[str, Ed2
         kid = "key_" + secrets.token_hex(8)
         stored = keyring.encrypt(_b64(raw), private_key_aad(KEY_NAME))
         values = {"name": KEY_NAME, "kid": kid, "private_key": stored, "created": int(time.time())}
-        await conn.execute(dialect.insert_for(conn, minter_keys).values(**values).on_conflict_do_nothing())
+        insert = dialect.insert_for(minter_keys, dialect.is_postgres(conn))
+        await conn.execute(insert.values(**values).on_conflict_do_nothing())
         row = (await conn.execute(sa.select(minter_keys).where(minter_keys.c.name == KEY_NAME))).first()
         assert row is not None
     private = keyring.decrypt_cached(row.private_key, private_key_aad(KEY_NAME))

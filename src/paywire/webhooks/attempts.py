@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from paywire import objects
 from paywire.clock import iso
-from paywire.db.bulk import insert_tuples, is_postgres
+from paywire.db.dialect import insert_tuples, is_postgres, list_param
 from paywire.db.engine import Tx
 from paywire.db.schema import webhook_attempts, webhook_deliveries, webhook_endpoints
 from paywire.destinations import store
@@ -26,7 +26,7 @@ from paywire.events.log import NewEvent, append
 from paywire.ids import new_id
 from paywire.ops import metrics
 from paywire.webhooks import endpoints, rollups
-from paywire.webhooks.delivery import list_param, still_leased
+from paywire.webhooks.delivery import still_leased
 from paywire.webhooks.retry import next_retry as schedule_next
 from paywire.webhooks.retry import parse_retry_after
 from paywire.webhooks.sender import SendOutcome

@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import functools
 import itertools
-import json
 import logging
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paywire import objects
-from paywire.db.bulk import in_param, is_postgres
+from paywire.db import dialect
+from paywire.db.dialect import in_list, is_postgres, list_param
 from paywire.db.engine import Tx
 from paywire.db.schema import events, webhook_deliveries, webhook_endpoints
 from paywire.db.signal import CHANNEL
@@ -71,21 +70,6 @@ def _due(now: sa.ColumnElement[float]) -> sa.ColumnElement[bool]:
     )
 
 
-def in_list(column: sa.ColumnElement[Any], name: str, postgres: bool) -> sa.ColumnElement[bool]:
-    """`column` in the list `:name`, given as `list_param` makes it: on PostgreSQL `= ANY(array)`;
-    on SQLite one JSON text read with `json_each`, one statement whatever the count (an expanding
-    IN renders, and SQLite prepares, a statement per list length: measured ~0.5 µs a row more)."""
-    if postgres:
-        return in_param(column, name, postgres)
-    values = sa.func.json_each(sa.bindparam(name, type_=sa.String)).table_valued("value")
-    return column.in_(sa.select(values.c.value))
-
-
-def list_param(values: Collection[Any], postgres: bool) -> list[Any] | str:
-    """The value of an `in_list` parameter."""
-    return list(values) if postgres else json.dumps(list(values))
-
-
 def still_leased(postgres: bool) -> sa.ColumnElement[bool]:
     """Deliveries `:seqs` (a `list_param`) still pending and leased to `:owner`, found by their key."""
     mine = sa.and_(d.c.lease_owner == sa.bindparam("owner"), d.c.status == "pending")
@@ -133,7 +117,7 @@ def _claim_statement(postgres: bool, endpoints: int, ordered: bool = False) -> s
         )
         # PostgreSQL: rows another worker is claiming right now are skipped, not waited for,
         # and the next ones in the range are taken instead.
-        per_endpoint.append(query.with_for_update(skip_locked=True) if postgres else query)
+        per_endpoint.append(query.with_for_update(skip_locked=True))  # (SQLite renders none)
     # Materialized: evaluated once. PostgreSQL may otherwise re-run a LIMIT … SKIP LOCKED
     # subquery inside IN for every row, and take (and skip) far more rows than asked.
     union = sa.union_all(*(sa.select(q.subquery().c.seq) for q in per_endpoint)).subquery()
@@ -158,15 +142,10 @@ def _probe_statement(postgres: bool) -> sa.Select[Any]:
     of endpoints with one delivery each, most of them already drained).
     """
     now = sa.bindparam("now", type_=sa.Float)
-    if postgres:
-        ids = sa.func.unnest(sa.bindparam("ids", type_=postgresql.ARRAY(sa.String))).table_valued("id").render_derived()
-        candidate = ids.c.id
-    else:
-        ids = sa.func.json_each(sa.bindparam("ids", type_=sa.String)).table_valued("value")
-        candidate = ids.c.value
+    candidate = dialect.list_rows("ids", postgres)
     due = sa.exists().where(d.c.endpoint_id == candidate, _due(now))
     # No ORDER BY: the ids are read in the order given, and a sort would probe every one of them.
-    return sa.select(candidate).select_from(ids).where(due).limit(sa.bindparam("n", type_=sa.Integer))
+    return sa.select(candidate).where(due).limit(sa.bindparam("n", type_=sa.Integer))
 
 
 @functools.cache
@@ -362,7 +341,7 @@ async def _probe(conn: AsyncConnection, now: float, rotated: Sequence[str], cand
     while len(found) < MAX_ENDPOINTS_PER_CLAIM and (chunk := list(itertools.islice(candidates, size))):
         ids = [rotated[index] for index in chunk]
         index_of = dict(zip(ids, chunk, strict=True))
-        probe = {"now": now, "ids": ids if postgres else json.dumps(ids), "n": MAX_ENDPOINTS_PER_CLAIM - len(found)}
+        probe = {"now": now, "ids": list_param(ids, postgres), "n": MAX_ENDPOINTS_PER_CLAIM - len(found)}
         found += sorted(index_of[i] for i in (await conn.execute(_probe_statement(postgres), probe)).scalars())
         size = ENDPOINTS_PROBED
     return found
@@ -377,8 +356,7 @@ async def release(tx: Tx, owner: str, seqs: Collection[int]) -> None:
 
 async def _wake_workers(tx: Tx) -> None:
     """Deliveries became due: wake dispatchers once this commits (other processes via NOTIFY)."""
-    if tx.conn.dialect.name == "postgresql":
-        await tx.conn.execute(sa.text("SELECT pg_notify(:c, '')"), {"c": CHANNEL})
+    await dialect.notify(tx.conn, CHANNEL)
 
 
 async def enqueue(tx: Tx, event_id: str, endpoint_ids: Collection[str], *, livemode: bool, now: float) -> None:

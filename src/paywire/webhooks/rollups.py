@@ -21,11 +21,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from paywire.db.bulk import is_postgres
+from paywire.db.dialect import insert_for, is_postgres
 from paywire.db.schema import webhook_attempt_rollups, webhook_attempts, webhook_endpoints
 
 r = webhook_attempt_rollups
@@ -98,7 +96,7 @@ def rows_for(attempts: Iterable[Mapping[Any, Any]], *, owner: str) -> list[dict[
 
 @functools.cache
 def _upsert(postgres: bool) -> sa.Insert:
-    insert = pg_insert(r) if postgres else sqlite_insert(r)
+    insert = insert_for(r, postgres)
     return insert.on_conflict_do_update(
         index_elements=[r.c.endpoint_id, r.c.hour, r.c.slot],
         set_={name: r.c[name] + insert.excluded[name] for name in COUNTS},
