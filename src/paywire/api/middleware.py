@@ -5,8 +5,10 @@ same key and request; the same key with another request is a 409, and so is a re
 first is still running. The key is marked "committed" inside the request's own write
 transaction, so whether the write happened is never in doubt: a request that wrote nothing and
 failed (5xx, crash) forgets the key and its retry runs for real; one that wrote and then lost
-its response answers 409 `idempotency_key_response_lost` rather than writing twice. A key left
-"started" by a crashed process is taken over after `ABANDONED_AFTER` seconds.
+its response answers 409 `idempotency_key_response_lost` rather than writing twice. The end of
+the response is sent only once how the request ended is recorded, so a client that has its
+answer and sends the key again gets the answer replayed. A key left "started" by a crashed
+process is taken over after `ABANDONED_AFTER` seconds.
 
 Each claim is one row version, `(seq, created)`: marking it committed and recording its end
 touch only that version, and marking it committed fails (rolling the write back) if the key
@@ -14,8 +16,8 @@ was taken over meanwhile, so a slow first request and its take-over never both w
 
 The database can fail around the request, too. A failure while authenticating or claiming the
 key answers the same 503 (or 507) as a route would, instead of escaping to the server (which
-would reset the client's keep-alive connection). If recording the end fails after the response
-went out, this process keeps that end and records it as soon as the database is back (in the
+would reset the client's keep-alive connection). If recording the end fails, the response goes
+out all the same and this process keeps that end and records it as soon as the database is back (in the
 background, and first thing when the same key comes again), so a retry after a 5xx that wrote
 nothing runs for real instead of meeting `idempotency_key_in_use` until the key is abandoned.
 """
@@ -156,10 +158,7 @@ class PaywireMiddleware:
             return
         api_key = _bearer(scope)
         try:
-            found = None
-            if api_key:
-                async with self.services.db.read() as conn:
-                    found = await keys.authenticate(conn, api_key)
+            found = await keys.authenticate_cached(self.services.db, api_key) if api_key else None
             if found is not None:
                 digest = hashlib.sha256(
                     b"\n".join([scope["method"].encode(), scope["path"].encode(), scope.get("query_string", b""), body])
@@ -182,13 +181,19 @@ class PaywireMiddleware:
 
         status_code = 500
         chunks: list[bytes] = []
+        last: Message | None = None
 
         async def capture(message: Message) -> None:
-            nonlocal status_code
+            nonlocal status_code, last
             if message["type"] == "http.response.start":
                 status_code = message["status"]
             elif message["type"] == "http.response.body":
                 chunks.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    # Held until the end is recorded: a client that has the answer and sends the
+                    # key again then gets it replayed, never `idempotency_key_in_use`.
+                    last = message
+                    return
             await send(message)
 
         table = idempotency_keys
@@ -215,13 +220,15 @@ class PaywireMiddleware:
             ended = _Ended(claimed, status_code, b"".join(chunks), time.monotonic())
             try:
                 await self._finish(ended)
-            except Exception as exc:  # the answer went out already: never let this reach the server
+            except Exception as exc:  # the answer is made already: never let this reach the server
                 if outage(exc) is None:
                     log.exception("could not record the end of an Idempotency-Key request")
                 else:  # record it once the database is back
                     log.warning("could not record the end of an Idempotency-Key request (%s); will retry", exc)
                     self._unrecorded[found.livemode, key] = ended
                     self._start_recorder()
+            if last is not None:
+                await send(last)
 
     async def _record_earlier(self, livemode: bool, key: str) -> None:
         """A request with this key ended here but its end is not recorded yet: record it now
