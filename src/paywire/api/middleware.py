@@ -35,6 +35,8 @@ from typing import NamedTuple
 from urllib.parse import parse_qsl
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -278,48 +280,43 @@ class PaywireMiddleware:
         """The claim to run the request under, a stored (status, body) to replay, or an error to answer."""
         table = idempotency_keys
         now = int(time.time())
-        try:
-            async with self.services.db.transaction() as tx:
-                row = (
-                    await tx.conn.execute(
-                        sa.select(table).where(table.c.livemode == livemode, table.c.key == key).with_for_update()
-                    )
-                ).first()
-                if row is None:
-                    seq = await tx.conn.scalar(
-                        table.insert()
-                        .values(livemode=livemode, key=key, request_hash=digest, state="started", created=now)
-                        .returning(table.c.seq)
-                    )
-                    return _Claim(int(seq), now)
-                if row.request_hash != digest:
-                    return IdempotencyConflict(
-                        "this Idempotency-Key was used with a different request", param="Idempotency-Key"
-                    )
-                if row.state == "done":
-                    stored = self.services.keyring.decrypt(row.response_body or "", _body_aad(int(row.seq)))
-                    return int(row.response_status), stored.encode()
-                if row.state == "committed" and now - row.created >= ABANDONED_AFTER:
-                    return IdempotencyConflict(
-                        "the first request with this Idempotency-Key was carried out, but its response was "
-                        "lost; look up the result instead of retrying",
-                        param="Idempotency-Key",
-                        code="idempotency_key_response_lost",
-                    )
-                if now - row.created < ABANDONED_AFTER:
-                    return IdempotencyConflict(
-                        "a request with this Idempotency-Key is still in progress; retry later",
-                        param="Idempotency-Key",
-                        code="idempotency_key_in_use",
-                    )
-                await tx.conn.execute(table.update().where(table.c.seq == row.seq).values(created=now))
-                return _Claim(int(row.seq), now)
-        except sa.exc.IntegrityError:  # a concurrent first use won the insert
-            return IdempotencyConflict(
-                "a request with this Idempotency-Key is still in progress; retry later",
-                param="Idempotency-Key",
-                code="idempotency_key_in_use",
+        insert = pg_insert if self.services.db.is_postgres else sqlite_insert
+        async with self.services.db.transaction() as tx:
+            # A key's first use (the usual case) is this one statement; a concurrent first use
+            # makes it wait for that one's claim (PostgreSQL) and then find its row below.
+            seq = await tx.conn.scalar(
+                insert(table)
+                .values(livemode=livemode, key=key, request_hash=digest, state="started", created=now)
+                .on_conflict_do_nothing(index_elements=[table.c.livemode, table.c.key])
+                .returning(table.c.seq)
             )
+            if seq is not None:
+                return _Claim(int(seq), now)
+            row = (
+                await tx.conn.execute(
+                    sa.select(table).where(table.c.livemode == livemode, table.c.key == key).with_for_update()
+                )
+            ).first()
+            if row is None:  # forgotten (a 5xx) since the insert met it
+                return _in_use()
+            if row.request_hash != digest:
+                return IdempotencyConflict(
+                    "this Idempotency-Key was used with a different request", param="Idempotency-Key"
+                )
+            if row.state == "done":
+                stored = self.services.keyring.decrypt(row.response_body or "", _body_aad(int(row.seq)))
+                return int(row.response_status), stored.encode()
+            if row.state == "committed" and now - row.created >= ABANDONED_AFTER:
+                return IdempotencyConflict(
+                    "the first request with this Idempotency-Key was carried out, but its response was "
+                    "lost; look up the result instead of retrying",
+                    param="Idempotency-Key",
+                    code="idempotency_key_response_lost",
+                )
+            if now - row.created < ABANDONED_AFTER:
+                return _in_use()
+            await tx.conn.execute(table.update().where(table.c.seq == row.seq).values(created=now))
+            return _Claim(int(row.seq), now)
 
     async def _finish(self, ended: _Ended) -> None:
         """Record how the claimed request ended (on its own row version only)."""
@@ -349,6 +346,14 @@ def _refuse_nul(scope: Scope) -> PaywireError | None:
             if "\x00" in name or "\x00" in value:
                 return InvalidRequest(f"{name.strip(chr(0))}: must not contain U+0000 (NUL)", param=name.strip(chr(0)))
     return None
+
+
+def _in_use() -> IdempotencyConflict:
+    return IdempotencyConflict(
+        "a request with this Idempotency-Key is still in progress; retry later",
+        param="Idempotency-Key",
+        code="idempotency_key_in_use",
+    )
 
 
 def _body_aad(seq: int) -> str:
