@@ -47,6 +47,7 @@ from paywire.db.schema import idempotency_keys
 from paywire.errors import IdempotencyConflict, InvalidRequest, NotFound, PayloadTooLarge, PaywireError
 from paywire.ids import new_id
 from paywire.ops import logs
+from paywire.secrets_at_rest import Keyring
 from paywire.services import Services
 
 ABANDONED_AFTER = 60
@@ -83,6 +84,8 @@ class PaywireMiddleware:
         self.services = services
         self._unrecorded: dict[tuple[bool, str], _Ended] = {}
         self._recorder: asyncio.Task[None] | None = None
+        self._waiting: list[tuple[_Ended, asyncio.Future[None]]] = []  # ends to record, see `_finish`
+        self._writer: asyncio.Task[None] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -319,19 +322,63 @@ class PaywireMiddleware:
             return _Claim(int(row.seq), now)
 
     async def _finish(self, ended: _Ended) -> None:
-        """Record how the claimed request ended (on its own row version only)."""
-        table = idempotency_keys
-        mine = sa.and_(table.c.seq == ended.claim.seq, table.c.created == ended.claim.created)
-        # Encrypted at rest like the secrets themselves: a create or rotate-secret answer holds one.
-        body = self.services.keyring.encrypt(ended.body.decode("utf-8", "replace"), _body_aad(ended.claim.seq))
-        done = {"state": "done", "response_status": ended.status, "response_body": body}
-        async with self.services.db.transaction() as tx:
-            if ended.status >= 500:
-                # Forget the key only if nothing was written, so the client's retry runs for real.
-                await tx.conn.execute(table.delete().where(mine, table.c.state == "started"))
-                await tx.conn.execute(table.update().where(mine, table.c.state == "committed").values(**done))
+        """Record how the claimed request ended. The ends of the requests finishing meanwhile are
+        written in the same transaction: one commit for all of them, each awaited by its request."""
+        loop = asyncio.get_running_loop()
+        written: asyncio.Future[None] = loop.create_future()
+        self._waiting.append((ended, written))
+        if self._writer is None or self._writer.done():
+            # A context of its own: nothing of the request (its before-commit hook) leaks into it.
+            self._writer = loop.create_task(self._write_waiting(), context=contextvars.Context())
+        await written
+
+    async def _write_waiting(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            try:
+                async with self.services.db.transaction() as tx:
+                    await _write_ends(tx.conn, [ended for ended, _ in batch], self.services.keyring)
+            except Exception as exc:
+                for _, written in batch:
+                    if not written.done():
+                        written.set_exception(exc)
             else:
-                await tx.conn.execute(table.update().where(mine).values(**done))
+                for _, written in batch:
+                    if not written.done():
+                        written.set_result(None)
+
+
+_MINE = sa.and_(
+    idempotency_keys.c.seq == sa.bindparam("claim_seq"), idempotency_keys.c.created == sa.bindparam("claim_created")
+)
+_DONE = idempotency_keys.update().values(
+    state="done", response_status=sa.bindparam("status"), response_body=sa.bindparam("body")
+)
+_RECORD_END = _DONE.where(_MINE)
+_RECORD_COMMITTED_END = _DONE.where(_MINE, idempotency_keys.c.state == "committed")
+_FORGET_UNWRITTEN = idempotency_keys.delete().where(_MINE, idempotency_keys.c.state == "started")
+
+
+async def _write_ends(conn: AsyncConnection, ends: list[_Ended], keyring: Keyring) -> None:
+    """Each end on its own row version only: a 5xx forgets a key whose request wrote nothing (so
+    the client's retry runs for real) and stores the answer of one that did."""
+    answered = [_end_row(ended, keyring) for ended in ends if ended.status < 500]
+    failed = [_end_row(ended, keyring) for ended in ends if ended.status >= 500]
+    if answered:
+        await conn.execute(_RECORD_END, answered)
+    if failed:
+        await conn.execute(_FORGET_UNWRITTEN, failed)
+        await conn.execute(_RECORD_COMMITTED_END, failed)
+
+
+def _end_row(ended: _Ended, keyring: Keyring) -> dict[str, object]:
+    return {
+        "claim_seq": ended.claim.seq,
+        "claim_created": ended.claim.created,
+        "status": ended.status,
+        # Encrypted at rest like the secrets themselves: a create or rotate-secret answer holds one.
+        "body": keyring.encrypt(ended.body.decode("utf-8", "replace"), _body_aad(ended.claim.seq)),
+    }
 
 
 def _refuse_nul(scope: Scope) -> PaywireError | None:
