@@ -30,8 +30,9 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Generic, NamedTuple, TypeVar
 from urllib.parse import parse_qsl
 
 import sqlalchemy as sa
@@ -42,7 +43,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from paywire import keys
 from paywire.api.errors import internal_error, outage_response
-from paywire.db.engine import before_commit, outage
+from paywire.db.engine import Database, before_commit, outage
 from paywire.db.schema import idempotency_keys
 from paywire.errors import IdempotencyConflict, InvalidRequest, NotFound, PayloadTooLarge, PaywireError
 from paywire.ids import new_id
@@ -51,6 +52,9 @@ from paywire.secrets_at_rest import Keyring
 from paywire.services import Services
 
 ABANDONED_AFTER = 60
+
+_Item = TypeVar("_Item")
+_Result = TypeVar("_Result")
 
 log = logging.getLogger("paywire.api")
 
@@ -84,8 +88,10 @@ class PaywireMiddleware:
         self.services = services
         self._unrecorded: dict[tuple[bool, str], _Ended] = {}
         self._recorder: asyncio.Task[None] | None = None
-        self._waiting: list[tuple[_Ended, asyncio.Future[None]]] = []  # ends to record, see `_finish`
-        self._writer: asyncio.Task[None] | None = None
+        self._first_uses: _GroupCommit[_FirstUse, int | None] = _GroupCommit(services.db, _insert_claims)
+        self._ends: _GroupCommit[_Ended, None] = _GroupCommit(
+            services.db, lambda conn, ends: _write_ends(conn, ends, services.keyring)
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -283,18 +289,12 @@ class PaywireMiddleware:
         """The claim to run the request under, a stored (status, body) to replay, or an error to answer."""
         table = idempotency_keys
         now = int(time.time())
-        insert = pg_insert if self.services.db.is_postgres else sqlite_insert
+        # A key's first use (the usual case) is committed with the first uses of the requests
+        # claiming meanwhile; one met on PostgreSQL while uncommitted is waited for.
+        seq = await self._first_uses(_FirstUse(livemode, key, digest, now))
+        if seq is not None:
+            return _Claim(seq, now)
         async with self.services.db.transaction() as tx:
-            # A key's first use (the usual case) is this one statement; a concurrent first use
-            # makes it wait for that one's claim (PostgreSQL) and then find its row below.
-            seq = await tx.conn.scalar(
-                insert(table)
-                .values(livemode=livemode, key=key, request_hash=digest, state="started", created=now)
-                .on_conflict_do_nothing(index_elements=[table.c.livemode, table.c.key])
-                .returning(table.c.seq)
-            )
-            if seq is not None:
-                return _Claim(int(seq), now)
             row = (
                 await tx.conn.execute(
                     sa.select(table).where(table.c.livemode == livemode, table.c.key == key).with_for_update()
@@ -322,30 +322,71 @@ class PaywireMiddleware:
             return _Claim(int(row.seq), now)
 
     async def _finish(self, ended: _Ended) -> None:
-        """Record how the claimed request ended. The ends of the requests finishing meanwhile are
-        written in the same transaction: one commit for all of them, each awaited by its request."""
+        """Record how the claimed request ended, in one transaction with the ends of the requests
+        finishing meanwhile."""
+        await self._ends(ended)
+
+
+class _GroupCommit(Generic[_Item, _Result]):
+    """Items handed in while a transaction runs are written together in the next one: one commit
+    for all of them, each caller awaiting its own result (or the transaction's error)."""
+
+    def __init__(self, db: Database, write: Callable[[AsyncConnection, list[_Item]], Awaitable[list[_Result]]]) -> None:
+        self.db = db
+        self.write = write
+        self._waiting: list[tuple[_Item, asyncio.Future[_Result]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def __call__(self, item: _Item) -> _Result:
         loop = asyncio.get_running_loop()
-        written: asyncio.Future[None] = loop.create_future()
-        self._waiting.append((ended, written))
+        result: asyncio.Future[_Result] = loop.create_future()
+        self._waiting.append((item, result))
         if self._writer is None or self._writer.done():
             # A context of its own: nothing of the request (its before-commit hook) leaks into it.
             self._writer = loop.create_task(self._write_waiting(), context=contextvars.Context())
-        await written
+        return await result
 
     async def _write_waiting(self) -> None:
         while self._waiting:
             batch, self._waiting = self._waiting, []
             try:
-                async with self.services.db.transaction() as tx:
-                    await _write_ends(tx.conn, [ended for ended, _ in batch], self.services.keyring)
+                async with self.db.transaction() as tx:
+                    results = await self.write(tx.conn, [item for item, _ in batch])
             except Exception as exc:
-                for _, written in batch:
-                    if not written.done():
-                        written.set_exception(exc)
+                for _, result in batch:
+                    if not result.done():
+                        result.set_exception(exc)
             else:
-                for _, written in batch:
-                    if not written.done():
-                        written.set_result(None)
+                for (_, result), value in zip(batch, results, strict=True):
+                    if not result.done():
+                        result.set_result(value)
+
+
+class _FirstUse(NamedTuple):
+    livemode: bool
+    key: str
+    request_hash: str
+    created: int
+
+
+async def _insert_claims(conn: AsyncConnection, uses: list[_FirstUse]) -> list[int | None]:
+    """Each key's claim as a first use (its row's seq), or None where the key has a row already.
+
+    One statement for the whole batch, its rows in key order so that two processes' batches
+    wait on each other's keys in the same order (never a deadlock). A key twice in the batch is
+    claimed once."""
+    table = idempotency_keys
+    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    first = {(use.livemode, use.key): use for use in reversed(uses)}  # the earliest of a key's uses
+    rows = [{**first[name]._asdict(), "state": "started"} for name in sorted(first)]
+    inserted = await conn.execute(
+        insert(table)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=[table.c.livemode, table.c.key])
+        .returning(table.c.seq, table.c.livemode, table.c.key)
+    )
+    claimed = {(row.livemode, row.key): int(row.seq) for row in inserted}
+    return [claimed.pop((use.livemode, use.key), None) for use in uses]
 
 
 _MINE = sa.and_(
@@ -359,7 +400,7 @@ _RECORD_COMMITTED_END = _DONE.where(_MINE, idempotency_keys.c.state == "committe
 _FORGET_UNWRITTEN = idempotency_keys.delete().where(_MINE, idempotency_keys.c.state == "started")
 
 
-async def _write_ends(conn: AsyncConnection, ends: list[_Ended], keyring: Keyring) -> None:
+async def _write_ends(conn: AsyncConnection, ends: list[_Ended], keyring: Keyring) -> list[None]:
     """Each end on its own row version only: a 5xx forgets a key whose request wrote nothing (so
     the client's retry runs for real) and stores the answer of one that did."""
     answered = [_end_row(ended, keyring) for ended in ends if ended.status < 500]
@@ -369,6 +410,7 @@ async def _write_ends(conn: AsyncConnection, ends: list[_Ended], keyring: Keyrin
     if failed:
         await conn.execute(_FORGET_UNWRITTEN, failed)
         await conn.execute(_RECORD_COMMITTED_END, failed)
+    return [None] * len(ends)
 
 
 def _end_row(ended: _Ended, keyring: Keyring) -> dict[str, object]:
