@@ -17,9 +17,14 @@ was taken over meanwhile, so a slow first request and its take-over never both w
 The database can fail around the request, too. A failure while authenticating or claiming the
 key answers the same 503 (or 507) as a route would, instead of escaping to the server (which
 would reset the client's keep-alive connection). If recording the end fails, the response goes
-out all the same and this process keeps that end and records it as soon as the database is back (in the
-background, and first thing when the same key comes again), so a retry after a 5xx that wrote
-nothing runs for real instead of meeting `idempotency_key_in_use` until the key is abandoned.
+out all the same and this process keeps that end, to record it as soon as the database is back
+(in the background, and first thing when the same key comes again), so a retry after a 5xx that
+wrote nothing runs for real instead of meeting `idempotency_key_in_use` until the key is
+abandoned.
+
+Claims and ends are written by group commit (`_GroupCommit`): those of the requests arriving
+while one such transaction runs share the next, each request awaiting its own. A first use is
+still committed before its request runs, and an end before its answer's last byte goes out.
 """
 
 from __future__ import annotations
