@@ -7,7 +7,9 @@ real uvicorn process), one by bench/bare_api.py (FastAPI + SQLAlchemy doing the 
 customer row + event row, in one transaction). `--clients` aiohttp clients POST /api/customers
 back to back for `--seconds` against each: Paywire without, then with, an `Idempotency-Key`
 (a fresh key per request), and the bare app. Printed: req/s, p50, p99, and Paywire's ratio to the
-bare app. Issue 17's target: ratio >= 0.8 both ways, p99 < 50 ms at 16 clients.
+bare app, and the server's CPU time per request (from /proc, its own process only: on a shared
+machine a steadier figure than the rate). Issue 17's target: ratio >= 0.8 both ways, p99 < 50 ms
+at 16 clients.
 
 POST /api/subscriptions is not measured yet (see docs/performance.md).
 """
@@ -24,6 +26,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import NamedTuple
 
 import aiohttp
 from scratch_database import scratch_database  # bench/, beside this script
@@ -70,6 +73,19 @@ async def drive(url: str, key: str, clients: int, seconds: float, idempotent: bo
     return latencies
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Phase(NamedTuple):
+    rate: float
+    p50: float
+    p99: float
+    cpu_us: float  # the server's CPU time per request
+
+
 def quantile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=1000)[int(q * 1000) - 1] if len(values) > 10 else float("nan")
 
@@ -99,10 +115,12 @@ def stop(server: subprocess.Popen[bytes]) -> None:
         server.kill()
 
 
-async def measure(url: str, key: str, args: argparse.Namespace, idempotent: bool) -> tuple[float, float, float]:
+async def measure(url: str, server: int, key: str, args: argparse.Namespace, idempotent: bool) -> Phase:
     await drive(url, key, args.clients, 2, idempotent)  # warm up
+    cpu_before = cpu_seconds(server)
     latencies = await drive(url, key, args.clients, args.seconds, idempotent)
-    return len(latencies) / args.seconds, quantile(latencies, 0.5), quantile(latencies, 0.99)
+    cpu_us = (cpu_seconds(server) - cpu_before) / len(latencies) * 1e6
+    return Phase(len(latencies) / args.seconds, quantile(latencies, 0.5), quantile(latencies, 0.99), cpu_us)
 
 
 async def one_kind(name: str, paywire_url: str, bare_url: str, args: argparse.Namespace, workdir: Path) -> None:
@@ -111,7 +129,7 @@ async def one_kind(name: str, paywire_url: str, bare_url: str, args: argparse.Na
     env = {k: v for k, v in os.environ.items() if not k.startswith("PAYWIRE_")}
     if paywire_url.startswith("postgresql"):
         env["PAYWIRE_ENCRYPTION_KEY"] = os.environ.get("PAYWIRE_ENCRYPTION_KEY") or generate_key()
-    results: dict[str, tuple[float, float, float]] = {}
+    results: dict[str, Phase] = {}
     paywire = start(
         [
             sys.executable,
@@ -130,8 +148,8 @@ async def one_kind(name: str, paywire_url: str, bare_url: str, args: argparse.Na
     try:
         url = f"http://{HOST}:{args.port}"
         await wait_up(url)
-        results["paywire"] = await measure(url, key, args, idempotent=False)
-        results["paywire + Idempotency-Key"] = await measure(url, key, args, idempotent=True)
+        results["paywire"] = await measure(url, paywire.pid, key, args, idempotent=False)
+        results["paywire + Idempotency-Key"] = await measure(url, paywire.pid, key, args, idempotent=True)
     finally:
         stop(paywire)
     bare = start(
@@ -142,17 +160,19 @@ async def one_kind(name: str, paywire_url: str, bare_url: str, args: argparse.Na
     try:
         url = f"http://{HOST}:{args.port + 1}"
         await wait_up(url)
-        results["bare FastAPI + SQLAlchemy"] = await measure(url, "", args, idempotent=False)
+        results["bare FastAPI + SQLAlchemy"] = await measure(url, bare.pid, "", args, idempotent=False)
     finally:
         stop(bare)
-    baseline = results["bare FastAPI + SQLAlchemy"][0]
+    baseline = results["bare FastAPI + SQLAlchemy"]
     print(
         f"{name}, POST /api/customers, {args.clients} clients, {args.seconds:.0f} s each"
         f" (load {os.getloadavg()[0]:.2f}):"
     )
-    for label, (rate, p50, p99) in results.items():
+    for label, phase in results.items():
         print(
-            f"  {label:28} {rate:7.0f} req/s  p50 {p50:6.1f} ms  p99 {p99:6.1f} ms  ratio {rate / baseline:.2f}x",
+            f"  {label:28} {phase.rate:7.0f} req/s  p50 {phase.p50:6.1f} ms  p99 {phase.p99:6.1f} ms"
+            f"  ratio {phase.rate / baseline.rate:.2f}x  CPU {phase.cpu_us:5.0f} µs/req"
+            f" ({phase.cpu_us / baseline.cpu_us:.2f}x)",
             flush=True,
         )
 

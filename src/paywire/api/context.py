@@ -46,8 +46,7 @@ def services_of(request: Request) -> Services:
 
 async def authenticate(request: Request, api_key: str) -> keys.ApiKey:
     """Resolve a key to its mode, or a 401."""
-    async with services_of(request).db.read() as conn:
-        found = await keys.authenticate(conn, api_key)
+    found = await keys.authenticate_cached(services_of(request).db, api_key)
     if found is None:
         raise AuthenticationFailed("invalid API key: check the Authorization: Bearer sk_… header")
     return found

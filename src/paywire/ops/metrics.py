@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
@@ -153,18 +154,29 @@ async def exposition(db: Database) -> bytes:
     return generate_latest(REGISTRY) + generate_latest(gauges)
 
 
-def _route_of(scope: Scope) -> str:
-    route = scope.get("route")
+def _route_of(route: object) -> str:
     path = getattr(route, "path", None)
     return str(path) if path else "unmatched"
 
 
+class _Series(NamedTuple):
+    """The children of one (method, route, status): looked up once, then reused."""
+
+    requests: Counter
+    latency: Histogram | None  # None for the routes whose time is not measured (streams)
+
+
 class RequestMetrics:
-    """ASGI middleware counting every HTTP request by route template and status."""
+    """ASGI middleware counting every HTTP request by route template and status.
+
+    `labels()` validates, converts and locks on every call, so each (method, route template,
+    status) is resolved once into its children and kept.
+    """
 
     def __init__(self, app: ASGIApp, skip: Iterable[str] = ("/api/events/stream",)) -> None:
         self.app = app
         self.skip = frozenset(skip)
+        self._series: dict[tuple[str, str, int], _Series] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -182,7 +194,15 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            route = _route_of(scope)
-            API_REQUESTS.labels(scope["method"], route, str(status)).inc()
-            if route not in self.skip:
-                API_LATENCY.labels(scope["method"], route).observe(time.perf_counter() - started)
+            series = self._series_of(scope["method"], _route_of(scope.get("route")), status)
+            series.requests.inc()
+            if series.latency is not None:
+                series.latency.observe(time.perf_counter() - started)
+
+    def _series_of(self, method: str, route: str, status: int) -> _Series:
+        name = (method, route, status)
+        series = self._series.get(name)
+        if series is None:
+            latency = None if route in self.skip else API_LATENCY.labels(method, route)
+            series = self._series[name] = _Series(API_REQUESTS.labels(method, route, str(status)), latency)
+        return series
