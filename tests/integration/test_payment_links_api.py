@@ -17,7 +17,8 @@ async def test_payment_links_create_list_update_and_visit(server: Server, api: h
             json={
                 "line_items": [{"price_id": one_time["id"], "quantity": 3}],
                 "after_completion": {
-                    "type": "redirect", "redirect": {"url": "https://shop.example/{CHECKOUT_SESSION_ID}"},
+                    "type": "redirect",
+                    "redirect": {"url": "https://shop.example/{CHECKOUT_SESSION_ID}"},
                 },
                 "metadata": {"campaign": "spring"},
                 "locale": "zh",

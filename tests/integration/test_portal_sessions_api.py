@@ -57,7 +57,9 @@ async def test_portal_sessions_refuse_bad_customers(server: Server, api: httpx.A
     assert missing.status_code == 400 and missing.json()["error"]["param"] == "customer_id"
     assert (await api.post("/api/billing-portal/sessions", json={})).status_code == 400
     customer = await ok(api.post("/api/customers", json={"email": "x@example.com"}))
-    bad_url = await api.post("/api/billing-portal/sessions", json={"customer_id": customer["id"], "return_url": "ftp://x"})
+    bad_url = await api.post(
+        "/api/billing-portal/sessions", json={"customer_id": customer["id"], "return_url": "ftp://x"}
+    )
     assert bad_url.status_code == 400
     async with server.client(server.live_key) as live:
         other_mode = await live.post("/api/billing-portal/sessions", json={"customer_id": customer["id"]})

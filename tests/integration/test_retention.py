@@ -280,7 +280,11 @@ async def test_export_writes_the_range_in_order_filtered_by_type(app: PaywireApp
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "paywire.cli.main", *args], cwd=cwd, capture_output=True, text=True, timeout=60,
+        [sys.executable, "-m", "paywire.cli.main", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
         env={k: v for k, v in os.environ.items() if not k.startswith("PAYWIRE_")},
     )
 
@@ -291,8 +295,16 @@ async def test_prune_and_export_commands(app: PaywireApp, database_url: str, tmp
     young = await _events(db, 1, at=NOW)
     out = tmp_path / "out.jsonl"
     exported = _cli(
-        "export", "--since", "2000-01-01", "--until", str(int(NOW) + 60), "--output", str(out),
-        "--database-url", database_url, cwd=tmp_path,
+        "export",
+        "--since",
+        "2000-01-01",
+        "--until",
+        str(int(NOW) + 60),
+        "--output",
+        str(out),
+        "--database-url",
+        database_url,
+        cwd=tmp_path,
     )
     assert exported.returncode == 0, exported.stderr
     assert [json.loads(x)["id"] for x in out.read_text().splitlines()] == old + young

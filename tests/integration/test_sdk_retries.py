@@ -76,8 +76,11 @@ async def script() -> AsyncIterator[tuple[Script, str]]:
         await runner.cleanup()
 
 
-UNAVAILABLE = (503, {"Retry-After": "0"}, {"error": {"type": "api_error", "code": "service_unavailable",
-                                                     "message": "retry", "param": None}})
+UNAVAILABLE = (
+    503,
+    {"Retry-After": "0"},
+    {"error": {"type": "api_error", "code": "service_unavailable", "message": "retry", "param": None}},
+)
 
 
 async def test_503_twice_then_200_sync_keeps_one_idempotency_key(script: tuple[Script, str]) -> None:

@@ -60,9 +60,7 @@ async def test_checkout_pays_through_stripe(
     assert charged["customer"] == await _stripe_customer(stripe_server, customer["id"])
 
 
-async def test_checkout_decline_carries_stripes_error(
-    stripe_api: httpx.AsyncClient, localstripe: LocalStripe
-) -> None:
+async def test_checkout_decline_carries_stripes_error(stripe_api: httpx.AsyncClient, localstripe: LocalStripe) -> None:
     api = stripe_api
     timeline = Timeline(api)
     item = await price(api, "12.00", interval=None)

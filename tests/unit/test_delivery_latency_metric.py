@@ -8,9 +8,7 @@ from paywire.ops import metrics
 
 
 def _count(destination: str, le: str) -> float:
-    value = REGISTRY.get_sample_value(
-        "paywire_delivery_latency_seconds_bucket", {"destination": destination, "le": le}
-    )
+    value = REGISTRY.get_sample_value("paywire_delivery_latency_seconds_bucket", {"destination": destination, "le": le})
     return value or 0.0
 
 

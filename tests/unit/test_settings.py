@@ -96,7 +96,11 @@ def test_toml_takes_a_retry_schedule_as_a_list(tmp_path: Path, monkeypatch: pyte
     ("variable", "value", "message"),
     [
         ("PAYWIRE_WEBHOOK_RETRY_SCHEDULE", "5,soon", "must be comma-separated seconds, for example 5,300,1800"),
-        ("PAYWIRE_WEBHOOK_RETRY_SCHEDULE", "5,-1", "must be one or more seconds (none negative), for example 5,300,1800"),  # noqa: E501
+        (
+            "PAYWIRE_WEBHOOK_RETRY_SCHEDULE",
+            "5,-1",
+            "must be one or more seconds (none negative), for example 5,300,1800",
+        ),
         ("PAYWIRE_WEBHOOK_TIMEOUT", "0", "Input should be greater than 0"),
         ("PAYWIRE_DATABASE_POOL_TIMEOUT", "soon", "Input should be a valid number, unable to parse string as a number"),
         ("PAYWIRE_ALLOW_PRIVATE_NETWORKS", "maybe", "Input should be a valid boolean, unable to interpret input"),

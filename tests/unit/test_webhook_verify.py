@@ -32,9 +32,7 @@ EVENT = {
 BODY = json.dumps(EVENT).encode()
 
 
-def signed(
-    body: bytes = BODY, ts: int = NOW, msg_id: str = "evt_1", secrets: Any = (SECRET,)
-) -> dict[str, str]:
+def signed(body: bytes = BODY, ts: int = NOW, msg_id: str = "evt_1", secrets: Any = (SECRET,)) -> dict[str, str]:
     return signature_headers(list(secrets), msg_id, ts, body)
 
 
@@ -265,9 +263,7 @@ any_secrets = st.one_of(
 
 @settings(max_examples=200, deadline=None)
 @given(body=any_bodies, headers=any_headers, secret=any_secrets, now=st.floats(allow_nan=True))
-def test_fuzz_garbage_only_raises_verification_error(
-    body: Any, headers: Any, secret: Any, now: float
-) -> None:
+def test_fuzz_garbage_only_raises_verification_error(body: Any, headers: Any, secret: Any, now: float) -> None:
     with pytest.raises(WebhookVerificationError):
         verify(body, headers, secret, now=now)
 
@@ -351,9 +347,7 @@ def test_flask_decorator() -> None:
     unsigned = client.post("/hook/x", data=BODY, content_type="application/json")
     assert unsigned.status_code == 400
     assert "webhook-id" in unsigned.get_json()["error"]
-    tampered = client.post(
-        "/hook/x", data=BODY + b"\n", headers=live_headers(), content_type="application/json"
-    )
+    tampered = client.post("/hook/x", data=BODY + b"\n", headers=live_headers(), content_type="application/json")
     assert tampered.status_code == 400
     assert len(seen) == 1
 

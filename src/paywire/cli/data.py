@@ -51,8 +51,12 @@ def prune(settings: Settings, *, dry_run: bool) -> retention.Result:
         db = Database(settings.database_url, pool_size=2)
         try:
             with Progress(
-                TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[rows]:,} rows"),
-                TimeElapsedColumn(), console=err, transient=True,
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TextColumn("{task.fields[rows]:,} rows"),
+                TimeElapsedColumn(),
+                console=err,
+                transient=True,
             ) as bar:
                 verb = "counting" if dry_run else "removing"
                 tasks = {k: bar.add_task(f"{verb} {_LABELS[k]}", total=None, rows=0) for k in retention.KINDS}
@@ -98,8 +102,13 @@ def export(
         try:
             total = await exporting.count(db, start, end, type)
             with Progress(
-                TextColumn("exporting events"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                console=err, transient=True, disable=quiet,
+                TextColumn("exporting events"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=err,
+                transient=True,
+                disable=quiet,
             ) as bar:
                 task = bar.add_task("export", total=total)
                 return await exporting.export(

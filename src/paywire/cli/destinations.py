@@ -9,9 +9,7 @@ import typer
 
 from paywire.cli.remote import ApiKey, AsJson, Page, ServerUrl, Size, client, out, show, table
 
-destinations_app = typer.Typer(
-    no_args_is_help=True, help="Manage event destinations (webhook, rabbitmq, nats, redis)."
-)
+destinations_app = typer.Typer(no_args_is_help=True, help="Manage event destinations (webhook, rabbitmq, nats, redis).")
 
 COLUMNS = ["id", "type", "status", "ordering", "events", "config"]
 Config = Annotated[

@@ -19,15 +19,9 @@ _CATALOGUE: tuple[EventType, ...] = (
     EventType("checkout.session.nft_minted", "checkout_session", "NFT minting completed.", True),
     # Subscription (Payment Kit)
     EventType("customer.subscription.created", "subscription", "Subscription created.", True),
-    EventType(
-        "customer.subscription.started", "subscription", "Subscription started: first paid period.", True
-    ),
-    EventType(
-        "customer.subscription.renewed", "subscription", "Subscription renewed for a new period.", True
-    ),
-    EventType(
-        "customer.subscription.upgraded", "subscription", "Subscription upgraded; proration charged.", True
-    ),
+    EventType("customer.subscription.started", "subscription", "Subscription started: first paid period.", True),
+    EventType("customer.subscription.renewed", "subscription", "Subscription renewed for a new period.", True),
+    EventType("customer.subscription.upgraded", "subscription", "Subscription upgraded; proration charged.", True),
     EventType("customer.subscription.updated", "subscription", "Subscription fields changed.", True),
     EventType("customer.subscription.deleted", "subscription", "Subscription canceled.", True),
     EventType("customer.subscription.paused", "subscription", "Subscription paused.", True),
@@ -50,9 +44,7 @@ _CATALOGUE: tuple[EventType, ...] = (
     EventType("price.updated", "price", "Price fields changed."),
     EventType("checkout.session.created", "checkout_session", "Checkout session created."),
     EventType("checkout.session.expired", "checkout_session", "Checkout session expired unpaid."),
-    EventType(
-        "checkout.session.nft_mint_failed", "checkout_session", "NFT minting failed; see nft_mint_details."
-    ),
+    EventType("checkout.session.nft_mint_failed", "checkout_session", "NFT minting failed; see nft_mint_details."),
     EventType("invoice.created", "invoice", "Invoice created."),
     EventType("invoice.payment_failed", "invoice", "An attempt to pay the invoice failed."),
     EventType("invoice.voided", "invoice", "Invoice voided."),
@@ -64,9 +56,7 @@ _CATALOGUE: tuple[EventType, ...] = (
     ),
     EventType("payment_link.created", "payment_link", "Payment link created."),
     EventType("payment_link.updated", "payment_link", "Payment link fields changed (e.g. deactivated)."),
-    EventType(
-        "webhook_endpoint.disabled", "webhook_endpoint", "Endpoint disabled: 410, or no success for 5 days."
-    ),
+    EventType("webhook_endpoint.disabled", "webhook_endpoint", "Endpoint disabled: 410, or no success for 5 days."),
     EventType(
         "webhook_endpoint.test",
         "webhook_endpoint",

@@ -54,9 +54,7 @@ async def store_position(
         if current is None:
             await tx.conn.execute(table.insert().values(name=name, scope=scope, **values))
         elif seq > current:
-            await tx.conn.execute(
-                table.update().where(table.c.name == name, table.c.scope == scope).values(**values)
-            )
+            await tx.conn.execute(table.update().where(table.c.name == name, table.c.scope == scope).values(**values))
 
 
 class LocalSource:

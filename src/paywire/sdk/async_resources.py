@@ -206,6 +206,7 @@ class AsyncEventDestinations(AsyncResource[EventDestination]):
         """Re-queue every delivery to this destination that failed for good since `since` (unix seconds)."""
         return await self._action(id, "recover", {"since": since}, idempotency_key, EventDestinationRecoverResult)
 
+
 class AsyncCustomers(AsyncResource[Customer]):
     async def create(self, *, idempotency_key: str | None = None, **params: Unpack[CustomerCreateParams]) -> Customer:
         return await self._create(params, idempotency_key)

@@ -211,9 +211,7 @@ async def update(
     changed = objects.changes(row, values)
     if changed:
         await tx.conn.execute(
-            webhook_endpoints.update()
-            .where(webhook_endpoints.c.seq == row["seq"])
-            .values(**changed, updated=int(now))
+            webhook_endpoints.update().where(webhook_endpoints.c.seq == row["seq"]).values(**changed, updated=int(now))
         )
         if changed.keys() & {"status", "enabled_events"}:
             await targets.bump(tx.conn)

@@ -16,9 +16,7 @@ from paywire.webhooks.verify import (
 )
 
 
-def webhook_event(
-    secret: SecretSource, *, tolerance: int = DEFAULT_TOLERANCE
-) -> Callable[[Request], Awaitable[Event]]:
+def webhook_event(secret: SecretSource, *, tolerance: int = DEFAULT_TOLERANCE) -> Callable[[Request], Awaitable[Event]]:
     """Return a dependency that verifies the raw request and yields its Event, or answers 400."""
     get_secret = secret_getter(secret)
 

@@ -58,9 +58,7 @@ def sign(secrets: Sequence[str] | str, msg_id: str, timestamp: int, body: bytes)
     return " ".join(signatures)
 
 
-def signature_headers(
-    secrets: Sequence[str] | str, msg_id: str, timestamp: int, body: bytes
-) -> dict[str, str]:
+def signature_headers(secrets: Sequence[str] | str, msg_id: str, timestamp: int, body: bytes) -> dict[str, str]:
     """Return the `webhook-id`, `webhook-timestamp` and `webhook-signature` headers."""
     return {
         "webhook-id": msg_id,

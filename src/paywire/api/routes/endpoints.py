@@ -45,9 +45,7 @@ async def retrieve_endpoint(endpoint_id: str, ctx: Ctx = Depends(context)) -> di
 
 
 @router.put("/{endpoint_id}", response_model=WebhookEndpoint)
-async def update_endpoint(
-    endpoint_id: str, body: WebhookEndpointUpdate, ctx: Ctx = Depends(context)
-) -> dict[str, Any]:
+async def update_endpoint(endpoint_id: str, body: WebhookEndpointUpdate, ctx: Ctx = Depends(context)) -> dict[str, Any]:
     if body.url:
         allow_private = ctx.services.settings.allow_private_networks
         await netpolicy.check_endpoint_url(body.url, livemode=ctx.livemode, allow_private=allow_private)
@@ -80,9 +78,7 @@ async def rotate_endpoint_secret(
 
 
 @router.post("/{endpoint_id}/recover", response_model=EndpointRecoverResult)
-async def recover_endpoint(
-    endpoint_id: str, body: EndpointRecover, ctx: Ctx = Depends(context)
-) -> dict[str, Any]:
+async def recover_endpoint(endpoint_id: str, body: EndpointRecover, ctx: Ctx = Depends(context)) -> dict[str, Any]:
     """Re-queue every delivery to this endpoint that failed for good since `since` (unix seconds)."""
     async with ctx.db.transaction() as tx:
         requeued = await delivery.recover_endpoint(

@@ -97,7 +97,7 @@ class Lang:
         return format_date(datetime.fromtimestamp(int(ts), UTC).date(), format="long", locale=self.babel)
 
     def interval(self, interval: str, count: int) -> str:
-        """"month" / "3 months", in this language."""
+        """ "month" / "3 months", in this language."""
         units = {
             "day": (N_("day"), N_("%(num)d days")),
             "week": (N_("week"), N_("%(num)d weeks")),

@@ -22,9 +22,7 @@ async def link_page(request: Request, link_id: str) -> Response:
     call = services.billing.call(bool(link["livemode"]), RequestInfo(id=getattr(request.state, "request_id", None)))
     try:
         async with services.db.transaction() as tx:
-            session = await payment_links.start_session(
-                tx, call, link, pages_url=pages_url(request)
-            )
+            session = await payment_links.start_session(tx, call, link, pages_url=pages_url(request))
     except (StateError, InvalidRequest):  # deactivated, or a price of it no longer sold
         context = {
             "title": lang.gettext("This link is no longer available"),

@@ -21,9 +21,7 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.create_table(
         "api_keys",
-        sa.Column(
-            "seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("id", sa.String(length=40), nullable=False),
         sa.Column("key_hash", sa.String(length=64), nullable=False),
         sa.Column("livemode", sa.Boolean(), nullable=False),
@@ -36,9 +34,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "customers",
-        sa.Column(
-            "seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("id", sa.String(length=40), nullable=False),
         sa.Column("livemode", sa.Boolean(), nullable=False),
         sa.Column("email", sa.String(length=320), nullable=True),
@@ -66,9 +62,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "events",
-        sa.Column(
-            "seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("id", sa.String(length=40), nullable=False),
         sa.Column("livemode", sa.Boolean(), nullable=False),
         sa.Column("type", sa.String(length=80), nullable=False),
@@ -86,16 +80,12 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("events", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_events_livemode_seq"), ["livemode", "seq"], unique=False)
-        batch_op.create_index(
-            batch_op.f("ix_events_livemode_type_seq"), ["livemode", "type", "seq"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_events_livemode_type_seq"), ["livemode", "type", "seq"], unique=False)
         batch_op.create_index(batch_op.f("ix_events_object_id"), ["object_id"], unique=False)
 
     op.create_table(
         "idempotency_keys",
-        sa.Column(
-            "seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("livemode", sa.Boolean(), nullable=False),
         sa.Column("key", sa.String(length=255), nullable=False),
         sa.Column("request_hash", sa.String(length=64), nullable=False),
@@ -108,9 +98,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "prices",
-        sa.Column(
-            "seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("id", sa.String(length=40), nullable=False),
         sa.Column("livemode", sa.Boolean(), nullable=False),
         sa.Column("product_id", sa.String(length=40), nullable=False),
@@ -134,9 +122,7 @@ def upgrade() -> None:
 
     op.create_table(
         "products",
-        sa.Column(
-            "seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("id", sa.String(length=40), nullable=False),
         sa.Column("livemode", sa.Boolean(), nullable=False),
         sa.Column("name", sa.String(length=256), nullable=False),
@@ -153,9 +139,7 @@ def upgrade() -> None:
 
     op.create_table(
         "webhook_attempts",
-        sa.Column(
-            "seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("id", sa.String(length=40), nullable=False),
         sa.Column("livemode", sa.Boolean(), nullable=False),
         sa.Column("delivery_seq", sa.BigInteger(), nullable=False),
@@ -179,9 +163,7 @@ def upgrade() -> None:
 
     op.create_table(
         "webhook_deliveries",
-        sa.Column(
-            "seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("event_id", sa.String(length=40), nullable=False),
         sa.Column("endpoint_id", sa.String(length=40), nullable=False),
         sa.Column("livemode", sa.Boolean(), nullable=False),
@@ -204,9 +186,7 @@ def upgrade() -> None:
 
     op.create_table(
         "webhook_endpoints",
-        sa.Column(
-            "seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("id", sa.String(length=40), nullable=False),
         sa.Column("livemode", sa.Boolean(), nullable=False),
         sa.Column("url", sa.String(length=2048), nullable=False),
@@ -226,9 +206,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("id", name=op.f("uq_webhook_endpoints_id")),
     )
     with op.batch_alter_table("webhook_endpoints", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_webhook_endpoints_livemode_status"), ["livemode", "status"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_webhook_endpoints_livemode_status"), ["livemode", "status"], unique=False)
 
 
 def downgrade() -> None:
