@@ -249,13 +249,14 @@ async def test_a_write_whose_response_was_lost_is_never_run_twice(
     """The process dies after the write commits but before the response is stored."""
     import sqlalchemy as sa
 
-    from paywire.api.middleware import ABANDONED_AFTER, PaywireMiddleware
+    from paywire.api import idempotency
+    from paywire.api.idempotency import ABANDONED_AFTER
     from paywire.db.schema import idempotency_keys
 
     async def crash(*_args: object) -> None:
         raise RuntimeError("killed before the response was stored")
 
-    monkeypatch.setattr(PaywireMiddleware, "_finish", crash)
+    monkeypatch.setattr(idempotency, "_write_ends", crash)
     headers = {"Idempotency-Key": "lost-response"}
     await api.post("/api/customers", json={"name": "once"}, headers=headers)
     await api.post("/api/customers", json={"name": 5}, headers={"Idempotency-Key": "no-write"})
@@ -289,9 +290,9 @@ async def test_a_key_taken_over_while_its_first_request_still_runs_writes_once(
     import sqlalchemy as sa
     from sqlalchemy.engine import make_url
 
-    from paywire.api import middleware
+    from paywire.api import idempotency
 
-    monkeypatch.setattr(middleware, "ABANDONED_AFTER", 1)
+    monkeypatch.setattr(idempotency, "ABANDONED_AFTER", 1)
     dsn = make_url(server.app.database_url).set(drivername="postgresql").render_as_string(hide_password=False)
     locker = await asyncpg.connect(dsn)
     lock = locker.transaction()
