@@ -239,7 +239,7 @@ async def test_per_object_ordering_holds_through_random_failures(db: Database) -
 
 
 async def test_recover_and_resend_work_for_any_type_and_keep_order(db: Database) -> None:
-    from paywire.webhooks import delivery
+    from paywire.webhooks import delivery, endpoints
 
     ordered = await destination(db, ordering="per_object")
     verdicts = {"mode": "give_up"}
@@ -254,7 +254,7 @@ async def test_recover_and_resend_work_for_any_type_and_keep_order(db: Database)
     first, second = [m.id for m in memory.messages]
     verdicts["mode"] = "ok"
     async with db.transaction() as tx:
-        assert await delivery.recover_endpoint(tx, ordered, livemode=False, since=0, now=time.time(), kind=None) == 2
+        assert await endpoints.recover_endpoint(tx, ordered, livemode=False, since=0, now=time.time(), kind=None) == 2
     memory2 = MemoryDestination(lambda job: verdicts["mode"])
 
     async def all_done() -> bool:

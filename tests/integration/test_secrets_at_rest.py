@@ -28,7 +28,7 @@ from paywire.minting import verify_receipt
 from paywire.minting.signed_receipt import signing_key
 from paywire.schemas import WebhookEndpointCreate
 from paywire.secrets_at_rest import Keyring, SecretsError, envelope_key_id, generate_key, key_file_for
-from paywire.webhooks import endpoints
+from paywire.webhooks import endpoint_secrets, endpoints
 from tests.conftest import PG_ADMIN_URL, Server, new_key, start_server, stop_server
 from tests.integration.delivery_receiver import Receiver, until
 from tests.integration.test_billing_timelines import ok, price
@@ -280,7 +280,7 @@ async def test_plain_secrets_of_the_previous_release_get_encrypted(old_release_u
         async with app.db.read() as conn:
             assert await endpoints.secret(conn, app.keyring, "we_old", livemode=False) == plain
             row = (await conn.execute(sa.select(webhook_endpoints))).mappings().one()
-            assert endpoints.valid_secrets(row, time.time(), app.keyring) == [plain, previous]
+            assert endpoint_secrets.valid_secrets(row, time.time(), app.keyring) == [plain, previous]
         async with app.db.transaction() as tx:
             kid, key = await signing_key(tx.conn, app.keyring)
         assert kid == "key_old"
@@ -297,12 +297,12 @@ async def test_a_plain_value_is_read_until_it_is_encrypted(database_url: str) ->
     plain = "whsec_" + base64.b64encode(os.urandom(32)).decode()
     keyring = Keyring.from_text(NEW)
     row = {"id": "we_x", "secret": plain, "previous_secrets": []}
-    assert endpoints.valid_secrets(row, time.time(), keyring) == [plain]
-    envelope = keyring.encrypt(plain, endpoints.secret_aad("we_x"))
-    assert endpoints.valid_secrets({**row, "secret": envelope}, time.time(), keyring) == [plain]
+    assert endpoint_secrets.valid_secrets(row, time.time(), keyring) == [plain]
+    envelope = keyring.encrypt(plain, endpoint_secrets.secret_aad("we_x"))
+    assert endpoint_secrets.valid_secrets({**row, "secret": envelope}, time.time(), keyring) == [plain]
     # Moved to another row, the ciphertext does not decrypt.
     with pytest.raises(SecretsError, match="moved from another row"):
-        endpoints.valid_secrets({**row, "id": "we_y", "secret": envelope}, time.time(), keyring)
+        endpoint_secrets.valid_secrets({**row, "id": "we_y", "secret": envelope}, time.time(), keyring)
 
 
 def test_key_file_beside_sqlite_and_postgres_refuses_without_a_key(

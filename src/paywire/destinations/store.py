@@ -2,7 +2,7 @@
 
 A webhook destination is exactly a webhook endpoint (`/api/webhook-endpoints` is the view of
 that type, ids `we_`); a broker destination (ids `ed_`) keeps `url` empty and its config, as
-JSON, encrypted with the keyring under its own associated data (`endpoints.config_aad`). Every
+JSON, encrypted with the keyring under its own associated data (`endpoint_secrets.config_aad`). Every
 destination has a signing secret: every transport carries the Standard Webhooks headers.
 """
 
@@ -25,7 +25,7 @@ from paywire.events.log import API_VERSION
 from paywire.ids import new_id
 from paywire.schemas import EventDestinationCreate, EventDestinationUpdate
 from paywire.secrets_at_rest import Keyring
-from paywire.webhooks import endpoints
+from paywire.webhooks import endpoint_secrets, endpoints
 from paywire.webhooks.signing import generate_secret
 
 e = webhook_endpoints
@@ -35,7 +35,7 @@ def stored_config(m: Any, keyring: Keyring) -> dict[str, Any]:
     """The destination's config, decrypted (a webhook's is its url)."""
     if m["type"] == "webhook":
         return {"url": m["url"]}
-    return dict(json.loads(keyring.decrypt(m["config"], endpoints.config_aad(m["id"]))))
+    return dict(json.loads(keyring.decrypt(m["config"], endpoint_secrets.config_aad(m["id"]))))
 
 
 def render(m: Any, keyring: Keyring) -> dict[str, Any]:
@@ -53,7 +53,7 @@ def render(m: Any, keyring: Keyring) -> dict[str, Any]:
 
 
 def _encrypted(keyring: Keyring, endpoint_id: str, config: dict[str, Any]) -> str:
-    return keyring.encrypt(json.dumps(config, sort_keys=True), endpoints.config_aad(endpoint_id))
+    return keyring.encrypt(json.dumps(config, sort_keys=True), endpoint_secrets.config_aad(endpoint_id))
 
 
 async def create(tx: Tx, params: EventDestinationCreate, *, livemode: bool, now: float) -> dict[str, Any]:
@@ -74,7 +74,7 @@ async def create(tx: Tx, params: EventDestinationCreate, *, livemode: bool, now:
         "metadata": params.metadata or {},
         "api_version": API_VERSION,
         "created_via": "api",
-        "secret": keyring.encrypt(plain, endpoints.secret_aad(endpoint_id)),
+        "secret": keyring.encrypt(plain, endpoint_secrets.secret_aad(endpoint_id)),
         "previous_secrets": [],
         "created": int(now),
         "updated": int(now),

@@ -28,8 +28,7 @@ from paywire.errors import NotFound, StateError
 from paywire.events import catalogue
 from paywire.events import log as event_log
 from paywire.secrets_at_rest import Keyring, SecretsError
-from paywire.webhooks import endpoints
-from paywire.webhooks.endpoints import config_aad, valid_secrets
+from paywire.webhooks.endpoint_secrets import config_aad, valid_secrets
 
 log = logging.getLogger("paywire.webhooks")
 
@@ -465,11 +464,3 @@ async def resend(tx: Tx, event_id: str, endpoint_id: str | None, *, livemode: bo
         targets = [endpoint_id]
     await enqueue(tx, event_id, targets, livemode=livemode, now=now)
     return targets
-
-
-async def recover_endpoint(
-    tx: Tx, endpoint_id: str, *, livemode: bool, since: float, now: float, kind: str | None = "webhook"
-) -> int:
-    """`recover` for an endpoint of this mode (404 if there is none, or it is not of `kind`)."""
-    await endpoints.fetch(tx.conn, endpoint_id, livemode, kind=kind)
-    return await recover(tx, endpoint_id, since=since, now=now)

@@ -23,7 +23,9 @@ from paywire.events import catalogue, targets
 from paywire.events.log import API_VERSION
 from paywire.ids import new_id
 from paywire.schemas import WebhookEndpointCreate, WebhookEndpointUpdate
-from paywire.secrets_at_rest import Keyring, SecretsError, is_encrypted
+from paywire.secrets_at_rest import Keyring, is_encrypted
+from paywire.webhooks.delivery import cancel_pending, recover, resume
+from paywire.webhooks.endpoint_secrets import config_aad, previous_aad, secret_aad
 from paywire.webhooks.signing import generate_secret
 
 
@@ -80,37 +82,6 @@ def check_events(names: list[str]) -> list[str]:
     if unknown:
         raise InvalidRequest(f"unknown event type {unknown[0]!r} in enabled_events", param="enabled_events")
     return sorted(set(names), key=names.index)
-
-
-def secret_aad(endpoint_id: str) -> str:
-    """Associated data of an endpoint's current secret: it decrypts in no other row or column."""
-    return f"webhook_endpoints.secret:{endpoint_id}"
-
-
-def config_aad(endpoint_id: str) -> str:
-    """Associated data of a destination's config (its connection string may hold credentials)."""
-    return f"webhook_endpoints.config:{endpoint_id}"
-
-
-def previous_aad(endpoint_id: str) -> str:
-    return f"webhook_endpoints.previous_secrets:{endpoint_id}"
-
-
-def valid_secrets(m: Any, now: float, keyring: Keyring | None = None, *, cached: bool = False) -> list[str]:
-    """The current secret, then every rotated-out one that has not expired: one signature each.
-
-    `m` is the endpoint's row; its stored secrets are decrypted with `keyring` (`cached`: with
-    its cache, as the delivery path does). Without a keyring only plain values can be read.
-    """
-    if keyring is None:
-        stored = [m["secret"]] + [s["secret"] for s in m["previous_secrets"] if s["expires"] > now]
-        if any(is_encrypted(value) for value in stored):
-            raise SecretsError("valid_secrets needs the keyring to read encrypted secrets")
-        return stored
-    decrypt = keyring.decrypt_cached if cached else keyring.decrypt
-    current = decrypt(m["secret"], secret_aad(m["id"]))
-    aad = previous_aad(m["id"])
-    return [current] + [decrypt(s["secret"], aad) for s in m["previous_secrets"] if s["expires"] > now]
 
 
 async def secret(
@@ -200,8 +171,6 @@ async def update(
     if values.get("status") == "enabled" and row["status"] == "disabled":
         # Re-enabling starts a fresh 5-day window for the auto-disable rule, and the deliveries
         # that waited while it was disabled go out now.
-        from paywire.webhooks.delivery import resume  # delivery imports this module
-
         values["disabled_reason"] = None
         values["last_success"] = now
         values["failing_since"] = None
@@ -223,8 +192,6 @@ async def delete(
 ) -> dict[str, Any]:
     """Delete the endpoint; deliveries still pending to it are canceled (their attempts stay)."""
     row = await fetch(tx.conn, endpoint_id, livemode, lock=True, kind=kind)
-    from paywire.webhooks.delivery import cancel_pending  # delivery imports this module
-
     await tx.conn.execute(webhook_endpoints.delete().where(webhook_endpoints.c.seq == row["seq"]))
     await targets.bump(tx.conn)
     await cancel_pending(tx, endpoint_id, now=now, reason="endpoint deleted")
@@ -262,3 +229,11 @@ def listing(livemode: bool) -> sa.Select[Any]:
     return sa.select(webhook_endpoints).where(
         webhook_endpoints.c.livemode == livemode, webhook_endpoints.c.type == "webhook"
     )
+
+
+async def recover_endpoint(
+    tx: Tx, endpoint_id: str, *, livemode: bool, since: float, now: float, kind: str | None = "webhook"
+) -> int:
+    """`recover` for an endpoint of this mode (404 if there is none, or it is not of `kind`)."""
+    await fetch(tx.conn, endpoint_id, livemode, kind=kind)
+    return await recover(tx, endpoint_id, since=since, now=now)

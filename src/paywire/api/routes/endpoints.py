@@ -19,7 +19,7 @@ from paywire.schemas import (
     WebhookEndpointUpdate,
     WebhookEndpointWithSecret,
 )
-from paywire.webhooks import delivery, endpoints, netpolicy
+from paywire.webhooks import endpoints, netpolicy
 
 router = APIRouter(prefix="/api/webhook-endpoints", tags=["webhook endpoints"])
 
@@ -81,7 +81,7 @@ async def rotate_endpoint_secret(
 async def recover_endpoint(endpoint_id: str, body: EndpointRecover, ctx: Ctx = Depends(context)) -> dict[str, Any]:
     """Re-queue every delivery to this endpoint that failed for good since `since` (unix seconds)."""
     async with ctx.db.transaction() as tx:
-        requeued = await delivery.recover_endpoint(
+        requeued = await endpoints.recover_endpoint(
             tx, endpoint_id, livemode=ctx.livemode, since=body.since, now=ctx.now()
         )
         tx.after_commit.append(ctx.db.signal.notify)

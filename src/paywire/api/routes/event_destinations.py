@@ -27,7 +27,7 @@ from paywire.schemas import (
     RotateSecret,
     Secret,
 )
-from paywire.webhooks import delivery, endpoints, netpolicy
+from paywire.webhooks import endpoints, netpolicy
 
 router = APIRouter(prefix="/api/event-destinations", tags=["event destinations"])
 
@@ -102,7 +102,7 @@ async def recover_destination(
 ) -> dict[str, Any]:
     """Re-queue every delivery to this destination that failed for good since `since` (unix seconds)."""
     async with ctx.db.transaction() as tx:
-        requeued = await delivery.recover_endpoint(
+        requeued = await endpoints.recover_endpoint(
             tx, destination_id, livemode=ctx.livemode, since=body.since, now=ctx.now(), kind=None
         )
         tx.after_commit.append(ctx.db.signal.notify)

@@ -37,8 +37,8 @@ from paywire.web.dashboard.common import (
     redirect,
     services_of,
 )
-from paywire.webhooks import delivery, netpolicy, rollups
 from paywire.webhooks import endpoints as engine
+from paywire.webhooks import netpolicy, rollups
 from paywire.webhooks.ping import send_test_event
 
 router = APIRouter()
@@ -299,7 +299,7 @@ async def recover(endpoint_id: str, request: Request, session: auth.Session = De
     since = parse_utc(field(form, "since"), "since")
     services = services_of(request)
     async with services.db.transaction() as tx:
-        requeued = await delivery.recover_endpoint(
+        requeued = await engine.recover_endpoint(
             tx, endpoint_id, livemode=session.livemode, since=since, now=services.now()
         )
         await audit_action(

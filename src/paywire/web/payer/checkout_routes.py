@@ -13,7 +13,7 @@ from paywire.billing.declines import Declined
 from paywire.billing.statuses import CheckoutSessionStatus, PaymentIntentStatus
 from paywire.errors import InvalidRequest, NotFound, StateError
 from paywire.web.payer import cards, checkout_page
-from paywire.web.payer.app import lang_for, page, services_of
+from paywire.web.payer.common import lang_for, page, services_of
 from paywire.web.payer.i18n import Lang
 from paywire.web.payer.pay import load_session, pay, set_email
 from paywire.web.security import check_csrf

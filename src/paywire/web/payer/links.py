@@ -8,7 +8,7 @@ from fastapi.responses import RedirectResponse, Response
 from paywire.billing import payment_links
 from paywire.errors import InvalidRequest, StateError
 from paywire.events.log import RequestInfo
-from paywire.web.payer.app import lang_for, page, pages_url, services_of
+from paywire.web.payer.common import lang_for, page, pages_url, services_of
 
 router = APIRouter()
 

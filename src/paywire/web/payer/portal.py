@@ -19,7 +19,7 @@ from paywire.billing.statuses import SubscriptionStatus
 from paywire.errors import InvalidRequest, NotFound, StateError
 from paywire.events.log import RequestInfo
 from paywire.web.payer import cards, portal_data
-from paywire.web.payer.app import lang_for, page, services_of
+from paywire.web.payer.common import lang_for, page, services_of
 from paywire.web.payer.i18n import N_, Lang
 from paywire.web.payer.portal_data import Owner
 from paywire.web.security import check_csrf, is_https
