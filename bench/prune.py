@@ -183,7 +183,9 @@ async def one_database(name: str, db_url: str, args: argparse.Namespace, workdir
     command = [sys.executable, "-m", "paywire.cli.main"]
     server = subprocess.Popen(
         [*command, "serve", "--no-worker", "--port", str(args.port), "--database-url", db_url],
-        stdout=log, stderr=subprocess.STDOUT, env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
     )
     url = f"http://{HOST}:{args.port}"
     try:
@@ -192,8 +194,13 @@ async def one_database(name: str, db_url: str, args: argparse.Namespace, workdir
         base = await writes(url, key, args.clients, time.monotonic() + args.seconds)
         launched = time.monotonic()
         pruner = await asyncio.create_subprocess_exec(
-            *command, "prune", "--database-url", db_url, env=env,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+            *command,
+            "prune",
+            "--database-url",
+            db_url,
+            env=env,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
         )
         finished: asyncio.Future[Any] = asyncio.ensure_future(pruner.communicate())
         # The worker prunes from a process that is already up: the CLI's start-up (imports) is
@@ -217,9 +224,14 @@ async def one_database(name: str, db_url: str, args: argparse.Namespace, workdir
             server.kill()
     removed = (1 if args.attempts_only else 3) * args.events
     figures = {
-        "base_p50": p(base, 0.5), "base_p99": p(base, 0.99), "base_n": len(base) / args.seconds,
-        "prune_p50": p(during, 0.5), "prune_p99": p(during, 0.99), "prune_n": len(during) / measured,
-        "prune_s": prune_s, "measured_s": measured,
+        "base_p50": p(base, 0.5),
+        "base_p99": p(base, 0.99),
+        "base_n": len(base) / args.seconds,
+        "prune_p50": p(during, 0.5),
+        "prune_p99": p(during, 0.99),
+        "prune_n": len(during) / measured,
+        "prune_s": prune_s,
+        "measured_s": measured,
     }
     print(
         f"  without pruning: p50 {figures['base_p50']:6.2f} ms  p99 {figures['base_p99']:6.2f} ms"
