@@ -1,8 +1,9 @@
-"""`page`/`size` lists answering `{count, list, paging}`, newest first."""
+"""Paged lists: the API's `page`/`size` lists answering `{count, list, paging}`, and the
+dashboard's keyset pages (by `seq`, older/newer links). Newest first, both."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,3 +47,51 @@ async def paginate(
         "list": [render(row) for row in rows.mappings()],
         "paging": {"page": page.page, "size": page.size},
     }
+
+
+# --- keyset pages (the dashboard's lists) ------------------------------------------------------
+
+KEYSET_SIZE = 50
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Keyset paging: `before` (older than this seq) or `after` (newer than it), newest first."""
+
+    before: int | None = None
+    after: int | None = None
+    size: int = KEYSET_SIZE
+
+
+@dataclass
+class KeysetPage:
+    rows: Sequence[Any]
+    older: int | None  # seq to pass as `before` for the next older page
+    newer: int | None  # seq to pass as `after` for the next newer page
+
+
+def _seq(row: Any) -> int:
+    return int(row._mapping["seq"])
+
+
+async def keyset(
+    conn: AsyncConnection, query: sa.Select[Any], seq: sa.ColumnElement[int], cursor: Cursor
+) -> KeysetPage:
+    """One page of `query`, newest first, by `seq` < before or > after: an index range, never
+    OFFSET, and no COUNT(*) of the whole table."""
+    n = cursor.size
+    if cursor.after is not None:
+        rows = list((await conn.execute(query.where(seq > cursor.after).order_by(seq.asc()).limit(n + 1))).all())
+        more_newer = len(rows) > n
+        rows = rows[:n][::-1]
+        return KeysetPage(rows, _seq(rows[-1]) if rows else None, _seq(rows[0]) if rows and more_newer else None)
+    if cursor.before is not None:
+        query = query.where(seq < cursor.before)
+    rows = list((await conn.execute(query.order_by(seq.desc()).limit(n + 1))).all())
+    more_older = len(rows) > n
+    rows = rows[:n]
+    return KeysetPage(
+        rows,
+        _seq(rows[-1]) if rows and more_older else None,
+        _seq(rows[0]) if rows and cursor.before is not None else None,
+    )

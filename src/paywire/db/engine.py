@@ -33,6 +33,9 @@ from paywire.db.signal import PostgresListener, Signal
 if TYPE_CHECKING:
     from paywire.secrets_at_rest import Keyring
 
+# The connection a read or a transaction holds, by a name the pages can import without SQLAlchemy.
+Connection = AsyncConnection
+
 __all__ = ["Database", "Outage", "Tx", "async_url", "is_unavailable", "outage"]
 
 

@@ -7,39 +7,32 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Annotated, Any
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 
-from paywire import objects
-from paywire.billing import clock_advance, customers, invoices, money, payments, refunds, subscriptions
+from paywire.billing import clock_advance, customers, invoices, money, payments, read, refunds, subscriptions
 from paywire.billing.schemas import PaymentIntentRefund, TestClockCreate
 from paywire.billing.statuses import PaymentIntentStatus
-from paywire.db.schema import customers as customers_t
-from paywire.db.schema import events
-from paywire.db.schema import invoices as invoices_t
-from paywire.db.schema import payment_intents as payments_t
-from paywire.db.schema import refunds as refunds_t
-from paywire.db.schema import subscriptions as subscriptions_t
-from paywire.db.schema import test_clocks as clocks_t
 from paywire.errors import InvalidRequest, PaywireError
 from paywire.events import log as event_log
+from paywire.events import queries as event_queries
 from paywire.events.log import RequestInfo
+from paywire.pagination import Cursor, KeysetPage
 from paywire.web.dashboard import auth
 from paywire.web.dashboard.common import (
-    Cursor,
     admin_form,
     audit_action,
     current,
     cursor_params,
     datetime_local,
     field,
-    keyset,
     page,
+    page_links,
     parse_utc,
     redirect,
     services_of,
@@ -108,29 +101,18 @@ def _list_page(
 
 
 async def _keyset_list(
-    request: Request, session: auth.Session, query: sa.Select[Any], table: sa.Table, cursor: Cursor,
-    render: Callable[[Any], dict[str, Any]],
+    request: Request, session: auth.Session, cursor: Cursor,
+    read_page: Callable[[Any, bool, Cursor], Awaitable[KeysetPage]], render: Callable[[Any], dict[str, Any]],
 ) -> tuple[list[dict[str, Any]], dict[str, str | None]]:  # fmt: skip
+    """One keyset page of a kind (`read_page`, from `billing.read`), rendered, with its links."""
     async with services_of(request).db.read() as conn:
-        result = await keyset(conn, query, table.c.seq, cursor)
-    return [render(row._mapping) for row in result.rows], result.links(request)
+        result = await read_page(conn, session.livemode, cursor)
+    return [render(row._mapping) for row in result.rows], page_links(request, result)
 
 
-async def _related(query: sa.Select[Any], render: Callable[[Any], dict[str, Any]], conn: Any) -> list[dict[str, Any]]:
-    return [render(row) for row in (await conn.execute(query.limit(50))).mappings()]
-
-
-async def _timeline(conn: Any, object_ids: list[str], livemode: bool, limit: int = 50) -> list[dict[str, Any]]:
+async def _timeline(conn: Any, object_ids: list[str], livemode: bool) -> list[dict[str, Any]]:
     """The events of these objects, newest first."""
-    if not object_ids:
-        return []
-    query = (
-        event_log.select_events()
-        .where(events.c.livemode == livemode, events.c.object_id.in_(object_ids))
-        .order_by(events.c.seq.desc())
-        .limit(limit)
-    )
-    return [event_log.render(row) for row in (await conn.execute(query)).all()]
+    return await event_queries.events_of_objects(conn, object_ids, livemode)
 
 
 def _detail(
@@ -167,8 +149,8 @@ async def list_customers(
     cursor: Cursor = Depends(cursor_params),
     session: auth.Session = Depends(current),
 ) -> Response:
-    query = customers.listing(session.livemode, email=email.strip() or None)
-    rows, links = await _keyset_list(request, session, query, customers_t, cursor, customers.render)
+    read_page = partial(read.customers_page, email=email.strip() or None)
+    rows, links = await _keyset_list(request, session, cursor, read_page, customers.render)
     return _list_page(
         request, session, nav="customers", title="Customers", rows=rows, columns=CUSTOMER_COLUMNS, links=links,
         empty=("No customers yet", "Customers are created through the API (POST /api/customers) or at checkout."),
@@ -179,19 +161,12 @@ async def list_customers(
 @router.get("/customers/{customer_id}")
 async def show_customer(customer_id: str, request: Request, session: auth.Session = Depends(current)) -> Response:
     async with services_of(request).db.read() as conn:
-        obj = customers.render(await objects.fetch(conn, customers_t, customer_id, session.livemode))
-        subs = await _related(
-            subscriptions.listing(session.livemode, customer_id=customer_id).order_by(subscriptions_t.c.seq.desc()),
-            subscriptions.render, conn,
-        )  # fmt: skip
-        pays = await _related(
-            payments.listing(session.livemode, customer_id=customer_id).order_by(payments_t.c.seq.desc()),
-            payments.render, conn,
-        )  # fmt: skip
-        invs = await _related(
-            invoices.listing(session.livemode, customer_id=customer_id).order_by(invoices_t.c.seq.desc()),
-            invoices.render, conn,
-        )  # fmt: skip
+        obj = customers.render(await read.customer(conn, customer_id, session.livemode))
+        subs = [
+            subscriptions.render(r) for r in await read.subscriptions_of_customer(conn, session.livemode, customer_id)
+        ]
+        pays = [payments.render(r) for r in await read.payments_of_customer(conn, session.livemode, customer_id)]
+        invs = [invoices.render(r) for r in await read.invoices_of(conn, session.livemode, customer_id=customer_id)]
         timeline = await _timeline(conn, [customer_id], session.livemode)
     sections = [
         {"title": "Subscriptions", "rows": subs, "columns": SUBSCRIPTION_COLUMNS},
@@ -216,8 +191,8 @@ async def list_subscriptions(
     cursor: Cursor = Depends(cursor_params),
     session: auth.Session = Depends(current),
 ) -> Response:
-    query = subscriptions.listing(session.livemode, status=status.strip() or None)
-    rows, links = await _keyset_list(request, session, query, subscriptions_t, cursor, subscriptions.render)
+    read_page = partial(read.subscriptions_page, status=status.strip() or None)
+    rows, links = await _keyset_list(request, session, cursor, read_page, subscriptions.render)
     return _list_page(
         request, session, nav="subscriptions", title="Subscriptions", rows=rows, columns=SUBSCRIPTION_COLUMNS,
         links=links, empty=("No subscriptions yet", "Subscriptions start at checkout or with POST /api/subscriptions."),
@@ -240,11 +215,10 @@ async def show_subscription(
     subscription_id: str, request: Request, session: auth.Session = Depends(current)
 ) -> Response:
     async with services_of(request).db.read() as conn:
-        obj = subscriptions.render(await objects.fetch(conn, subscriptions_t, subscription_id, session.livemode))
-        invs = await _related(
-            invoices.listing(session.livemode, subscription_id=subscription_id).order_by(invoices_t.c.seq.desc()),
-            invoices.render, conn,
-        )  # fmt: skip
+        obj = subscriptions.render(await read.subscription(conn, subscription_id, session.livemode))
+        invs = [
+            invoices.render(r) for r in await read.invoices_of(conn, session.livemode, subscription_id=subscription_id)
+        ]
         timeline = await _timeline(conn, [subscription_id], session.livemode)
     sections = [
         {"title": "Timeline", "rows": timeline, "columns": EVENT_COLUMNS},
@@ -265,7 +239,7 @@ async def cancel_confirm(
 ) -> Response:
     session.require_admin()
     async with services_of(request).db.read() as conn:
-        obj = subscriptions.render(await objects.fetch(conn, subscriptions_t, subscription_id, session.livemode))
+        obj = subscriptions.render(await read.subscription(conn, subscription_id, session.livemode))
     return page(request, session, "confirm_cancel.html", {"sub": obj, "when": when}, nav="subscriptions")
 
 
@@ -295,8 +269,8 @@ async def list_invoices(
     cursor: Cursor = Depends(cursor_params),
     session: auth.Session = Depends(current),
 ) -> Response:
-    query = invoices.listing(session.livemode, status=status.strip() or None)
-    rows, links = await _keyset_list(request, session, query, invoices_t, cursor, invoices.render)
+    read_page = partial(read.invoices_page, status=status.strip() or None)
+    rows, links = await _keyset_list(request, session, cursor, read_page, invoices.render)
     return _list_page(
         request, session, nav="invoices", title="Invoices", rows=rows, columns=INVOICE_COLUMNS, links=links,
         empty=("No invoices yet", "Invoices are made when a subscription starts or renews."),
@@ -307,7 +281,7 @@ async def list_invoices(
 @router.get("/invoices/{invoice_id}")
 async def show_invoice(invoice_id: str, request: Request, session: auth.Session = Depends(current)) -> Response:
     async with services_of(request).db.read() as conn:
-        obj = invoices.render(await objects.fetch(conn, invoices_t, invoice_id, session.livemode))
+        obj = invoices.render(await read.invoice(conn, invoice_id, session.livemode))
         timeline = await _timeline(conn, [invoice_id], session.livemode)
     lines = [{**line, "period_start": line["period"].get("start"), "period_end": line["period"].get("end")}
              for line in obj["lines"]]  # fmt: skip
@@ -340,8 +314,8 @@ async def list_payments(
     cursor: Cursor = Depends(cursor_params),
     session: auth.Session = Depends(current),
 ) -> Response:
-    query = payments.listing(session.livemode, status=status.strip() or None)
-    rows, links = await _keyset_list(request, session, query, payments_t, cursor, payments.render)
+    read_page = partial(read.payments_page, status=status.strip() or None)
+    rows, links = await _keyset_list(request, session, cursor, read_page, payments.render)
     return _list_page(
         request, session, nav="payments", title="Payments", rows=rows, columns=PAYMENT_COLUMNS, links=links,
         empty=("No payments yet", "Payment intents are made at checkout and for every invoice."),
@@ -359,11 +333,8 @@ PAYMENT_FIELDS: list[Column] = [
 
 async def _payment(request: Request, session: auth.Session, payment_id: str) -> tuple[dict[str, Any], Any]:
     async with services_of(request).db.read() as conn:
-        row = await objects.fetch(conn, payments_t, payment_id, session.livemode)
-        related = await _related(
-            refunds.listing(session.livemode, payment_intent_id=payment_id).order_by(refunds_t.c.seq.desc()),
-            refunds.render, conn,
-        )  # fmt: skip
+        row = await read.payment(conn, payment_id, session.livemode)
+        related = [refunds.render(r) for r in await read.refunds_of_payment(conn, session.livemode, payment_id)]
         timeline = await _timeline(conn, [payment_id, *(r["id"] for r in related)], session.livemode)
     return payments.render(row), (row, related, timeline)
 
@@ -420,9 +391,7 @@ async def refund_payment(payment_id: str, request: Request, session: auth.Sessio
 async def list_refunds(
     request: Request, cursor: Cursor = Depends(cursor_params), session: auth.Session = Depends(current)
 ) -> Response:
-    rows, links = await _keyset_list(
-        request, session, refunds.listing(session.livemode), refunds_t, cursor, refunds.render
-    )
+    rows, links = await _keyset_list(request, session, cursor, read.refunds_page, refunds.render)
     return _list_page(
         request, session, nav="refunds", title="Refunds", rows=rows, columns=REFUND_COLUMNS, links=links,
         empty=("No refunds yet", "Refund a payment from its page."),
@@ -432,7 +401,7 @@ async def list_refunds(
 @router.get("/refunds/{refund_id}")
 async def show_refund(refund_id: str, request: Request, session: auth.Session = Depends(current)) -> Response:
     async with services_of(request).db.read() as conn:
-        obj = refunds.render(await objects.fetch(conn, refunds_t, refund_id, session.livemode))
+        obj = refunds.render(await read.refund(conn, refund_id, session.livemode))
         timeline = await _timeline(conn, [refund_id], session.livemode)
     fields: list[Column] = [
         ("Status", "status", "badge"), ("Amount", "amount", "amount"),
@@ -449,9 +418,7 @@ async def show_refund(refund_id: str, request: Request, session: auth.Session = 
 async def list_clocks(
     request: Request, cursor: Cursor = Depends(cursor_params), session: auth.Session = Depends(current)
 ) -> Response:
-    rows, links = await _keyset_list(
-        request, session, clock_advance.listing(session.livemode), clocks_t, cursor, clock_advance.render
-    )
+    rows, links = await _keyset_list(request, session, cursor, read.test_clocks_page, clock_advance.render)
     services = services_of(request)
     context = {
         "title": "Test clocks", "rows": rows, "columns": CLOCK_COLUMNS, "page": links,
@@ -479,19 +446,6 @@ async def create_clock(request: Request, session: auth.Session = Depends(current
     return redirect(f"/test-clocks/{clock['id']}", "created")
 
 
-async def _clock_objects(conn: Any, clock_id: str, livemode: bool) -> list[str]:
-    ids: list[str] = []
-    for table in (customers_t, subscriptions_t, invoices_t, payments_t):
-        ids += list(
-            (
-                await conn.execute(
-                    sa.select(table.c.id).where(table.c.test_clock_id == clock_id, table.c.livemode == livemode)
-                )
-            ).scalars()
-        )
-    return ids
-
-
 @router.get("/test-clocks/{clock_id}")
 async def show_clock(
     clock_id: str,
@@ -501,18 +455,10 @@ async def show_clock(
 ) -> Response:
     services = services_of(request)
     async with services.db.read() as conn:
-        row = await objects.fetch(conn, clocks_t, clock_id, session.livemode)
-        ids = await _clock_objects(conn, clock_id, session.livemode)
-        query = event_log.select_events().where(events.c.livemode == session.livemode, events.c.object_id.in_(ids))
-        if after_seq is not None:
-            query = query.where(events.c.seq > after_seq)
-        produced = [
-            event_log.render(r) for r in (await conn.execute(query.order_by(events.c.seq.desc()).limit(100))).all()
-        ]
-        customers_on = await _related(
-            customers.listing(session.livemode).where(customers_t.c.test_clock_id == clock_id),
-            customers.render, conn,
-        )  # fmt: skip
+        row = await read.test_clock(conn, clock_id, session.livemode)
+        ids = await read.objects_on_clock(conn, clock_id, session.livemode)
+        produced = await event_queries.events_of_objects(conn, ids, session.livemode, after_seq=after_seq, limit=100)
+        customers_on = [customers.render(r) for r in await read.customers_on_clock(conn, session.livemode, clock_id)]
     obj = clock_advance.render(row)
     fields: list[Column] = [
         ("Name", "name", "text"), ("Status", "status", "badge"), ("Frozen time", "frozen_time", "time"),
@@ -542,7 +488,7 @@ async def advance_clock(clock_id: str, request: Request, session: auth.Session =
     target = parse_utc(field(form, "frozen_time"), "frozen_time")
     services = services_of(request)
     async with services.db.read() as conn:
-        row = await objects.fetch(conn, clocks_t, clock_id, session.livemode)
+        row = await read.test_clock(conn, clock_id, session.livemode)
         start_seq = await event_log.last_seq(conn)
     if target < row["frozen_time"]:
         raise InvalidRequest("the new time must not be before the clock's time", param="frozen_time")

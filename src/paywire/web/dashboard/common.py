@@ -3,25 +3,25 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import sqlalchemy as sa
 from fastapi import Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
-from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.datastructures import FormData
 
+from paywire.db.engine import Connection
 from paywire.errors import InvalidRequest
+from paywire.ops import audit_log
+from paywire.pagination import Cursor, KeysetPage
 from paywire.services import Services
-from paywire.web.dashboard import audit, auth
+from paywire.web.dashboard import auth
 from paywire.web.security import check_csrf
 from paywire.web.templating import render
 
 PREFIX = "/dashboard"
-PAGE_SIZE = 50
 
 NAV = (
     ("overview", "Overview", ""),
@@ -79,7 +79,7 @@ class Reading:
     """A read page's signed-in operator and the one read connection it was found on."""
 
     session: auth.Session
-    conn: AsyncConnection
+    conn: Connection
 
 
 async def reading(request: Request) -> AsyncIterator[Reading]:
@@ -142,14 +142,14 @@ def redirect(path: str, notice: str | None = None) -> RedirectResponse:
 
 
 async def audit_action(
-    conn: AsyncConnection,
+    conn: Connection,
     request: Request,
     session: auth.Session,
     action: str,
     object_id: str | None = None,
     detail: dict[str, Any] | None = None,
 ) -> None:
-    await audit.record(
+    await audit_log.record(
         conn,
         operator_id=session.operator_id,
         email=session.email,
@@ -186,15 +186,6 @@ def page(
     return render(request, f"dashboard/{template}", values, status_code=status_code)
 
 
-@dataclass(frozen=True)
-class Cursor:
-    """Keyset paging: `before` (older than this seq) or `after` (newer than it), newest first."""
-
-    before: int | None = None
-    after: int | None = None
-    size: int = PAGE_SIZE
-
-
 def cursor_params(
     before: int | None = Query(None, ge=0, le=2**62),
     after: int | None = Query(None, ge=0, le=2**62),
@@ -202,42 +193,10 @@ def cursor_params(
     return Cursor(before=before, after=after)
 
 
-@dataclass
-class KeysetPage:
-    rows: Sequence[Any]
-    older: int | None  # seq to pass as `before` for the next older page
-    newer: int | None  # seq to pass as `after` for the next newer page
-
-    def links(self, request: Request) -> dict[str, str | None]:
-        base = request.url.remove_query_params(["before", "after", "notice"])
-        return {
-            "older_url": str(base.include_query_params(before=self.older)) if self.older is not None else None,
-            "newer_url": str(base.include_query_params(after=self.newer)) if self.newer is not None else None,
-        }
-
-
-def _seq(row: Any) -> int:
-    return int(row._mapping["seq"])
-
-
-async def keyset(
-    conn: AsyncConnection, query: sa.Select[Any], seq: sa.ColumnElement[int], cursor: Cursor
-) -> KeysetPage:
-    """One page of `query`, newest first, by `seq` < before or > after: an index range, never
-    OFFSET, and no COUNT(*) of the whole table."""
-    n = cursor.size
-    if cursor.after is not None:
-        rows = list((await conn.execute(query.where(seq > cursor.after).order_by(seq.asc()).limit(n + 1))).all())
-        more_newer = len(rows) > n
-        rows = rows[:n][::-1]
-        return KeysetPage(rows, _seq(rows[-1]) if rows else None, _seq(rows[0]) if rows and more_newer else None)
-    if cursor.before is not None:
-        query = query.where(seq < cursor.before)
-    rows = list((await conn.execute(query.order_by(seq.desc()).limit(n + 1))).all())
-    more_older = len(rows) > n
-    rows = rows[:n]
-    return KeysetPage(
-        rows,
-        _seq(rows[-1]) if rows and more_older else None,
-        _seq(rows[0]) if rows and cursor.before is not None else None,
-    )
+def page_links(request: Request, result: KeysetPage) -> dict[str, str | None]:
+    """The older and newer links of a keyset page: this URL with `before` or `after` set."""
+    base = request.url.remove_query_params(["before", "after", "notice"])
+    return {
+        "older_url": str(base.include_query_params(before=result.older)) if result.older is not None else None,
+        "newer_url": str(base.include_query_params(after=result.newer)) if result.newer is not None else None,
+    }

@@ -3,26 +3,24 @@ test events, and the attempts page."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
-from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.datastructures import FormData
 
-from paywire import objects
-from paywire.db.schema import webhook_attempts, webhook_deliveries, webhook_endpoints
+from paywire.db.engine import Connection
 from paywire.destinations import config as destination_config
 from paywire.destinations import store as destination_store
 from paywire.errors import InvalidRequest, PaywireError
 from paywire.events import catalogue
+from paywire.pagination import Cursor
 from paywire.schemas import WebhookEndpointCreate, WebhookEndpointUpdate
 from paywire.secrets_at_rest import Keyring
 from paywire.web.dashboard import auth
 from paywire.web.dashboard.common import (
-    Cursor,
     Reading,
     admin_form,
     audit_action,
@@ -30,19 +28,18 @@ from paywire.web.dashboard.common import (
     cursor_params,
     datetime_local,
     field,
-    keyset,
     page,
+    page_links,
     parse_utc,
     reading,
     redirect,
     services_of,
 )
 from paywire.webhooks import endpoints as engine
-from paywire.webhooks import netpolicy, rollups
+from paywire.webhooks import netpolicy, queries, rollups
 from paywire.webhooks.ping import send_test_event
 
 router = APIRouter()
-e, a = webhook_endpoints, webhook_attempts
 ROTATE_CHOICES = (
     (0, "Now (the old secret stops at once)"),
     (3600, "1 hour"),
@@ -61,7 +58,7 @@ def target(row: Any, keyring: Keyring) -> str:
     return " → ".join([str(config["url"]), *where])
 
 
-async def health(conn: AsyncConnection, endpoint_id: str, now: float) -> rollups.Health:
+async def health(conn: Connection, endpoint_id: str, now: float) -> rollups.Health:
     """Success rate and p50/p95 latency of the endpoint's attempts in the last 24 hours (by
     whole UTC hours, as the overview), from the attempt rollups."""
     return (await rollups.health(conn, [endpoint_id], now))[endpoint_id]
@@ -75,11 +72,11 @@ async def list_endpoints(
     now = services.now()
     conn = signed.conn
     # Every destination, webhooks and brokers alike: they share the delivery machinery.
-    result = await keyset(conn, sa.select(e).where(e.c.livemode == signed.session.livemode), e.c.seq, cursor)
+    result = await queries.endpoints_page(conn, signed.session.livemode, cursor)
     figures = await rollups.health(conn, [row.id for row in result.rows], now)
     keyring = services.keyring
     rows = [{**row._mapping, "health": figures[row.id], "target": target(row._mapping, keyring)} for row in result.rows]
-    context = {"endpoints": rows, "page": result.links(request)}
+    context = {"endpoints": rows, "page": page_links(request, result)}
     return page(request, signed.session, "endpoints.html", context, nav="endpoints")
 
 
@@ -148,9 +145,9 @@ async def create_endpoint(request: Request, session: auth.Session = Depends(curr
     return redirect(f"/endpoints/{created['id']}", "created")
 
 
-async def _endpoint(request: Request, session: auth.Session, endpoint_id: str) -> sa.RowMapping:
+async def _endpoint(request: Request, session: auth.Session, endpoint_id: str) -> Mapping[Any, Any]:
     async with services_of(request).db.read() as conn:
-        return await objects.fetch(conn, e, endpoint_id, session.livemode)
+        return await queries.endpoint(conn, endpoint_id, session.livemode)
 
 
 async def _detail(
@@ -160,28 +157,16 @@ async def _detail(
     services = services_of(request)
     now = services.now()
     async with services.db.read() as conn:
-        row = await objects.fetch(conn, e, endpoint_id, session.livemode)
+        row = await queries.endpoint(conn, endpoint_id, session.livemode)
         stats = await health(conn, endpoint_id, now)
-        recent = (
-            (
-                await conn.execute(
-                    sa.select(a).where(a.c.endpoint_id == endpoint_id).order_by(a.c.created.desc()).limit(20)
-                )
-            )
-            .mappings()
-            .all()
-        )
-        failed = await conn.scalar(
-            sa.select(sa.func.count()).where(
-                webhook_deliveries.c.endpoint_id == endpoint_id, webhook_deliveries.c.status == "failed"
-            )
-        )
+        recent = await queries.recent_attempts(conn, endpoint_id)
+        failed = await queries.failed_deliveries(conn, endpoint_id)
     context = {
         "endpoint": row,
         "target": target(row, services.keyring),
         "health": stats,
         "recent": recent,
-        "failed_deliveries": failed or 0,
+        "failed_deliveries": failed,
         "secret": secret,
         "secret_note": secret_note,
         "recovered": recovered,
@@ -327,21 +312,17 @@ async def list_attempts(
     cursor: Cursor = Depends(cursor_params),
     session: auth.Session = Depends(current),
 ) -> Response:
-    from paywire.webhooks import attempts
-
     services = services_of(request)
     status = status if status in ("succeeded", "failed") else ""
     async with services.db.read() as conn:
-        query = attempts.listing(session.livemode, endpoint_id=endpoint_id or None, status=status or None)
-        result = await keyset(conn, query, a.c.seq, cursor)
-        columns = (e.c.id, e.c.type, e.c.url, e.c.config)
-        endpoint_rows = (
-            await conn.execute(sa.select(*columns).where(e.c.livemode == session.livemode).order_by(e.c.seq))
-        ).all()
+        result = await queries.attempts_page(
+            conn, session.livemode, cursor, endpoint_id=endpoint_id or None, status=status or None
+        )
+        endpoint_rows = await queries.endpoint_targets(conn, session.livemode)
     targets = {row.id: target(row._mapping, services.keyring) for row in endpoint_rows}
     context = {
         "attempts": [row._mapping for row in result.rows],
-        "page": result.links(request),
+        "page": page_links(request, result),
         "status": status,
         "endpoint_id": endpoint_id,
         "endpoint_choices": targets,

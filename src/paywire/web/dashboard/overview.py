@@ -3,29 +3,21 @@ EventBus consumers) and the audit log page."""
 
 from __future__ import annotations
 
-import functools
 from datetime import UTC, datetime
 from typing import Annotated, Any, NamedTuple
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from paywire.db.schema import (
-    audit_log,
-    event_consumers,
-    events,
-    webhook_deliveries,
-    webhook_endpoints,
-)
-from paywire.events.local import consumer_scope
-from paywire.web.dashboard import audit, auth
-from paywire.web.dashboard.common import Cursor, Reading, current, cursor_params, keyset, page, reading, services_of
+from paywire.events import queries as event_queries
+from paywire.ops import audit_log
+from paywire.pagination import Cursor
+from paywire.web.dashboard import auth
+from paywire.web.dashboard.common import Reading, current, cursor_params, page, page_links, reading, services_of
+from paywire.webhooks import queries as webhook_queries
 from paywire.webhooks import rollups
 
 router = APIRouter()
-d, e = webhook_deliveries, webhook_endpoints
 BEHIND_CAP = 10_000  # consumers further behind show "10,000+" (counting further costs a scan)
 
 
@@ -88,69 +80,17 @@ def chart(buckets: list[dict[str, Any]]) -> Chart:
     return Chart(width, height, tuple(bars), top)
 
 
-PENDING_BRANCHES = 100  # endpoints per statement (SQLite allows at most 500 SELECTs in a UNION)
-
-
-@functools.cache
-def _pending_statement(branches: int) -> sa.Select[Any]:
-    """The pending count over `branches` endpoints (bound as `endpoint_0`…), built once per
-    size: a fresh union of 10 selects per page was ~400 objects of cyclic garbage each time."""
-    each = sa.union_all(
-        *(
-            sa.select(sa.func.count().label("n"), sa.func.min(d.c.created).label("first")).where(
-                d.c.endpoint_id == sa.bindparam(f"endpoint_{i}"), d.c.status == "pending"
-            )
-            for i in range(branches)
-        )
-    ).subquery()
-    return sa.select(sa.func.sum(each.c.n), sa.func.min(each.c.first))
-
-
-async def pending_deliveries(conn: AsyncConnection, endpoint_ids: list[str]) -> tuple[int, float | None]:
-    """How many deliveries of these endpoints are pending, and the oldest one's `created`.
-
-    One statement per 100 endpoints, a branch per endpoint (`endpoint_id = ? AND status =
-    'pending'`, a range of `webhook_deliveries(endpoint_id, status, next_attempt)` each), summed:
-    `endpoint_id IN (…)` made SQLite (with ANALYZE statistics) scan every delivery (measured:
-    490 ms p50 at 1,000,000 deliveries), and a query per endpoint cost a round trip each."""
-    pending, oldest = 0, None
-    for start in range(0, len(endpoint_ids), PENDING_BRANCHES):
-        chunk = endpoint_ids[start : start + PENDING_BRANCHES]
-        values = {f"endpoint_{i}": endpoint_id for i, endpoint_id in enumerate(chunk)}
-        count, first = (await conn.execute(_pending_statement(len(chunk)), values)).one()
-        pending += int(count or 0)
-        if first is not None and (oldest is None or first < oldest):
-            oldest = first
-    return pending, oldest
-
-
 @router.get("/")
 async def overview(request: Request, signed: Reading = Depends(reading)) -> Response:
     services = services_of(request)
     now = services.now()
     session, conn = signed.session, signed.conn
     livemode = session.livemode
-    endpoint_rows = (
-        (await conn.execute(sa.select(e).where(e.c.livemode == livemode).order_by(e.c.seq))).mappings().all()
-    )
+    endpoint_rows = await webhook_queries.all_endpoints(conn, livemode)
     ids = [row["id"] for row in endpoint_rows]
     buckets = await rollups.hourly(conn, livemode, now)
-    pending, oldest = await pending_deliveries(conn, ids)
-    consumers = []
-    for row in (
-        await conn.execute(
-            sa.select(event_consumers)
-            .where(event_consumers.c.scope.in_([consumer_scope(livemode), "all"]))
-            .order_by(event_consumers.c.name)
-        )
-    ).mappings():
-        behind_query = sa.select(sa.literal(1)).where(events.c.seq > row["last_seq"])
-        if row["scope"] != "all":
-            behind_query = behind_query.where(events.c.livemode == livemode)
-        behind = await conn.scalar(
-            sa.select(sa.func.count()).select_from(behind_query.limit(BEHIND_CAP + 1).subquery())
-        )
-        consumers.append({**row, "behind": int(behind or 0)})
+    pending, oldest = await webhook_queries.pending_deliveries(conn, ids)
+    consumers = await event_queries.consumers_with_lag(conn, livemode, BEHIND_CAP)
     attention = [r for r in endpoint_rows if r["status"] == "disabled" or r["failing_since"] is not None]
     context = {
         "succeeded": sum(b["succeeded"] for b in buckets),
@@ -176,12 +116,11 @@ async def audit_page(
 ) -> Response:
     services = services_of(request)
     async with services.db.read() as conn:
-        query = audit.listing(action=action or None, operator=operator.strip().lower() or None)
-        result = await keyset(conn, query, audit_log.c.seq, cursor)
+        result = await audit_log.page(conn, cursor, action=action or None, operator=operator.strip().lower() or None)
     context = {
         "entries": [row._mapping for row in result.rows],
-        "page": result.links(request),
-        "actions": audit.ACTIONS,
+        "page": page_links(request, result),
+        "actions": audit_log.ACTIONS,
         "action": action,
         "operator": operator,
     }

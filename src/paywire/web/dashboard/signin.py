@@ -8,7 +8,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 
 from paywire.errors import RateLimited
-from paywire.web.dashboard import audit, auth
+from paywire.ops import audit_log
+from paywire.web.dashboard import auth
 from paywire.web.dashboard.common import PREFIX, checked_form, client_ip, current, field, services_of
 from paywire.web.security import is_https
 from paywire.web.templating import render
@@ -48,7 +49,7 @@ async def sign_in(request: Request) -> Response:
             throttled = exc
     if throttled is not None:
         async with services.db.transaction() as tx:
-            await audit.record(
+            await audit_log.record(
                 tx.conn, operator_id=None, email=email or "(empty)", action="sign_in_failed", ip=ip,
                 detail={"throttled": True}, now=now,
             )  # fmt: skip
@@ -58,12 +59,12 @@ async def sign_in(request: Request) -> Response:
     async with services.db.transaction() as tx:
         if operator is None:
             await auth.record_failure(tx, email, ip, now=now)
-            await audit.record(
+            await audit_log.record(
                 tx.conn, operator_id=None, email=email or "(empty)", action="sign_in_failed", ip=ip, now=now
             )
         else:
             token = await auth.start_session(tx, operator["id"], now=now)
-            await audit.record(
+            await audit_log.record(
                 tx.conn, operator_id=operator["id"], email=operator["email"], action="sign_in", ip=ip, now=now
             )
     if operator is None:
@@ -87,7 +88,7 @@ async def sign_out(request: Request, session: auth.Session = Depends(current)) -
     services = services_of(request)
     async with services.db.transaction() as tx:
         await auth.end_session(tx, session.token_hash)
-        await audit.record(
+        await audit_log.record(
             tx.conn, operator_id=session.operator_id, email=session.email, action="sign_out",
             ip=client_ip(request), now=time.time(),
         )  # fmt: skip
@@ -104,7 +105,7 @@ async def switch_mode(request: Request, session: auth.Session = Depends(current)
     services = services_of(request)
     async with services.db.transaction() as tx:
         await auth.set_mode(tx, session.token_hash, livemode)
-        await audit.record(
+        await audit_log.record(
             tx.conn, operator_id=session.operator_id, email=session.email, action="mode_switched",
             livemode=livemode, ip=client_ip(request), now=time.time(),
         )  # fmt: skip

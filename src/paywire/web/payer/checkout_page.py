@@ -8,11 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-import sqlalchemy as sa
-
-from paywire.billing import clocks
+from paywire.billing import clocks, read
 from paywire.billing.statuses import CheckoutSessionStatus, PaymentIntentStatus
-from paywire.db.schema import payment_intents, prices, products
 from paywire.errors import InvalidRequest
 from paywire.services import Services
 from paywire.settings import Settings
@@ -99,14 +96,7 @@ def is_expired(session: dict[str, Any], now: float) -> bool:
 async def line_items(services: Services, session: dict[str, Any], lang: Lang) -> list[dict[str, Any]]:
     ids = [line["price_id"] for line in session["line_items"]]
     async with services.db.read() as conn:
-        rows = (
-            await conn.execute(
-                sa.select(prices, products.c.name.label("product_name"))
-                .join(products, products.c.id == prices.c.product_id)
-                .where(prices.c.id.in_(ids))
-            )
-        ).mappings()
-        by_id = {row["id"]: row for row in rows}
+        by_id = await read.named_prices(conn, ids)
     result = []
     for line in session["line_items"]:
         price = by_id.get(line["price_id"])
@@ -153,10 +143,7 @@ async def intent_status(services: Services, session: dict[str, Any]) -> str | No
     if not session["payment_intent_id"]:
         return None
     async with services.db.read() as conn:
-        status = await conn.scalar(
-            sa.select(payment_intents.c.status).where(payment_intents.c.id == session["payment_intent_id"])
-        )
-    return str(status) if status is not None else None
+        return await read.intent_status(conn, session["payment_intent_id"])
 
 
 async def pending_action(services: Services, session: dict[str, Any]) -> dict[str, str] | None:
@@ -165,13 +152,7 @@ async def pending_action(services: Services, session: dict[str, Any]) -> dict[st
     if not session["payment_intent_id"]:
         return None
     async with services.db.read() as conn:
-        row = (
-            await conn.execute(
-                sa.select(
-                    payment_intents.c.status, payment_intents.c.next_action, payment_intents.c.payment_method
-                ).where(payment_intents.c.id == session["payment_intent_id"])
-            )
-        ).first()
+        row = await read.intent_action(conn, session["payment_intent_id"])
     if row is None or row.status != PaymentIntentStatus.REQUIRES_ACTION or not isinstance(row.next_action, dict):
         return None
     secret = row.next_action.get("client_secret")
@@ -185,11 +166,7 @@ async def decline_message(services: Services, session: dict[str, Any], lang: Lan
     message = None
     if session["payment_intent_id"]:
         async with services.db.read() as conn:
-            error = await conn.scalar(
-                sa.select(payment_intents.c.last_payment_error).where(
-                    payment_intents.c.id == session["payment_intent_id"]
-                )
-            )
+            error = await read.intent_error(conn, session["payment_intent_id"])
         if isinstance(error, dict):
             message = error.get("message")
     known = {"Your card was declined.": lang.gettext("Your card was declined.")}

@@ -9,13 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import sqlalchemy as sa
-
-from paywire.billing import flows
+from paywire.billing import checkout_email, flows, read
 from paywire.billing.declines import Declinable
 from paywire.billing.scheduler import run_due
-from paywire.billing.statuses import CheckoutSessionStatus, NftMintStatus
-from paywire.db.schema import checkout_sessions
+from paywire.billing.statuses import NftMintStatus
 from paywire.events.log import RequestInfo
 from paywire.services import Services
 
@@ -23,16 +20,7 @@ from paywire.services import Services
 async def set_email(services: Services, session_id: str, email: str) -> None:
     """The payer's email, on an open session that has neither a customer nor an email yet."""
     async with services.db.transaction() as tx:
-        await tx.conn.execute(
-            checkout_sessions.update()
-            .where(
-                checkout_sessions.c.id == session_id,
-                checkout_sessions.c.status == CheckoutSessionStatus.OPEN,
-                checkout_sessions.c.customer_id.is_(None),
-                checkout_sessions.c.customer_email.is_(None),
-            )
-            .values(customer_email=email)
-        )
+        await checkout_email.set_email(tx, session_id, email)
 
 
 async def pay(
@@ -51,9 +39,4 @@ async def pay(
 async def load_session(services: Services, session_id: str) -> dict[str, Any] | None:
     """The session's row (its id is the page's secret: ~83 random bits), in either mode."""
     async with services.db.read() as conn:
-        row = (
-            (await conn.execute(sa.select(checkout_sessions).where(checkout_sessions.c.id == session_id)))
-            .mappings()
-            .first()
-        )
-    return dict(row) if row is not None else None
+        return await read.checkout_session(conn, session_id)

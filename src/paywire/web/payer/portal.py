@@ -5,23 +5,23 @@ only that customer's objects, through the engine's own functions."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
-from paywire.billing import clocks, portal_sessions, subscription_state, subscriptions
+from paywire.billing import clocks, portal_sessions, read, subscription_state, subscriptions
 from paywire.billing.declines import Declined
+from paywire.billing.read import Owner
 from paywire.billing.runtime import Billing, Call
 from paywire.billing.schemas import SubscriptionItemIn, SubscriptionUpdate
 from paywire.billing.statuses import SubscriptionStatus
 from paywire.errors import InvalidRequest, NotFound, StateError
 from paywire.events.log import RequestInfo
-from paywire.web.payer import cards, portal_data
+from paywire.web.payer import cards
 from paywire.web.payer.common import lang_for, page, services_of
 from paywire.web.payer.i18n import N_, Lang
-from paywire.web.payer.portal_data import Owner
 from paywire.web.security import check_csrf, is_https
 
 router = APIRouter()
@@ -88,7 +88,7 @@ async def _portal(request: Request) -> Portal | Response:
     return Portal(Owner(row["customer_id"], bool(row["livemode"])), lang_for(request, row["locale"]), row["return_url"])
 
 
-def _plan(lang: Lang, price: sa.RowMapping) -> str:
+def _plan(lang: Lang, price: Mapping[Any, Any]) -> str:
     """ "Pro ($19.99 / month)": a price as the payer knows it."""
     name = f"{price['product_name']} \u00b7 {price['nickname']}" if price["nickname"] else str(price["product_name"])
     if price["type"] != "recurring":
@@ -135,7 +135,7 @@ async def open_portal(request: Request, token: str) -> Response:
 
 
 async def _subscription_view(conn: Any, lang: Lang, sub: dict[str, Any]) -> dict[str, Any]:
-    by_id = await portal_data.price_rows(conn, sub["livemode"], [i["price_id"] for i in sub["items"]])
+    by_id = await read.named_prices(conn, [i["price_id"] for i in sub["items"]], sub["livemode"])
     names = []
     for item in sub["items"]:
         price = by_id.get(item["price_id"])
@@ -146,8 +146,8 @@ async def _subscription_view(conn: Any, lang: Lang, sub: dict[str, Any]) -> dict
     recurring = sum(int(i["unit_amount"]) * int(i["quantity"]) for i in sub["items"])
     per = lang.interval(sub["interval"], int(sub["interval_count"]))
     live = sub["status"] in subscription_state.LIVE
-    next_amount = max(recurring + await portal_data.pending_amount(conn, sub["id"]), 0)
-    alternatives = await portal_data.alternative_prices(conn, sub)
+    next_amount = max(recurring + await read.pending_amount(conn, sub["id"]), 0)
+    alternatives = await read.alternative_prices(conn, sub)
     return {
         "id": sub["id"],
         "plan": ", ".join(names),
@@ -174,17 +174,17 @@ async def portal_home(request: Request) -> Response:
         return portal
     lang, owner = portal.lang, portal.owner
     async with services_of(request).db.read() as conn:
-        customer = await portal_data.customer(conn, owner)
-        subs = [await _subscription_view(conn, lang, s) for s in await portal_data.subscription_list(conn, owner)]
+        customer = await read.portal_customer(conn, owner)
+        subs = [await _subscription_view(conn, lang, s) for s in await read.portal_subscriptions(conn, owner)]
         invoices = [
             {
                 "id": i["id"], "date": lang.date(i["created"]), "total": lang.money(int(i["total"]), i["currency"]),
                 "status": _status(lang, i["status"]),
             }
-            for i in await portal_data.invoice_list(conn, owner)
+            for i in await read.portal_invoices(conn, owner)
         ]  # fmt: skip
         payments = []
-        for p in await portal_data.payment_list(conn, owner):
+        for p in await read.portal_payments(conn, owner):
             card = cards.describe(p["payment_method"])
             payments.append(
                 {
@@ -198,7 +198,7 @@ async def portal_home(request: Request) -> Response:
         refunds = [
             {"date": lang.date(r["created"]), "amount": lang.money(int(r["amount"]), r["currency"]),
              "status": _status(lang, r["status"])}
-            for r in await portal_data.refund_list(conn, owner)
+            for r in await read.portal_refunds(conn, owner)
         ]  # fmt: skip
     done = request.query_params.get("done")
     context = {
@@ -223,7 +223,7 @@ async def _act(request: Request, subscription_id: str, action: str) -> Response:
         return portal
     services = services_of(request)
     async with services.db.read() as conn:
-        await portal_data.subscription(conn, portal.owner, subscription_id)  # the owner's, or a 404
+        await read.portal_subscription(conn, portal.owner, subscription_id)  # the owner's, or a 404
     call = _call(request, services.billing, portal.owner.livemode)
     done = action
     try:
@@ -262,9 +262,7 @@ async def resume(request: Request, subscription_id: str) -> Response:
     return await _act(request, subscription_id, "resumed")
 
 
-def _preview_view(
-    lang: Lang, sub: dict[str, Any], preview: portal_data.Preview, names: dict[str, str]
-) -> dict[str, Any]:
+def _preview_view(lang: Lang, sub: dict[str, Any], preview: read.Preview, names: dict[str, str]) -> dict[str, Any]:
     currency = sub["currency"]
     lines = []
     for line in preview.lines:
@@ -289,21 +287,21 @@ def _preview_view(
 async def _change_context(request: Request, portal: Portal, subscription_id: str, price_id: str | None,
                           conn: Any, now: float) -> dict[str, Any]:  # fmt: skip
     lang = portal.lang
-    sub = await portal_data.subscription(conn, portal.owner, subscription_id)
-    alternatives = await portal_data.alternative_prices(conn, sub)
+    sub = await read.portal_subscription(conn, portal.owner, subscription_id)
+    alternatives = await read.alternative_prices(conn, sub)
     per = lang.interval(sub["interval"], int(sub["interval_count"]))
 
-    def label(p: sa.RowMapping) -> str:
+    def label(p: Mapping[Any, Any]) -> str:
         name = f"{p['product_name']} \u00b7 {p['nickname']}" if p["nickname"] else str(p["product_name"])
         amount = lang.money(int(p["unit_amount"]) * int(sub["items"][0]["quantity"]), sub["currency"])
         return f"{name}: " + lang.gettext("%(amount)s / %(interval)s") % {"amount": amount, "interval": per}
 
-    current = await portal_data.price_rows(conn, sub["livemode"], [sub["items"][0]["price_id"]])
+    current = await read.named_prices(conn, [sub["items"][0]["price_id"]], sub["livemode"])
     names = {str(p["id"]): _plan(lang, p) for p in [*current.values(), *alternatives]}
     chosen = next((p for p in alternatives if p["id"] == price_id), None)
     preview = None
     if chosen is not None:
-        preview = _preview_view(lang, sub, portal_data.preview_change(sub, chosen, now), names)
+        preview = _preview_view(lang, sub, read.preview_change(sub, chosen, now), names)
     return {
         "sub": await _subscription_view(conn, lang, sub),
         "options": [{"id": p["id"], "label": label(p)} for p in alternatives],
@@ -320,7 +318,7 @@ async def change_form(request: Request, subscription_id: str) -> Response:
         return portal
     services = services_of(request)
     async with services.db.read() as conn:
-        sub = await portal_data.subscription(conn, portal.owner, subscription_id)
+        sub = await read.portal_subscription(conn, portal.owner, subscription_id)
         now = await clocks.now_for(conn, _call(request, services.billing, portal.owner.livemode), sub["test_clock_id"])
         context = await _change_context(
             request, portal, subscription_id, request.query_params.get("price_id"), conn, now
@@ -346,12 +344,12 @@ async def change(request: Request, subscription_id: str) -> Response:
             sub = await subscription_state.load(tx, subscription_id, portal.owner.livemode)
             if sub["customer_id"] != portal.owner.customer_id:
                 raise NotFound(f"no such subscription: {subscription_id!r}")
-            alternatives = await portal_data.alternative_prices(tx.conn, sub)
+            alternatives = await read.alternative_prices(tx.conn, sub)
             chosen = next((p for p in alternatives if p["id"] == price_id), None)
             if chosen is None:
                 raise InvalidRequest("choose one of the plans shown")
             now = await clocks.now_for(tx.conn, call, sub["test_clock_id"])
-            preview = portal_data.preview_change(sub, chosen, now)
+            preview = read.preview_change(sub, chosen, now)
             if str(preview.due_now) != expected:
                 raise _Moved()
             item = sub["items"][0]
@@ -381,10 +379,10 @@ async def invoice_page(request: Request, invoice_id: str) -> Response:
         return portal
     lang = portal.lang
     async with services_of(request).db.read() as conn:
-        invoice = await portal_data.invoice(conn, portal.owner, invoice_id)
-        customer = await portal_data.customer(conn, portal.owner)
+        invoice = await read.portal_invoice(conn, portal.owner, invoice_id)
+        customer = await read.portal_customer(conn, portal.owner)
         price_ids = [str(line["price_id"]) for line in invoice["lines"] if line.get("price_id")]
-        by_id = await portal_data.price_rows(conn, portal.owner.livemode, price_ids)
+        by_id = await read.named_prices(conn, price_ids, portal.owner.livemode)
     currency = invoice["currency"]
     lines = []
     for line in invoice["lines"]:

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paywire.db.schema import audit_log
+from paywire.pagination import Cursor, KeysetPage, keyset
 
 ACTIONS = {
     "sign_in": "Signed in",
@@ -69,3 +70,10 @@ def listing(*, action: str | None = None, operator: str | None = None) -> sa.Sel
     if operator:
         query = query.where(audit_log.c.operator_email == operator)
     return query
+
+
+async def page(
+    conn: AsyncConnection, cursor: Cursor, *, action: str | None = None, operator: str | None = None
+) -> KeysetPage:
+    """One keyset page of the log, newest first, filtered by action and operator email."""
+    return await keyset(conn, listing(action=action, operator=operator), audit_log.c.seq, cursor)
