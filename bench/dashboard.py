@@ -44,7 +44,7 @@ from paywire.db.engine import Database
 from paywire.db.schema import events, webhook_attempts, webhook_deliveries, webhook_endpoints
 from paywire.errors import InvalidRequest
 from paywire.events import catalogue, targets
-from paywire.web.dashboard import auth
+from paywire.ops import operators
 from paywire.webhooks import rollups
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
@@ -141,7 +141,7 @@ async def measure(url: str, n: int, requests: int) -> dict[str, tuple[float, flo
     try:
         with contextlib.suppress(InvalidRequest):  # a kept database already has it
             async with app.db.transaction() as tx:
-                await auth.create_operator(tx, "bench@example.com", "bench-password", now=time.time())
+                await operators.create_operator(tx, "bench@example.com", "bench-password", now=time.time())
         gc.collect()
         gc.freeze()  # as `paywire serve` does once started (start-up objects out of the collector's way)
         transport = httpx.ASGITransport(app=app.api)

@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 
 from paywire.app import PaywireApp
-from paywire.web.dashboard import auth
+from paywire.ops import operators
 from tests.conftest import Server, new_key, start_server, stop_server
 
 ADMIN = ("admin@example.com", "admin-password-1")
@@ -22,7 +22,7 @@ VIEWER = ("viewer@example.com", "viewer-password-1")
 
 async def create_operator(app: PaywireApp, email: str, password: str, role: str = "admin") -> None:
     async with app.db.transaction() as tx:
-        await auth.create_operator(tx, email, password, role=role, now=time.time())
+        await operators.create_operator(tx, email, password, role=role, now=time.time())
 
 
 @dataclass

@@ -17,6 +17,7 @@ from paywire.billing.runtime import Billing
 from paywire.cli.main import app as cli
 from paywire.db.engine import Database
 from paywire.db.schema import audit_log, operator_sessions, webhook_deliveries
+from paywire.ops import operators
 from paywire.schemas import CustomerCreate, CustomerUpdate, WebhookEndpointCreate
 from paywire.web.dashboard import auth
 from paywire.webhooks import endpoints
@@ -77,7 +78,9 @@ async def test_the_session_cookie_is_hardened_and_only_its_hash_is_stored(server
 async def test_sessions_end_after_idle_time_and_at_their_absolute_limit(server: Server, admin: Browserless) -> None:
     assert (await admin.get("/dashboard/")).status_code == 200
     async with server.app.db.transaction() as tx:
-        await tx.conn.execute(operator_sessions.update().values(last_seen=int(time.time()) - auth.IDLE_TIMEOUT - 1))
+        await tx.conn.execute(
+            operator_sessions.update().values(last_seen=int(time.time()) - operators.IDLE_TIMEOUT - 1)
+        )
     assert (await admin.get("/dashboard/")).status_code == 303
     assert (await admin.sign_in(*ADMIN)).status_code == 303
     async with server.app.db.transaction() as tx:
@@ -147,7 +150,7 @@ async def test_user_data_is_escaped_everywhere(server: Server, admin: Browserles
 async def test_failed_sign_ins_are_throttled_per_email(server: Server) -> None:
     await create_operator(server.app, *ADMIN)
     client = Browserless(server)
-    for _ in range(auth.MAX_FAILURES_PER_EMAIL):
+    for _ in range(operators.MAX_FAILURES_PER_EMAIL):
         response = await client.sign_in(ADMIN[0], "wrong password!")
         assert response.status_code == 401 and "Wrong email or password" in response.text
     blocked = await client.sign_in(*ADMIN)  # even the right password, for now
@@ -159,7 +162,7 @@ async def test_failed_sign_ins_are_throttled_per_email(server: Server) -> None:
         failed = await conn.scalar(
             sa.select(sa.func.count()).select_from(audit_log).where(audit_log.c.action == "sign_in_failed")
         )
-    assert failed == auth.MAX_FAILURES_PER_EMAIL + 1  # the refused (throttled) one is audited too
+    assert failed == operators.MAX_FAILURES_PER_EMAIL + 1  # the refused (throttled) one is audited too
     await client.close()
 
 
@@ -257,9 +260,9 @@ async def test_operators_create_reads_the_password_from_stdin(database_url: str)
     db = Database(database_url)
     try:
         async with db.read() as conn:
-            found = await auth.verify_password(conn, "ops@example.com", "a long enough password")
+            found = await operators.verify_password(conn, "ops@example.com", "a long enough password")
             assert found is not None and found["role"] == "viewer" and found["password_hash"].startswith("$argon2id$")
-            assert await auth.verify_password(conn, "ops@example.com", "wrong") is None
+            assert await operators.verify_password(conn, "ops@example.com", "wrong") is None
     finally:
         await db.dispose()
     deleted = await asyncio.to_thread(

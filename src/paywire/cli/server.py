@@ -292,14 +292,14 @@ def rotate_encryption(database_url: str, new_key: str | None, *, generate: bool,
 def create_operator(database_url: str, email: str, password: str, role: str) -> str | None:
     """Create a dashboard operator; returns what is wrong instead, if anything."""
     from paywire.errors import PaywireError
-    from paywire.web.dashboard import auth
+    from paywire.ops import operators
 
     async def main() -> str | None:
         db = Database(database_url)
         try:
             await migrations.upgrade(db)
             async with db.transaction() as tx:
-                await auth.create_operator(tx, email, password, role=role, now=time.time())
+                await operators.create_operator(tx, email, password, role=role, now=time.time())
         except PaywireError as exc:
             return exc.message
         finally:
@@ -312,14 +312,14 @@ def create_operator(database_url: str, email: str, password: str, role: str) -> 
 def list_operators(database_url: str) -> list[str]:
     from datetime import UTC, datetime
 
-    from paywire.web.dashboard import auth
+    from paywire.ops import operators
 
     async def main() -> list[str]:
         db = Database(database_url)
         try:
             await migrations.upgrade(db)
             async with db.read() as conn:
-                rows = await auth.list_operators(conn)
+                rows = await operators.list_operators(conn)
         finally:
             await db.dispose()
         return [
@@ -331,14 +331,14 @@ def list_operators(database_url: str) -> list[str]:
 
 def delete_operator(database_url: str, email: str) -> bool:
     from paywire.errors import NotFound
-    from paywire.web.dashboard import auth
+    from paywire.ops import operators
 
     async def main() -> bool:
         db = Database(database_url)
         try:
             await migrations.upgrade(db)
             async with db.transaction() as tx:
-                await auth.delete_operator(tx, email)
+                await operators.delete_operator(tx, email)
         except NotFound:
             return False
         finally:

@@ -22,8 +22,8 @@ from paywire.errors import InvalidRequest, PaywireError
 from paywire.events import log as event_log
 from paywire.events import queries as event_queries
 from paywire.events.log import RequestInfo
+from paywire.ops import operators
 from paywire.pagination import Cursor, KeysetPage
-from paywire.web.dashboard import auth
 from paywire.web.dashboard.common import (
     admin_form,
     audit_action,
@@ -76,7 +76,7 @@ EVENT_COLUMNS: list[Column] = [
 
 def _list_page(
     request: Request,
-    session: auth.Session,
+    session: operators.Session,
     *,
     nav: str,
     title: str,
@@ -101,7 +101,7 @@ def _list_page(
 
 
 async def _keyset_list(
-    request: Request, session: auth.Session, cursor: Cursor,
+    request: Request, session: operators.Session, cursor: Cursor,
     read_page: Callable[[Any, bool, Cursor], Awaitable[KeysetPage]], render: Callable[[Any], dict[str, Any]],
 ) -> tuple[list[dict[str, Any]], dict[str, str | None]]:  # fmt: skip
     """One keyset page of a kind (`read_page`, from `billing.read`), rendered, with its links."""
@@ -117,7 +117,7 @@ async def _timeline(conn: Any, object_ids: list[str], livemode: bool) -> list[di
 
 def _detail(
     request: Request,
-    session: auth.Session,
+    session: operators.Session,
     *,
     nav: str,
     kind: str,
@@ -147,7 +147,7 @@ async def list_customers(
     request: Request,
     email: Annotated[str, Query(max_length=320)] = "",
     cursor: Cursor = Depends(cursor_params),
-    session: auth.Session = Depends(current),
+    session: operators.Session = Depends(current),
 ) -> Response:
     read_page = partial(read.customers_page, email=email.strip() or None)
     rows, links = await _keyset_list(request, session, cursor, read_page, customers.render)
@@ -159,7 +159,7 @@ async def list_customers(
 
 
 @router.get("/customers/{customer_id}")
-async def show_customer(customer_id: str, request: Request, session: auth.Session = Depends(current)) -> Response:
+async def show_customer(customer_id: str, request: Request, session: operators.Session = Depends(current)) -> Response:
     async with services_of(request).db.read() as conn:
         obj = customers.render(await read.customer(conn, customer_id, session.livemode))
         subs = [
@@ -189,7 +189,7 @@ async def list_subscriptions(
     request: Request,
     status: Annotated[str, Query(max_length=24)] = "",
     cursor: Cursor = Depends(cursor_params),
-    session: auth.Session = Depends(current),
+    session: operators.Session = Depends(current),
 ) -> Response:
     read_page = partial(read.subscriptions_page, status=status.strip() or None)
     rows, links = await _keyset_list(request, session, cursor, read_page, subscriptions.render)
@@ -212,7 +212,7 @@ SUBSCRIPTION_FIELDS: list[Column] = [
 
 @router.get("/subscriptions/{subscription_id}")
 async def show_subscription(
-    subscription_id: str, request: Request, session: auth.Session = Depends(current)
+    subscription_id: str, request: Request, session: operators.Session = Depends(current)
 ) -> Response:
     async with services_of(request).db.read() as conn:
         obj = subscriptions.render(await read.subscription(conn, subscription_id, session.livemode))
@@ -235,7 +235,7 @@ async def cancel_confirm(
     subscription_id: str,
     request: Request,
     when: Annotated[str, Query(pattern="^(now|period_end)$")] = "now",
-    session: auth.Session = Depends(current),
+    session: operators.Session = Depends(current),
 ) -> Response:
     session.require_admin()
     async with services_of(request).db.read() as conn:
@@ -245,7 +245,7 @@ async def cancel_confirm(
 
 @router.post("/subscriptions/{subscription_id}/cancel")
 async def cancel_subscription(
-    subscription_id: str, request: Request, session: auth.Session = Depends(current)
+    subscription_id: str, request: Request, session: operators.Session = Depends(current)
 ) -> Response:
     form = await admin_form(request, session)
     at_period_end = field(form, "when") == "period_end"
@@ -267,7 +267,7 @@ async def list_invoices(
     request: Request,
     status: Annotated[str, Query(max_length=16)] = "",
     cursor: Cursor = Depends(cursor_params),
-    session: auth.Session = Depends(current),
+    session: operators.Session = Depends(current),
 ) -> Response:
     read_page = partial(read.invoices_page, status=status.strip() or None)
     rows, links = await _keyset_list(request, session, cursor, read_page, invoices.render)
@@ -279,7 +279,7 @@ async def list_invoices(
 
 
 @router.get("/invoices/{invoice_id}")
-async def show_invoice(invoice_id: str, request: Request, session: auth.Session = Depends(current)) -> Response:
+async def show_invoice(invoice_id: str, request: Request, session: operators.Session = Depends(current)) -> Response:
     async with services_of(request).db.read() as conn:
         obj = invoices.render(await read.invoice(conn, invoice_id, session.livemode))
         timeline = await _timeline(conn, [invoice_id], session.livemode)
@@ -312,7 +312,7 @@ async def list_payments(
     request: Request,
     status: Annotated[str, Query(max_length=32)] = "",
     cursor: Cursor = Depends(cursor_params),
-    session: auth.Session = Depends(current),
+    session: operators.Session = Depends(current),
 ) -> Response:
     read_page = partial(read.payments_page, status=status.strip() or None)
     rows, links = await _keyset_list(request, session, cursor, read_page, payments.render)
@@ -331,7 +331,7 @@ PAYMENT_FIELDS: list[Column] = [
 ]  # fmt: skip
 
 
-async def _payment(request: Request, session: auth.Session, payment_id: str) -> tuple[dict[str, Any], Any]:
+async def _payment(request: Request, session: operators.Session, payment_id: str) -> tuple[dict[str, Any], Any]:
     async with services_of(request).db.read() as conn:
         row = await read.payment(conn, payment_id, session.livemode)
         related = [refunds.render(r) for r in await read.refunds_of_payment(conn, session.livemode, payment_id)]
@@ -340,7 +340,7 @@ async def _payment(request: Request, session: auth.Session, payment_id: str) -> 
 
 
 @router.get("/payments/{payment_id}")
-async def show_payment(payment_id: str, request: Request, session: auth.Session = Depends(current)) -> Response:
+async def show_payment(payment_id: str, request: Request, session: operators.Session = Depends(current)) -> Response:
     obj, (row, related, timeline) = await _payment(request, session, payment_id)
     refundable = row["status"] == PaymentIntentStatus.SUCCEEDED and row["amount_received"] > row["amount_refunded"]
     sections = [
@@ -354,7 +354,7 @@ async def show_payment(payment_id: str, request: Request, session: auth.Session 
 
 
 @router.post("/payments/{payment_id}/refund")
-async def refund_payment(payment_id: str, request: Request, session: auth.Session = Depends(current)) -> Response:
+async def refund_payment(payment_id: str, request: Request, session: operators.Session = Depends(current)) -> Response:
     """Two steps: without `confirm` the form is shown back as a confirmation; with it, refunded."""
     form = await admin_form(request, session)
     amount = field(form, "amount") or None
@@ -389,7 +389,7 @@ async def refund_payment(payment_id: str, request: Request, session: auth.Sessio
 
 @router.get("/refunds")
 async def list_refunds(
-    request: Request, cursor: Cursor = Depends(cursor_params), session: auth.Session = Depends(current)
+    request: Request, cursor: Cursor = Depends(cursor_params), session: operators.Session = Depends(current)
 ) -> Response:
     rows, links = await _keyset_list(request, session, cursor, read.refunds_page, refunds.render)
     return _list_page(
@@ -399,7 +399,7 @@ async def list_refunds(
 
 
 @router.get("/refunds/{refund_id}")
-async def show_refund(refund_id: str, request: Request, session: auth.Session = Depends(current)) -> Response:
+async def show_refund(refund_id: str, request: Request, session: operators.Session = Depends(current)) -> Response:
     async with services_of(request).db.read() as conn:
         obj = refunds.render(await read.refund(conn, refund_id, session.livemode))
         timeline = await _timeline(conn, [refund_id], session.livemode)
@@ -416,7 +416,7 @@ async def show_refund(refund_id: str, request: Request, session: auth.Session = 
 
 @router.get("/test-clocks")
 async def list_clocks(
-    request: Request, cursor: Cursor = Depends(cursor_params), session: auth.Session = Depends(current)
+    request: Request, cursor: Cursor = Depends(cursor_params), session: operators.Session = Depends(current)
 ) -> Response:
     rows, links = await _keyset_list(request, session, cursor, read.test_clocks_page, clock_advance.render)
     services = services_of(request)
@@ -432,7 +432,7 @@ async def list_clocks(
 
 
 @router.post("/test-clocks")
-async def create_clock(request: Request, session: auth.Session = Depends(current)) -> Response:
+async def create_clock(request: Request, session: operators.Session = Depends(current)) -> Response:
     form = await admin_form(request, session)
     frozen = parse_utc(field(form, "frozen_time"), "frozen_time")
     services = services_of(request)
@@ -451,7 +451,7 @@ async def show_clock(
     clock_id: str,
     request: Request,
     after_seq: Annotated[int | None, Query(ge=0)] = None,
-    session: auth.Session = Depends(current),
+    session: operators.Session = Depends(current),
 ) -> Response:
     services = services_of(request)
     async with services.db.read() as conn:
@@ -481,7 +481,7 @@ async def show_clock(
 
 
 @router.post("/test-clocks/{clock_id}/advance")
-async def advance_clock(clock_id: str, request: Request, session: auth.Session = Depends(current)) -> Response:
+async def advance_clock(clock_id: str, request: Request, session: operators.Session = Depends(current)) -> Response:
     """Start the advance in the background (it runs every job due on the clock, which may take a
     while) and show the clock's page, which refreshes itself while the clock is `advancing`."""
     form = await admin_form(request, session)

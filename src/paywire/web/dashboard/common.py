@@ -14,7 +14,7 @@ from starlette.datastructures import FormData
 
 from paywire.db.engine import Connection
 from paywire.errors import InvalidRequest
-from paywire.ops import audit_log
+from paywire.ops import audit_log, operators
 from paywire.pagination import Cursor, KeysetPage
 from paywire.services import Services
 from paywire.web.dashboard import auth
@@ -64,10 +64,10 @@ def client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-async def current(request: Request) -> auth.Session:
+async def current(request: Request) -> operators.Session:
     """The signed-in operator (a dependency of every page but sign-in); else to the sign-in page."""
     services = services_of(request)
-    session = await auth.session_of(services.db, request.cookies.get(auth.SESSION_COOKIE), now=time.time())
+    session = await operators.session_of(services.db, request.cookies.get(auth.SESSION_COOKIE), now=time.time())
     if session is None:
         raise auth.NotSignedIn("sign in to use the dashboard")
     request.state.session = session
@@ -78,7 +78,7 @@ async def current(request: Request) -> auth.Session:
 class Reading:
     """A read page's signed-in operator and the one read connection it was found on."""
 
-    session: auth.Session
+    session: operators.Session
     conn: Connection
 
 
@@ -91,13 +91,13 @@ async def reading(request: Request) -> AsyncIterator[Reading]:
     services = services_of(request)
     now = time.time()
     async with services.db.read() as conn:
-        session, stale = await auth.find_session(conn, request.cookies.get(auth.SESSION_COOKIE), now=now)
+        session, stale = await operators.find_session(conn, request.cookies.get(auth.SESSION_COOKIE), now=now)
         if session is None:
             raise auth.NotSignedIn("sign in to use the dashboard")
         request.state.session = session
         yield Reading(session, conn)
     if stale:
-        await auth.touch(services.db, session, now=now)
+        await operators.touch(services.db, session, now=now)
 
 
 async def checked_form(request: Request) -> FormData:
@@ -107,7 +107,7 @@ async def checked_form(request: Request) -> FormData:
     return form
 
 
-async def admin_form(request: Request, session: auth.Session) -> FormData:
+async def admin_form(request: Request, session: operators.Session) -> FormData:
     """The POSTed form of an admin action: CSRF checked, then the role (403 for a viewer)."""
     form = await checked_form(request)
     session.require_admin()
@@ -144,7 +144,7 @@ def redirect(path: str, notice: str | None = None) -> RedirectResponse:
 async def audit_action(
     conn: Connection,
     request: Request,
-    session: auth.Session,
+    session: operators.Session,
     action: str,
     object_id: str | None = None,
     detail: dict[str, Any] | None = None,
@@ -164,7 +164,7 @@ async def audit_action(
 
 def page(
     request: Request,
-    session: auth.Session,
+    session: operators.Session,
     template: str,
     context: dict[str, Any] | None = None,
     *,

@@ -16,10 +16,10 @@ from paywire.destinations import config as destination_config
 from paywire.destinations import store as destination_store
 from paywire.errors import InvalidRequest, PaywireError
 from paywire.events import catalogue
+from paywire.ops import operators
 from paywire.pagination import Cursor
 from paywire.schemas import WebhookEndpointCreate, WebhookEndpointUpdate
 from paywire.secrets_at_rest import Keyring
-from paywire.web.dashboard import auth
 from paywire.web.dashboard.common import (
     Reading,
     admin_form,
@@ -101,7 +101,7 @@ def _validation_message(exc: ValidationError) -> str:
 
 
 def _endpoint_form(
-    request: Request, session: auth.Session, values: dict[str, Any], *, endpoint_id: str | None, error: str | None
+    request: Request, session: operators.Session, values: dict[str, Any], *, endpoint_id: str | None, error: str | None
 ) -> Response:
     context = {
         "values": values,
@@ -113,14 +113,14 @@ def _endpoint_form(
 
 
 @router.get("/endpoints/new")
-async def new_endpoint(request: Request, session: auth.Session = Depends(current)) -> Response:
+async def new_endpoint(request: Request, session: operators.Session = Depends(current)) -> Response:
     session.require_admin()
     values = {"url": "", "description": "", "enabled_events": ["*"]}
     return _endpoint_form(request, session, values, endpoint_id=None, error=None)
 
 
 @router.post("/endpoints/new")
-async def create_endpoint(request: Request, session: auth.Session = Depends(current)) -> Response:
+async def create_endpoint(request: Request, session: operators.Session = Depends(current)) -> Response:
     form = await admin_form(request, session)
     values = _form_values(form)
     services = services_of(request)
@@ -145,13 +145,13 @@ async def create_endpoint(request: Request, session: auth.Session = Depends(curr
     return redirect(f"/endpoints/{created['id']}", "created")
 
 
-async def _endpoint(request: Request, session: auth.Session, endpoint_id: str) -> Mapping[Any, Any]:
+async def _endpoint(request: Request, session: operators.Session, endpoint_id: str) -> Mapping[Any, Any]:
     async with services_of(request).db.read() as conn:
         return await queries.endpoint(conn, endpoint_id, session.livemode)
 
 
 async def _detail(
-    request: Request, session: auth.Session, endpoint_id: str, *, secret: str | None = None, secret_note: str = "",
+    request: Request, session: operators.Session, endpoint_id: str, *, secret: str | None = None, secret_note: str = "",
     recovered: int | None = None,
 ) -> Response:  # fmt: skip
     services = services_of(request)
@@ -178,12 +178,14 @@ async def _detail(
 
 
 @router.get("/endpoints/{endpoint_id}")
-async def show_endpoint(endpoint_id: str, request: Request, session: auth.Session = Depends(current)) -> Response:
+async def show_endpoint(endpoint_id: str, request: Request, session: operators.Session = Depends(current)) -> Response:
     return await _detail(request, session, endpoint_id)
 
 
 @router.get("/endpoints/{endpoint_id}/edit")
-async def edit_endpoint_form(endpoint_id: str, request: Request, session: auth.Session = Depends(current)) -> Response:
+async def edit_endpoint_form(
+    endpoint_id: str, request: Request, session: operators.Session = Depends(current)
+) -> Response:
     session.require_admin()
     row = await _endpoint(request, session, endpoint_id)
     values = {"url": row["url"], "description": row["description"] or "", "enabled_events": list(row["enabled_events"])}
@@ -191,7 +193,7 @@ async def edit_endpoint_form(endpoint_id: str, request: Request, session: auth.S
 
 
 @router.post("/endpoints/{endpoint_id}/edit")
-async def edit_endpoint(endpoint_id: str, request: Request, session: auth.Session = Depends(current)) -> Response:
+async def edit_endpoint(endpoint_id: str, request: Request, session: operators.Session = Depends(current)) -> Response:
     form = await admin_form(request, session)
     values = _form_values(form)
     services = services_of(request)
@@ -217,7 +219,7 @@ async def edit_endpoint(endpoint_id: str, request: Request, session: auth.Sessio
 
 
 @router.post("/endpoints/{endpoint_id}/status")
-async def set_status(endpoint_id: str, request: Request, session: auth.Session = Depends(current)) -> Response:
+async def set_status(endpoint_id: str, request: Request, session: operators.Session = Depends(current)) -> Response:
     form = await admin_form(request, session)
     status = "enabled" if field(form, "status") == "enabled" else "disabled"
     services = services_of(request)
@@ -230,14 +232,16 @@ async def set_status(endpoint_id: str, request: Request, session: auth.Session =
 
 
 @router.get("/endpoints/{endpoint_id}/delete")
-async def delete_confirm(endpoint_id: str, request: Request, session: auth.Session = Depends(current)) -> Response:
+async def delete_confirm(endpoint_id: str, request: Request, session: operators.Session = Depends(current)) -> Response:
     session.require_admin()
     row = await _endpoint(request, session, endpoint_id)
     return page(request, session, "endpoint_delete.html", {"endpoint": row}, nav="endpoints")
 
 
 @router.post("/endpoints/{endpoint_id}/delete")
-async def delete_endpoint(endpoint_id: str, request: Request, session: auth.Session = Depends(current)) -> Response:
+async def delete_endpoint(
+    endpoint_id: str, request: Request, session: operators.Session = Depends(current)
+) -> Response:
     await admin_form(request, session)
     services = services_of(request)
     async with services.db.transaction() as tx:
@@ -247,7 +251,7 @@ async def delete_endpoint(endpoint_id: str, request: Request, session: auth.Sess
 
 
 @router.post("/endpoints/{endpoint_id}/reveal-secret")
-async def reveal_secret(endpoint_id: str, request: Request, session: auth.Session = Depends(current)) -> Response:
+async def reveal_secret(endpoint_id: str, request: Request, session: operators.Session = Depends(current)) -> Response:
     """Show the signing secret on this response only (never in a URL, never on a GET)."""
     await admin_form(request, session)
     services = services_of(request)
@@ -258,7 +262,7 @@ async def reveal_secret(endpoint_id: str, request: Request, session: auth.Sessio
 
 
 @router.post("/endpoints/{endpoint_id}/rotate-secret")
-async def rotate_secret(endpoint_id: str, request: Request, session: auth.Session = Depends(current)) -> Response:
+async def rotate_secret(endpoint_id: str, request: Request, session: operators.Session = Depends(current)) -> Response:
     form = await admin_form(request, session)
     try:
         expires_in = int(field(form, "expires_in") or 0)
@@ -279,7 +283,7 @@ async def rotate_secret(endpoint_id: str, request: Request, session: auth.Sessio
 
 
 @router.post("/endpoints/{endpoint_id}/recover")
-async def recover(endpoint_id: str, request: Request, session: auth.Session = Depends(current)) -> Response:
+async def recover(endpoint_id: str, request: Request, session: operators.Session = Depends(current)) -> Response:
     form = await admin_form(request, session)
     since = parse_utc(field(form, "since"), "since")
     services = services_of(request)
@@ -295,7 +299,7 @@ async def recover(endpoint_id: str, request: Request, session: auth.Session = De
 
 
 @router.post("/endpoints/{endpoint_id}/test-event")
-async def test_event(endpoint_id: str, request: Request, session: auth.Session = Depends(current)) -> Response:
+async def test_event(endpoint_id: str, request: Request, session: operators.Session = Depends(current)) -> Response:
     await admin_form(request, session)
     services = services_of(request)
     async with services.db.transaction() as tx:
@@ -310,7 +314,7 @@ async def list_attempts(
     status: Annotated[str, Query(max_length=16)] = "",
     endpoint_id: Annotated[str, Query(max_length=40)] = "",
     cursor: Cursor = Depends(cursor_params),
-    session: auth.Session = Depends(current),
+    session: operators.Session = Depends(current),
 ) -> Response:
     services = services_of(request)
     status = status if status in ("succeeded", "failed") else ""

@@ -16,6 +16,7 @@ from fastapi.responses import Response, StreamingResponse
 from paywire.errors import NotFound
 from paywire.events import catalogue, queries
 from paywire.events import log as event_log
+from paywire.ops import operators
 from paywire.pagination import Cursor
 from paywire.web.dashboard import auth
 from paywire.web.dashboard.common import (
@@ -105,7 +106,7 @@ async def show_event(event_id: str, request: Request, signed: Reading = Depends(
 
 
 @router.post("/events/{event_id}/resend")
-async def resend_event(event_id: str, request: Request, session: auth.Session = Depends(current)) -> Response:
+async def resend_event(event_id: str, request: Request, session: operators.Session = Depends(current)) -> Response:
     """Queue the event again: to one endpoint (`endpoint_id`) or to every matching endpoint."""
     from paywire.webhooks import delivery
 
@@ -120,7 +121,7 @@ async def resend_event(event_id: str, request: Request, session: auth.Session = 
 
 
 @router.get("/live")
-async def live(request: Request, session: auth.Session = Depends(current)) -> Response:
+async def live(request: Request, session: operators.Session = Depends(current)) -> Response:
     return page(request, session, "live.html", {"type_choices": type_choices()}, nav="live")
 
 
@@ -136,7 +137,7 @@ def _sse(row: Any) -> bytes:
 
 
 @router.get("/live/stream")
-async def live_stream(request: Request, session: auth.Session = Depends(current)) -> StreamingResponse:
+async def live_stream(request: Request, session: operators.Session = Depends(current)) -> StreamingResponse:
     """This mode's events from now on (or after `Last-Event-ID`, a seq, on reconnect)."""
     services = services_of(request)
     db = services.db
@@ -164,7 +165,7 @@ async def live_stream(request: Request, session: auth.Session = Depends(current)
             if rows:
                 continue
             if time.monotonic() - last_sent >= HEARTBEAT_SECONDS:
-                if await auth.session_of(db, token, now=time.time()) is None:
+                if await operators.session_of(db, token, now=time.time()) is None:
                     return  # signed out or expired: the stream ends with the session
                 yield b": keep-alive\n\n"
                 last_sent = time.monotonic()
@@ -176,7 +177,7 @@ async def live_stream(request: Request, session: auth.Session = Depends(current)
 
 
 @router.get("/event-types")
-async def event_types(request: Request, session: auth.Session = Depends(current)) -> Response:
+async def event_types(request: Request, session: operators.Session = Depends(current)) -> Response:
     return page(
         request, session, "event_types.html", {"types": list(catalogue.EVENT_TYPES.values())}, nav="event_types"
     )

@@ -10,9 +10,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from paywire.events import queries as event_queries
-from paywire.ops import audit_log
+from paywire.ops import audit_log, operators
 from paywire.pagination import Cursor
-from paywire.web.dashboard import auth
 from paywire.web.dashboard.common import Reading, current, cursor_params, page, page_links, reading, services_of
 from paywire.webhooks import queries as webhook_queries
 from paywire.webhooks import rollups
@@ -112,7 +111,7 @@ async def audit_page(
     action: Annotated[str, Query(max_length=40)] = "",
     operator: Annotated[str, Query(max_length=320)] = "",
     cursor: Cursor = Depends(cursor_params),
-    session: auth.Session = Depends(current),
+    session: operators.Session = Depends(current),
 ) -> Response:
     services = services_of(request)
     async with services.db.read() as conn:

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 
 from paywire.errors import RateLimited
-from paywire.ops import audit_log
+from paywire.ops import audit_log, operators
 from paywire.web.dashboard import auth
 from paywire.web.dashboard.common import PREFIX, checked_form, client_ip, current, field, services_of
 from paywire.web.security import is_https
@@ -38,13 +38,13 @@ async def sign_in_form(request: Request) -> Response:
 async def sign_in(request: Request) -> Response:
     form = await checked_form(request)
     services = services_of(request)
-    email, password = auth.normalize_email(field(form, "email")), str(form.get("password") or "")
+    email, password = operators.normalize_email(field(form, "email")), str(form.get("password") or "")
     ip, now = client_ip(request), time.time()
     target = _safe_next(field(form, "next"))
     throttled: RateLimited | None = None
     async with services.db.read() as conn:
         try:
-            await auth.check_not_throttled(conn, email, ip, now=now)
+            await operators.check_not_throttled(conn, email, ip, now=now)
         except RateLimited as exc:
             throttled = exc
     if throttled is not None:
@@ -55,15 +55,15 @@ async def sign_in(request: Request) -> Response:
             )  # fmt: skip
         return _sign_in_page(request, email=email, error=throttled.message, status=429)
     async with services.db.read() as conn:
-        operator = await auth.verify_password(conn, email, password) if email and password else None
+        operator = await operators.verify_password(conn, email, password) if email and password else None
     async with services.db.transaction() as tx:
         if operator is None:
-            await auth.record_failure(tx, email, ip, now=now)
+            await operators.record_failure(tx, email, ip, now=now)
             await audit_log.record(
                 tx.conn, operator_id=None, email=email or "(empty)", action="sign_in_failed", ip=ip, now=now
             )
         else:
-            token = await auth.start_session(tx, operator["id"], now=now)
+            token = await operators.start_session(tx, operator["id"], now=now)
             await audit_log.record(
                 tx.conn, operator_id=operator["id"], email=operator["email"], action="sign_in", ip=ip, now=now
             )
@@ -77,17 +77,17 @@ async def sign_in(request: Request) -> Response:
         samesite="lax",
         secure=is_https(request),
         path=PREFIX,
-        max_age=auth.ABSOLUTE_TIMEOUT,
+        max_age=operators.ABSOLUTE_TIMEOUT,
     )
     return response
 
 
 @router.post("/sign-out")
-async def sign_out(request: Request, session: auth.Session = Depends(current)) -> Response:
+async def sign_out(request: Request, session: operators.Session = Depends(current)) -> Response:
     await checked_form(request)
     services = services_of(request)
     async with services.db.transaction() as tx:
-        await auth.end_session(tx, session.token_hash)
+        await operators.end_session(tx, session.token_hash)
         await audit_log.record(
             tx.conn, operator_id=session.operator_id, email=session.email, action="sign_out",
             ip=client_ip(request), now=time.time(),
@@ -98,13 +98,13 @@ async def sign_out(request: Request, session: auth.Session = Depends(current)) -
 
 
 @router.post("/mode")
-async def switch_mode(request: Request, session: auth.Session = Depends(current)) -> Response:
+async def switch_mode(request: Request, session: operators.Session = Depends(current)) -> Response:
     """The test/live switch: every page of this session then shows that mode's objects only."""
     form = await checked_form(request)
     livemode = field(form, "mode") == "live"
     services = services_of(request)
     async with services.db.transaction() as tx:
-        await auth.set_mode(tx, session.token_hash, livemode)
+        await operators.set_mode(tx, session.token_hash, livemode)
         await audit_log.record(
             tx.conn, operator_id=session.operator_id, email=session.email, action="mode_switched",
             livemode=livemode, ip=client_ip(request), now=time.time(),
