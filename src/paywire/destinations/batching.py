@@ -1,7 +1,7 @@
 """Coalescing: the sends that the lanes start in one event-loop turn go out as one batch.
 
 On this kind of host a broker client's cost per command is mostly its socket write (a syscall
-that also runs the loopback receiver's side: 60–110 µs per XADD on the shared 2-core VM, about
+that also runs the loopback receiver's side: 60 to 110 µs per XADD on the shared 2-core VM, about
 as much as the rest of a Redis send). The dispatcher's lanes of one destination wake together
 (their replies arrive in one read), so the commands they issue in the same turn can share one
 write and one round trip, while each delivery keeps its own outcome.
