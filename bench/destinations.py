@@ -135,8 +135,13 @@ async def paywire(
     await dispatcher.start()
     try:
         while True:
-            async with db.read() as conn:
-                count = 0 if await conn.scalar(pending) is not None else int(await conn.scalar(done) or 0)
+            # The database is asked only once the dispatcher has made `n` attempts (its own
+            # counter, a necessary condition): a query every 20 ms from the start took 10-15 % of
+            # the event loop's Python time in a py-spy profile of a NATS run, charged to Paywire.
+            count = 0
+            if dispatcher.sent >= n:
+                async with db.read() as conn:
+                    count = 0 if await conn.scalar(pending) is not None else int(await conn.scalar(done) or 0)
             if count >= n:
                 break
             assert time.monotonic() - started < 120, f"not all {n} delivered within 120 s"
