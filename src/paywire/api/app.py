@@ -15,6 +15,7 @@ from paywire.api.routes import (
     attempts,
     billing_portal,
     checkout,
+    clocks,
     customers,
     endpoints,
     event_destinations,
@@ -26,7 +27,6 @@ from paywire.api.routes import (
     refunds,
     stripe_webhooks,
     subscriptions,
-    test_clocks,
 )
 from paywire.ops import routes as ops_routes
 from paywire.ops.metrics import RequestMetrics
@@ -45,7 +45,7 @@ ROUTERS = [
     invoices.router,
     payments.router,
     refunds.router,
-    test_clocks.router,
+    clocks.router,
     payment_links.router,
     billing_portal.router,
     stripe_webhooks.router,
