@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from paywire import objects
-from paywire.billing import charging, clocks, money
+from paywire.billing import charge_step, charging, clocks, money
 from paywire.billing.runtime import Billing, Call
 from paywire.billing.schemas import PaymentIntentRefund
 from paywire.billing.statuses import PaymentIntentStatus, RefundStatus
@@ -42,7 +42,7 @@ async def create(tx: Tx, call: Call, payment_intent_id: str, params: PaymentInte
     answered at once. With any other provider it is left `pending` for `settle`; the API uses
     `refund`, which never calls a provider inside a transaction."""
     row = await prepare(tx, call, payment_intent_id, params)
-    if not charging.is_local(call):
+    if not charge_step.is_local(call):
         return render(row)
     result = await call.provider.refund(
         charge_ref=row["charge_ref"], amount=int(row["amount"]), currency=row["currency"], idempotency_key=row["id"]
