@@ -25,6 +25,10 @@ which returns the first answer, never a second charge — and finishes it the sa
 
 Only one charge per *subject* (checkout session, subscription, invoice) is in flight at a
 time: preparing a second answers 409 `payment_in_progress`.
+
+This module is the runner. What a flow calls to reach the provider (`ask`, `take_charge`) and
+the continuation's format are `billing/charge_step.py`, below the flows; the flows it runs, by
+name, are `billing/charge_flows.py`.
 """
 
 from __future__ import annotations
