@@ -119,6 +119,7 @@ def is_local(call: Call) -> bool:
 
 
 def subject_lock_name(subject: str) -> str:
+    """The lock that serialises preparing one subject's charges (one at a time, or a batch's)."""
     return f"charge:{subject}"
 
 
