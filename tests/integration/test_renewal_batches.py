@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from paywire.app import PaywireApp
-from paywire.billing import charging, jobs, renewals, scheduler
+from paywire.billing import charge_flows, charging, jobs, renewals, scheduler
 from paywire.billing import invoices as invoices_module
 from paywire.billing.scheduler import run_due
 from paywire.db.schema import billing_jobs, events, invoices, payment_intents, subscriptions
@@ -80,14 +80,14 @@ async def test_a_job_failing_in_a_batch_runs_alone_and_the_others_renew(
     async with app.running():
         ids = await _monthly_subscriptions(app, 10)
         bad = ids[4]
-        renew = scheduler.HANDLERS[jobs.RENEWAL]
+        renew = charge_flows.HANDLERS[jobs.RENEWAL]
 
         async def failing(tx: Any, call: Any, job: Any, now: float) -> None:
             if job["object_id"] == bad:
                 raise RuntimeError("boom")
             await renew(tx, call, job, now)
 
-        monkeypatch.setitem(scheduler.HANDLERS, jobs.RENEWAL, failing)
+        monkeypatch.setitem(charge_flows.HANDLERS, jobs.RENEWAL, failing)
         clock.t = T0 + 32 * DAY
         assert await run_due(app.db, app.billing) == 10
         async with app.db.read() as conn:
@@ -216,12 +216,12 @@ async def test_a_set_based_batch_writes_what_one_renewal_at_a_time_writes(
         assert await run_due(app.db, app.billing) == 3  # set-based
         async with app.db.transaction() as tx:
             await tx.conn.execute(billing_jobs.update().where(held).values(status="pending"))
-        renew = scheduler.HANDLERS[jobs.RENEWAL]
+        renew = charge_flows.HANDLERS[jobs.RENEWAL]
 
         async def one_at_a_time(tx: Any, call: Any, job: Any, now: float) -> None:
             await renew(tx, call, job, now)
 
-        monkeypatch.setitem(scheduler.HANDLERS, jobs.RENEWAL, one_at_a_time)  # not `on_renewal`: the old path
+        monkeypatch.setitem(charge_flows.HANDLERS, jobs.RENEWAL, one_at_a_time)  # not `on_renewal`: the old path
         assert await run_due(app.db, app.billing) == 3
         first, second = await _written(app, batched), await _written(app, alone)
     for one, other in zip(first, second, strict=True):

@@ -25,6 +25,10 @@ which returns the first answer, never a second charge — and finishes it the sa
 
 Only one charge per *subject* (checkout session, subscription, invoice) is in flight at a
 time: preparing a second answers 409 `payment_in_progress`.
+
+This module is the runner. What a flow calls to reach the provider (`ask`, `take_charge`) and
+the continuation's format are `billing/charge_step.py`, below the flows; the flows it runs, by
+name, are `billing/charge_flows.py`.
 """
 
 from __future__ import annotations
@@ -34,139 +38,28 @@ import dataclasses
 import logging
 import os
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 
-from paywire.billing.runtime import Billing, Call
+from paywire.billing import payments, renewal_batch
+from paywire.billing.charge_flows import FLOWS
+from paywire.billing.charge_step import Ask, ChargeNeeded, finishing_call, is_local, processing_row, subject_lock_name
+from paywire.billing.runtime import Billing, Call, Step
 from paywire.billing.statuses import PaymentIntentStatus
 from paywire.db import dialect
 from paywire.db.engine import Database, Tx, is_unavailable
 from paywire.db.schema import customers, payment_intents
 from paywire.errors import ServiceUnavailable, StateError
-from paywire.events.log import NewEvent, RequestInfo, append
+from paywire.events.log import NewEvent, append
 from paywire.providers.base import ChargeResult, ProviderCustomer
-
-if TYPE_CHECKING:
-    from paywire.billing.renewal_batch import Opened
 
 log = logging.getLogger("paywire.charging")
 
 PAUSE_ENV = "PAYWIRE_TEST_PAUSE_AFTER_CHARGE"  # tests only: stop between the charge and its record
-Flow = Callable[[Tx, Call, dict[str, Any]], Awaitable[Any]]
 CHARGES_IN_FLIGHT = 16  # provider calls of one batch of renewals at once (`settle_many`)
-
-
-class Ask(Exception):
-    """A question for the provider that moves no money, asked with no transaction open."""
-
-    def __init__(self, key: str, question: Callable[[], Awaitable[Any]]) -> None:
-        super().__init__(key)
-        self.key = key
-        self.question = question
-
-
-class ChargeNeeded(Exception):
-    """The flow reached its charge: `intent` as it is before it, `payment_method` to charge."""
-
-    def __init__(self, intent: dict[str, Any], payment_method: str, off_session: bool) -> None:
-        super().__init__(intent["id"])
-        self.intent = intent
-        self.payment_method = payment_method
-        self.off_session = off_session
-
-
-@dataclass
-class Charged:
-    """In the finish pass: the charge the provider answered, for the flow to take."""
-
-    intent_id: str
-    attempt: int
-    payment_method: str
-    result: ChargeResult
-    new: bool  # the flow created this intent in that run (it emits `payment_intent.created`)
-    built: bool = False
-    taken: bool = False
-
-
-@dataclass
-class Step:
-    now: float
-    answers: dict[str, Any] = field(default_factory=dict)
-    charged: Charged | None = None
-    local: bool = False  # the provider answers in-process: ask at once, no extra pass
-    customer_ref: str | None = None  # the provider's customer to charge when the intent has none of ours
-
-
-# --- asking the provider from inside a flow ---------------------------------------------------
-
-
-async def ask(call: Call, key: str, question: Callable[[], Awaitable[Any]]) -> Any:
-    """The provider's answer to `question`: known, asked at once (no step, or a local provider),
-    or asked between transactions (raises `Ask`; the flow runs again with the answer)."""
-    step = call.step
-    if step is None or step.local:
-        return await question()
-    if key in step.answers:
-        return step.answers[key]
-    if step.charged is not None:
-        raise RuntimeError(f"the flow asked the provider something new while finishing: {key}")
-    raise Ask(key, question)
-
-
-async def customer_ref(tx: Tx, call: Call, customer_id: str | None) -> str | None:
-    """The provider's customer for ours, made on first need (and remembered on our row)."""
-    if customer_id is None:
-        return None
-    row = (
-        await tx.conn.execute(
-            sa.select(customers.c.email, customers.c.provider_customer_ref).where(customers.c.id == customer_id)
-        )
-    ).first()
-    if row is None:
-        return None
-    if row.provider_customer_ref:
-        return str(row.provider_customer_ref)
-    provider = call.provider
-    ref: str | None = await ask(
-        call,
-        f"customer:{customer_id}",
-        lambda: provider.ensure_customer(ProviderCustomer(customer_id, row.email, None)),
-    )
-    if ref:
-        await tx.conn.execute(customers.update().where(customers.c.id == customer_id).values(provider_customer_ref=ref))
-    return ref
-
-
-def build_id(call: Call) -> str | None:
-    """While finishing, the id the prepared new payment intent had (the flow reuses it)."""
-    step = call.step
-    if step is not None and step.charged is not None and step.charged.new and not step.charged.built:
-        step.charged.built = True
-        return step.charged.intent_id
-    return None
-
-
-def take_charge(call: Call, intent: dict[str, Any], payment_method: str, off_session: bool) -> Charged:
-    """At the flow's charge: the provider's answer (finish pass), else `ChargeNeeded`."""
-    step = call.step
-    assert step is not None
-    charged = step.charged
-    if charged is not None and not charged.taken and charged.intent_id == intent["id"]:
-        charged.taken = True
-        return charged
-    if intent["status"] == PaymentIntentStatus.PROCESSING:
-        raise StateError(f"payment intent {intent['id']!r} is being charged; retry later", code="payment_in_progress")
-    raise ChargeNeeded(intent, payment_method, off_session)
-
-
-def is_local(call: Call) -> bool:
-    """Whether the mode's provider answers in-process (the test provider): its questions are
-    answered at once; its charges still take the charge step."""
-    provider = call.billing.live_provider if call.livemode else call.billing.provider
-    return bool(getattr(provider, "local", False))
 
 
 # --- running a flow ---------------------------------------------------------------------------
@@ -178,8 +71,6 @@ class Done:
 
 
 async def _pass(tx: Tx, call: Call, flow: str, args: dict[str, Any]) -> Done | Ask | ChargeNeeded:
-    from paywire.billing.flows import FLOWS
-
     mark, appended = len(tx.after_commit), tx.events_appended
     savepoint = await tx.conn.begin_nested()
     try:
@@ -193,10 +84,6 @@ async def _pass(tx: Tx, call: Call, flow: str, args: dict[str, Any]) -> Done | A
     # connection's error reaches the caller as it is, not as a failed savepoint rollback).
     await savepoint.commit()
     return Done(value)
-
-
-def subject_lock_name(subject: str) -> str:
-    return f"charge:{subject}"
 
 
 async def _subject_lock(tx: Tx, subject: str) -> None:
@@ -229,42 +116,6 @@ async def prepare_charge(
         values.pop("id")
         await tx.conn.execute(payment_intents.update().where(payment_intents.c.id == intent["id"]).values(**values))
     return {**values, "id": intent["id"]}
-
-
-def processing_row(
-    call: Call,
-    flow: str,
-    args: dict[str, Any],
-    need: ChargeNeeded,
-    subject: str,
-    *,
-    new: bool,
-    customer_ref: str | None,
-) -> dict[str, Any]:
-    """The intent's row as `processing`, with its continuation (what `finish` runs again)."""
-    assert call.step is not None
-    intent = need.intent
-    continuation = {
-        "flow": flow,
-        "args": args,
-        "now": call.step.now,
-        "livemode": call.livemode,
-        "request": dataclasses.asdict(call.request) if call.request else None,
-        "answers": call.step.answers,
-        "new": new,
-        "off_session": need.off_session,
-        "customer_ref": customer_ref,
-        "previous_status": intent["status"],
-    }
-    return {
-        **{k: v for k, v in intent.items() if k != "seq"},
-        "status": PaymentIntentStatus.PROCESSING,
-        "payment_method": need.payment_method,
-        "charge_attempts": int(intent["charge_attempts"]) + 1,
-        "subject_id": subject,
-        "continuation": continuation,
-        "processing_since": call.billing.clock.now(),
-    }
 
 
 async def prepare_job(tx: Tx, call: Call, args: dict[str, Any], subject: str) -> Done | Ask | dict[str, Any]:
@@ -350,8 +201,6 @@ async def finish(db: Database, billing: Billing, intent_id: str, result: ChargeR
 async def finish_in(tx: Tx, billing: Billing, intent_id: str, result: ChargeResult, customer: str | None) -> Any:
     """`finish` inside the caller's transaction (a batch of renewals records all its charges in
     one): a failure that is not the database's rolls back this intent's work alone."""
-    from paywire.billing.flows import FLOWS
-
     row = (
         (await tx.conn.execute(sa.select(payment_intents).where(payment_intents.c.id == intent_id).with_for_update()))
         .mappings()
@@ -407,18 +256,6 @@ async def finish_in(tx: Tx, billing: Billing, intent_id: str, result: ChargeResu
     return value
 
 
-def finishing_call(billing: Billing, intent: dict[str, Any], result: ChargeResult) -> Call:
-    """The call a `processing` intent's continuation runs its flow again with: its time, its
-    answers and the provider's answer to its charge."""
-    cont = intent["continuation"]
-    request = RequestInfo(**cont["request"]) if cont.get("request") else None
-    charged = Charged(intent["id"], int(intent["charge_attempts"]), intent["payment_method"], result, bool(cont["new"]))
-    step = Step(now=float(cont["now"]), answers=dict(cont.get("answers") or {}), charged=charged)
-    call = Call(billing, bool(intent["livemode"]), request, step)
-    step.local = is_local(call)
-    return call
-
-
 class _Orphan(Exception):
     pass
 
@@ -426,8 +263,6 @@ class _Orphan(Exception):
 async def _record_alone(tx: Tx, call: Call, intent: dict[str, Any], result: ChargeResult) -> None:
     """The money moved (or did not) but the flow it was for cannot finish: record the intent's
     outcome and its event, so nothing is lost; the operator decides (refund it)."""
-    from paywire.billing import payments
-
     after = payments.apply_result(
         intent, intent["payment_method"], int(intent["charge_attempts"]), result, call.step.now if call.step else 0
     )
@@ -454,7 +289,10 @@ async def settle(db: Database, billing: Billing, intent: dict[str, Any]) -> Any:
 
 
 async def settle_many(
-    db: Database, billing: Billing, intents: list[dict[str, Any]], opened: Mapping[str, Opened] | None = None
+    db: Database,
+    billing: Billing,
+    intents: list[dict[str, Any]],
+    opened: Mapping[str, renewal_batch.Opened] | None = None,
 ) -> None:
     """Steps 2 and 3 for a batch of `processing` intents (a renewal storm): the provider is asked
     for each, with no transaction open, then every answer is recorded in one transaction. An
@@ -480,8 +318,6 @@ async def settle_many(
     await pause_for_tests()
 
     async def record() -> None:
-        from paywire.billing import renewal_batch
-
         async with db.transaction() as tx:
             # Plain renewals are recorded set-based; whatever else is recorded one at a time.
             for intent, result in await renewal_batch.finish(tx, billing, answers, opened or {}):

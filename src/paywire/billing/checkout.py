@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from paywire import objects
-from paywire.billing import charging, clocks, customers, items, jobs, money, payments, subscriptions
+from paywire.billing import charge_step, clocks, customers, items, jobs, money, payments, subscriptions
 from paywire.billing.declines import Declinable, Declined, check_payment_method
 from paywire.billing.runtime import Call
 from paywire.billing.schemas import CheckoutSessionCreate
@@ -224,7 +224,7 @@ async def _guest_provider_customer(call: Call, session: dict[str, Any]) -> str |
         return None
     provider = call.provider
     guest = ProviderCustomer(session["id"], session["customer_email"], None)
-    ref: str | None = await charging.ask(call, f"customer:{session['id']}", lambda: provider.ensure_customer(guest))
+    ref: str | None = await charge_step.ask(call, f"customer:{session['id']}", lambda: provider.ensure_customer(guest))
     if ref is not None and call.step is not None:
         call.step.customer_ref = ref
     return ref

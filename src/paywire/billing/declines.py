@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from paywire.billing import charging
+from paywire.billing import charge_step
 from paywire.billing.runtime import Call
 from paywire.db.engine import Tx
 from paywire.errors import CardDeclined, InvalidRequest
@@ -61,7 +61,7 @@ async def check_payment_method(
     need). Under the charge step the provider is asked between transactions."""
     ref = customer_ref  # the provider's customer, named directly (one that is not ours yet)
     if ref is None and tx is not None:
-        ref = await charging.customer_ref(tx, call, customer_id)
+        ref = await charge_step.customer_ref(tx, call, customer_id)
     provider = call.provider
 
     async def question() -> dict[str, Any] | None:
@@ -71,7 +71,7 @@ async def check_payment_method(
             return {"unknown": True}
         return error.as_dict(payment_method) if error is not None else None
 
-    answer = await charging.ask(call, f"check:{payment_method}:{ref}", question)
+    answer = await charge_step.ask(call, f"check:{payment_method}:{ref}", question)
     if answer is not None and answer.get("unknown"):
         raise InvalidRequest(str(UnknownPaymentMethod(payment_method)), param=param, code="resource_missing")
     if answer is not None and saving:

@@ -1,59 +1,17 @@
-"""The billing flows that may charge, by name: what a `processing` payment intent's
-continuation names, so the finish pass (or the reconciler, after a crash) can run it again.
-
-Each takes JSON-able arguments, so the continuation can be stored on the intent's row.
+"""What the API and the payer pages call for the billing flows that may charge: each is run
+under the charge step (billing/charging.py) by its name in `charge_flows.FLOWS`, with JSON-able
+arguments, so a `processing` payment intent's continuation can run it again.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from paywire.billing import charging, checkout, renewals, subscriptions
+from paywire.billing import charging
 from paywire.billing.declines import Declinable
 from paywire.billing.runtime import Call
 from paywire.billing.schemas import SubscriptionCreate, SubscriptionUpdate
-from paywire.db.engine import Database, Tx
-
-
-async def _checkout_confirm(tx: Tx, call: Call, args: dict[str, Any]) -> Declinable[dict[str, Any]]:
-    return await checkout.confirm(tx, call, args["session_id"], args["payment_method"])
-
-
-async def _subscription_create(tx: Tx, call: Call, args: dict[str, Any]) -> dict[str, Any]:
-    return await subscriptions.create(tx, call, SubscriptionCreate.model_validate(args["params"]))
-
-
-async def _subscription_update(tx: Tx, call: Call, args: dict[str, Any]) -> Declinable[dict[str, Any]]:
-    params = SubscriptionUpdate.model_validate(args["params"])
-    return await subscriptions.update(tx, call, args["subscription_id"], params)
-
-
-async def _subscription_resume(tx: Tx, call: Call, args: dict[str, Any]) -> dict[str, Any]:
-    return await subscriptions.resume(tx, call, args["subscription_id"])
-
-
-async def _invoice_pay(tx: Tx, call: Call, args: dict[str, Any]) -> Declinable[dict[str, Any]]:
-    return await renewals.pay_invoice(tx, call, args["invoice_id"], args["payment_method"])
-
-
-async def _job(tx: Tx, call: Call, args: dict[str, Any]) -> None:
-    from paywire.billing.scheduler import HANDLERS
-
-    job = args["job"]
-    await HANDLERS[job["kind"]](tx, call, job, float(args["now"]))
-
-
-FLOWS: dict[str, charging.Flow] = {
-    "checkout.confirm": _checkout_confirm,
-    "subscriptions.create": _subscription_create,
-    "subscriptions.update": _subscription_update,
-    "subscriptions.resume": _subscription_resume,
-    "invoices.pay": _invoice_pay,
-    "job": _job,
-}
-
-
-# What the API calls: each flow under the charge step.
+from paywire.db.engine import Database
 
 
 async def confirm_checkout(

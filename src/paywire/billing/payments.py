@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from paywire import objects
-from paywire.billing import charging, money
+from paywire.billing import charge_step, money
 from paywire.billing.runtime import Call
 from paywire.billing.statuses import PaymentIntentStatus
 from paywire.db.engine import Tx
@@ -66,7 +66,7 @@ def build(
     now: float,
 ) -> dict[str, Any]:
     return {
-        "id": (charging.build_id(call) if call is not None else None) or new_id("pi"),
+        "id": (charge_step.build_id(call) if call is not None else None) or new_id("pi"),
         "livemode": livemode,
         "customer_id": customer_id,
         "invoice_id": invoice_id,
@@ -104,7 +104,7 @@ async def charge(
         base = {**intent, "payment_method": None, "charge_attempts": attempt, "updated": int(now)}
         return {**base, "last_payment_error": MISSING_METHOD.as_dict(None)}
     if call.step is not None:
-        charged = charging.take_charge(call, intent, payment_method, off_session)
+        charged = charge_step.take_charge(call, intent, payment_method, off_session)
         return apply_result(intent, charged.payment_method, charged.attempt, charged.result, now)
     attempt = int(intent["charge_attempts"]) + 1
     result = await call.provider.charge(

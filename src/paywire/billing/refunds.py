@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from paywire import objects
-from paywire.billing import charging, clocks, money
+from paywire.billing import charge_step, charging, clocks, money
 from paywire.billing.runtime import Billing, Call
 from paywire.billing.schemas import PaymentIntentRefund
 from paywire.billing.statuses import PaymentIntentStatus, RefundStatus
@@ -42,7 +42,7 @@ async def create(tx: Tx, call: Call, payment_intent_id: str, params: PaymentInte
     answered at once. With any other provider it is left `pending` for `settle`; the API uses
     `refund`, which never calls a provider inside a transaction."""
     row = await prepare(tx, call, payment_intent_id, params)
-    if not charging.is_local(call):
+    if not charge_step.is_local(call):
         return render(row)
     result = await call.provider.refund(
         charge_ref=row["charge_ref"], amount=int(row["amount"]), currency=row["currency"], idempotency_key=row["id"]
@@ -97,11 +97,12 @@ async def refund(db: Database, call: Call, payment_intent_id: str, params: Payme
     """`POST /api/refunds`: record it pending, ask the provider, record the answer."""
     async with db.transaction() as tx:
         row = await prepare(tx, call, payment_intent_id, params)
-    return await settle(db, call.billing, row["id"], request=call)
+    return await settle(db, call.billing, row["id"], call=call)
 
 
-async def settle(db: Database, billing: Billing, refund_id: str, *, request: Call | None = None) -> dict[str, Any]:
-    """Ask the provider for a `pending` refund (no transaction open) and record its answer."""
+async def settle(db: Database, billing: Billing, refund_id: str, *, call: Call | None = None) -> dict[str, Any]:
+    """Ask the provider for a `pending` refund (no transaction open) and record its answer: with
+    the API caller's `call` (its request on the events), else, for the reconciler, the refund's mode."""
     async with db.read() as conn:
         row = (await conn.execute(sa.select(refunds).where(refunds.c.id == refund_id))).mappings().one()
         intent = (
@@ -111,7 +112,7 @@ async def settle(db: Database, billing: Billing, refund_id: str, *, request: Cal
         )
     if row["status"] != RefundStatus.PENDING:
         return render(row)
-    call = request or billing.call(bool(row["livemode"]))
+    call = call or billing.call(bool(row["livemode"]))
     try:
         result = await call.provider.refund(
             charge_ref=intent["charge_ref"] or intent["id"],

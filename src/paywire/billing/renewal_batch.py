@@ -30,7 +30,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from paywire.billing import charging, invoices, jobs, renewals
+from paywire.billing import charge_step, invoices, jobs, renewals
+from paywire.billing.charge_flows import HANDLERS
 from paywire.billing.runtime import Billing, Call
 from paywire.billing.statuses import PaymentIntentStatus
 from paywire.billing.subscription_state import LIFECYCLE_JOBS, lifecycle_jobs, retry_payload, saved
@@ -67,8 +68,6 @@ class Prepared:
 def _applies() -> bool:
     """This path stands for `renewals.on_renewal`: where the scheduler runs renewals with another
     handler (a test's), every renewal goes through that handler, one at a time."""
-    from paywire.billing.scheduler import HANDLERS
-
     return HANDLERS.get(jobs.RENEWAL) is renewals.on_renewal
 
 
@@ -94,7 +93,7 @@ async def prepare(
     ids = [str(job["object_id"]) for job in renewal]
     subs = await _subscriptions(tx, ids)
     pending = await invoices.read_pending_lines(tx, ids)
-    needs: list[tuple[dict[str, Any], Call, charging.ChargeNeeded, Opened]] = []
+    needs: list[tuple[dict[str, Any], Call, charge_step.ChargeNeeded, Opened]] = []
     for job in renewal:
         sub = subs.get(job["object_id"])
         if sub is None:
@@ -108,14 +107,14 @@ async def prepare(
         period = renewals.open_period(call, sub, [line for _, line in read], sub["current_period_end"], REASON, now)
         try:
             await renewals.charge_period(call, period, now, ())
-        except charging.ChargeNeeded as charge:
+        except charge_step.ChargeNeeded as charge:
             needs.append((job, call, charge, Opened(period, read, now)))
             continue
         out.rest.append(job)  # nothing to charge: its pass writes everything, one at a time
     if not needs:
         return out
     subjects = sorted(str(job["object_id"]) for job, _, _, _ in needs)
-    await dialect.lock_names(tx.conn, [charging.subject_lock_name(s) for s in subjects])  # `_subject_lock` each
+    await dialect.lock_names(tx.conn, [charge_step.subject_lock_name(s) for s in subjects])  # `_subject_lock` each
     busy = set(
         (
             await tx.conn.execute(
@@ -141,7 +140,7 @@ async def prepare(
             continue
         args = {"job": job, "now": now}
         ref = refs.get(need.intent["customer_id"]) if need.intent["customer_id"] else None
-        out.intents.append(charging.processing_row(call, "job", args, need, subject, new=True, customer_ref=ref))
+        out.intents.append(charge_step.processing_row(call, "job", args, need, subject, new=True, customer_ref=ref))
         out.opened[need.intent["id"]] = opened
         out.done.append(job["seq"])
     await insert_plain(tx.conn, payment_intents, out.intents)
@@ -199,7 +198,7 @@ async def finish(
         if sub is None or not renewals.renewal_applies(sub, cont["args"]["job"]):
             rest.append((row, result))  # `finish_in` records the payment alone
             continue
-        call = charging.finishing_call(billing, row, result)
+        call = charge_step.finishing_call(billing, row, result)
         read = pending.get(sub_id, [])
         kept = opened.get(row["id"])
         if kept is not None and kept.period.before == sub and kept.pending == read and kept.now == now:

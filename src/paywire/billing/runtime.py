@@ -2,24 +2,21 @@
 
 `Billing` is built once per `PaywireApp`; `Call` adds the caller's mode and request for one
 API call or one scheduled job, and, while a flow runs under the charge step
-(`billing/charging.py`), that step: the provider's answers so far and the time the flow reads.
+(`billing/charging.py`), that `Step`: the provider's answers so far and the time the flow reads.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Any
 
 from paywire.clock import SYSTEM_CLOCK, Clock
 from paywire.errors import InvalidRequest
 from paywire.events.log import RequestInfo
 from paywire.minting.base import Minter
 from paywire.minting.signed_receipt import SignedReceiptMinter
-from paywire.providers.base import PaymentProvider
+from paywire.providers.base import ChargeResult, PaymentProvider
 from paywire.providers.test import TestProvider
-
-if TYPE_CHECKING:
-    from paywire.billing.charging import Step
 
 
 @dataclass
@@ -38,6 +35,30 @@ class Billing:
 
     def call(self, livemode: bool, request: RequestInfo | None = None) -> Call:
         return Call(self, livemode, request)
+
+
+@dataclass
+class Charged:
+    """In the finish pass: the charge the provider answered, for the flow to take."""
+
+    intent_id: str
+    attempt: int
+    payment_method: str
+    result: ChargeResult
+    new: bool  # the flow created this intent in that run (it emits `payment_intent.created`)
+    built: bool = False
+    taken: bool = False
+
+
+@dataclass
+class Step:
+    """A flow's run under the charge step (billing/charging.py), shared by its passes."""
+
+    now: float
+    answers: dict[str, Any] = field(default_factory=dict)
+    charged: Charged | None = None
+    local: bool = False  # the provider answers in-process: ask at once, no extra pass
+    customer_ref: str | None = None  # the provider's customer to charge when the intent has none of ours
 
 
 @dataclass(frozen=True)

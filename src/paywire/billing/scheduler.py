@@ -17,31 +17,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
 import sqlalchemy as sa
 
-from paywire.billing import charging, checkout, jobs, reconcile, renewal_batch, renewals
-from paywire.billing.runtime import Billing, Call
+from paywire.billing import charging, jobs, reconcile, renewal_batch
+from paywire.billing.charge_step import Ask, is_local
+from paywire.billing.runtime import Billing, Call, Step
 from paywire.billing.statuses import JobStatus
-from paywire.db.engine import Database, Tx, is_unavailable
+from paywire.db.engine import Database, is_unavailable
 from paywire.db.schema import test_clocks
 
 log = logging.getLogger("paywire.scheduler")
 
-Handler = Callable[[Tx, Call, Any, float], Awaitable[None]]
-HANDLERS: dict[str, Handler] = {
-    jobs.TRIAL_WILL_END: renewals.on_trial_will_end,
-    jobs.TRIAL_END: renewals.on_trial_end,
-    jobs.RENEWAL: renewals.on_renewal,
-    jobs.DUNNING_RETRY: renewals.on_dunning_retry,
-    jobs.CANCEL: renewals.on_cancel,
-    jobs.INCOMPLETE_EXPIRE: renewals.on_incomplete_expire,
-    jobs.CHECKOUT_EXPIRE: checkout.on_expire,
-    jobs.NFT_MINT: checkout.on_mint,
-}
 MAX_ATTEMPTS = 5
 BATCH = 100  # jobs claimed and run together (a renewal storm): one transaction, and one statement per table, each step
 
@@ -74,12 +63,12 @@ async def run_one(
                         .values(frozen_time=job["due"])
                     )
                 base = billing.call(job["livemode"])
-                call = replace(base, step=charging.Step(now=now, answers=answers, local=charging.is_local(base)))
+                call = replace(base, step=Step(now=now, answers=answers, local=is_local(base)))
                 args = {"job": dict(job), "now": now}
                 outcome = await charging.prepare_job(tx, call, args, str(job["object_id"]))
-                if not isinstance(outcome, charging.Ask):
+                if not isinstance(outcome, Ask):
                     await jobs.finish(tx, job["seq"], now=now)
-            if isinstance(outcome, charging.Ask):  # nothing was written: ask, then claim again
+            if isinstance(outcome, Ask):  # nothing was written: ask, then claim again
                 answers[outcome.key] = await outcome.question()
                 continue
             if isinstance(outcome, dict):  # a charge recorded as processing, the job done
@@ -133,7 +122,7 @@ async def run_batch(db: Database, billing: Billing, *, clock_id: str | None, unt
 
             def call_for(job: dict[str, Any]) -> Call:
                 base = billing.call(job["livemode"])
-                return replace(base, step=charging.Step(now=now, local=charging.is_local(base)))
+                return replace(base, step=Step(now=now, local=is_local(base)))
 
             running = batch[0]  # a batch that raises here: its first job runs alone, then the rest again
             fast = await renewal_batch.prepare(tx, call_for, batch, now)
@@ -144,7 +133,7 @@ async def run_batch(db: Database, billing: Billing, *, clock_id: str | None, unt
                 running = job
                 call = call_for(job)
                 outcome = await charging.prepare_job(tx, call, {"job": job, "now": now}, str(job["object_id"]))
-                if isinstance(outcome, charging.Ask):  # its pass wrote nothing: it runs alone below
+                if isinstance(outcome, Ask):  # its pass wrote nothing: it runs alone below
                     asked.append(job)
                     continue
                 if isinstance(outcome, dict):
