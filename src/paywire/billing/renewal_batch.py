@@ -1,5 +1,5 @@
 """A batch of renewals due at one instant, written set-based: one statement per table for the
-whole batch instead of a sequence of single-row statements per renewal (issue 17).
+whole batch instead of a sequence of single-row statements per renewal.
 
 Each step is the one the scheduler runs a job by (billing/scheduler.py, billing/charging.py),
 for many renewals at once, and computes each renewal exactly as `renewals.on_renewal` does
