@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from paywire.billing import items, jobs, transitions
+from paywire.billing import collection, items, jobs, renewals, subscription_state, transitions
+from paywire.billing.runtime import Billing
 from paywire.billing.statuses import SubscriptionStatus
 from paywire.errors import StateError
 
@@ -110,3 +111,63 @@ def test_a_new_subscription_without_a_trial_is_active_or_incomplete_by_its_first
     unpaid = transitions.first_payment(sub, "in_1", paid=False)
     assert unpaid["status"] == "incomplete" and unpaid["latest_invoice_id"] == "in_1"
     assert sub["latest_invoice_id"] is None  # the state before is left as it was
+
+
+def _opened_renewal(unit_amount: int) -> renewals.OpenedPeriod:
+    sub = _sub(
+        items=[{"id": "si_1", "price_id": "price_1", "quantity": 2, "unit_amount": unit_amount, "currency": "usd"}]
+    )
+    call = Billing().call(livemode=False)
+    return renewals.open_period(call, sub, [], MONTH_END, "subscription_cycle", MONTH_END)
+
+
+def test_a_renewal_opens_its_period_and_invoice_without_a_database() -> None:
+    opened = _opened_renewal(500)
+    assert opened.before["current_period_start"] == T0
+    assert (opened.after["current_period_start"], opened.after["current_period_end"]) == (
+        MONTH_END,
+        MONTH_END + 28 * 86_400,  # February 2026
+    )
+    assert opened.after["status"] == "active" and opened.after["latest_invoice_id"] is None
+    invoice, intent = opened.opened.invoice, opened.opened.intent
+    assert invoice["amount_due"] == 1000 and intent is not None and intent["amount"] == 1000
+    assert [e.type for e in opened.opened.created] == ["invoice.created", "payment_intent.created"]
+
+
+def test_a_paid_renewal_is_active_and_says_renewed() -> None:
+    opened = _opened_renewal(500)
+    assert opened.opened.intent is not None
+    intent = {**opened.opened.intent, "status": "succeeded"}
+    invoice = collection.mark_paid(opened.opened.invoice, intent, MONTH_END)
+    collected = collection.Collection(
+        invoice, intent, list(opened.opened.created), collection._outcome(invoice, intent)
+    )
+    plan = renewals.charged_period(opened, collected, MONTH_END, ())
+    assert plan.after["status"] == "active" and plan.after["latest_invoice_id"] == invoice["id"]
+    assert plan.retry_due is None
+    assert [e.type for e in plan.events] == [
+        "invoice.created",
+        "payment_intent.created",
+        "payment_intent.succeeded",
+        "invoice.paid",
+        "customer.subscription.renewed",
+        "customer.subscription.updated",
+    ]
+
+
+def test_a_declined_renewal_is_past_due_with_its_first_retry_set() -> None:
+    opened = _opened_renewal(500)
+    assert opened.opened.intent is not None
+    intent = {**opened.opened.intent, "status": "requires_payment_method"}
+    invoice = {**opened.opened.invoice, "attempt_count": 1}
+    collected = collection.Collection(
+        invoice, intent, list(opened.opened.created), collection._outcome(invoice, intent)
+    )
+    plan = renewals.charged_period(opened, collected, MONTH_END, ("trial_end",))
+    assert plan.after["status"] == "past_due"
+    assert plan.retry_due == MONTH_END + subscription_state.DUNNING_DAYS[0] * 86_400
+    types = [e.type for e in plan.events]
+    assert types[0] == "customer.subscription.trial_end" and "customer.subscription.renewed" not in types
+    assert types[-1] == "customer.subscription.updated"
+    failed = next(e for e in plan.events if e.type == "invoice.payment_failed")
+    assert failed.object["next_payment_attempt"] == plan.retry_due

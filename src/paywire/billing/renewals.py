@@ -115,8 +115,15 @@ def open_period(
 async def charge_period(call: Call, opened: OpenedPeriod, now: float, first: tuple[str, ...]) -> PeriodPlan:
     """The second half of `plan_period`: the charge and what follows from its outcome. Leaves
     `opened` as it was (a batch may record the same answer again after a lost connection)."""
-    before = opened.before
     collected = await charge_new(call, opened.opened, opened.after["default_payment_method"], now)
+    return charged_period(opened, collected, now, first)
+
+
+def charged_period(opened: OpenedPeriod, collected: Collection, now: float, first: tuple[str, ...]) -> PeriodPlan:
+    """A renewal's (or a trial's end's) transition once the provider has answered: the
+    subscription after (active if paid, else past due), the first dunning retry when the charge
+    failed, and the events in the contract's order. No SQL: the caller writes the plan."""
+    before = opened.before
     after = {
         **opened.after,
         "latest_invoice_id": collected.invoice["id"],

@@ -5,7 +5,10 @@ stores what these decide, so each rule can be tested without a database.
 A new subscription (`new_subscription`), its trial's start, cancel and pause are whole
 transitions. A charged start, a resume and an update charge the payer between deciding and
 storing, so only their decisions live here (`first_payment`, `resume_period`,
-`cancel_at_period_end`); the renewals still decide and store in one function in `renewals.py`.
+`cancel_at_period_end`). A renewal (and a trial's end) is decided the same way, in
+`renewals.py` beside the batch that writes many at once: `open_period` moves the subscription on
+to its new period and opens its invoice and payment intent, the provider is asked, and
+`charged_period` turns the answer into the state after, the dunning retry and the events.
 """
 
 from __future__ import annotations
