@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy import event as sa_event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from paywire.config import DEFAULT_POOL_TIMEOUT
 from paywire.db import sqlite
@@ -51,11 +52,12 @@ def async_url(url: str) -> str:
 _json_serializer = functools.partial(json.dumps, separators=(",", ":"))
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any, *, wal: bool = True) -> None:
     # Let SQLAlchemy's "begin" hook below issue BEGIN itself (pysqlite's own handling is broken).
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
+    if wal:  # (a memory database has no WAL: its journal is in memory)
+        cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
@@ -110,9 +112,16 @@ class Database:
         timeout = DEFAULT_POOL_TIMEOUT if pool_timeout is None else pool_timeout  # the settings' value, handed in
         sa_url = make_url(async_url(url))
         self.dialect = "sqlite" if sa_url.get_backend_name() == "sqlite" else "postgresql"
+        # `sqlite:///:memory:`: one private database shared by this pool, dropped by `dispose`.
+        self._memory: sqlite.MemoryDatabase | None = None
         if self.dialect == "sqlite":
             database = sa_url.database or ""
-            if database and database != ":memory:":
+            memory_pool: dict[str, Any] = {}
+            if sqlite.is_memory(sa_url):
+                self._memory = sqlite.MemoryDatabase()
+                sa_url = self._memory.url(sa_url)
+                memory_pool["poolclass"] = AsyncAdaptedQueuePool  # (SQLAlchemy's default there is one connection)
+            elif database:
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
             _quiet_driver_log("aiosqlite")
             self.engine: AsyncEngine = create_async_engine(
@@ -122,9 +131,11 @@ class Database:
                 pool_timeout=timeout,
                 hide_parameters=True,
                 json_serializer=_json_serializer,
+                **memory_pool,
             )
+            pragmas = functools.partial(_sqlite_pragmas, wal=self._memory is None)
             sa_event.listen(self.engine.sync_engine, "do_connect", sqlite.use_buffered_cursors)
-            sa_event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+            sa_event.listen(self.engine.sync_engine, "connect", pragmas)
             sa_event.listen(self.engine.sync_engine, "begin", _sqlite_begin)
         else:
             self.engine = create_async_engine(
@@ -191,6 +202,8 @@ class Database:
             await self._listener.stop()
             self._listener = None
         await self.engine.dispose()
+        if self._memory is not None:
+            self._memory.close()
 
 
 class Outage(StrEnum):
