@@ -4,6 +4,7 @@ PostgreSQL. What a query needs to differ between the two is in `dialect.py`.
 SQLite has one writer at a time: WAL, a busy timeout and `BEGIN IMMEDIATE` for write transactions
 (so two processes never deadlock upgrading a read lock), plus an in-process lock so this
 process's own writers queue on the event loop instead of spinning in SQLite's busy handler.
+`sqlite:///:memory:` is one private in-memory database for the whole pool (`sqlite.MemoryDatabase`).
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ the thread and back through the event loop; under load a hop waits for a whole l
 and the dispatcher's one transaction per batch took 30 of them (measured: 40 of its 50 ms).
 Here a statement is executed, fully fetched and its cursor closed in a single hop; the rows
 are then read from memory. Everything else is aiosqlite's own `Connection`.
+
+`MemoryDatabase` is what `sqlite:///:memory:` means here: one private database for a whole pool.
 """
 
 from __future__ import annotations
@@ -109,7 +111,10 @@ class MemoryDatabase:
     named `/…` among the connections of this process, with the ordinary database-level locks:
     a read waits (in the busy handler, on its connection's thread) while a write transaction is
     open, and is never a dirty or a `SQLITE_LOCKED` one, as a shared-cache database would give.
-    The database lives while one connection is open: `keep` holds one until `close`.
+    Hence a task holding a write transaction must not wait on a read of the same database (the
+    read waits for the commit): the engine never does (no nested read in a write, or write in a
+    read, over the integration tests run on memory). The database lives while one connection is
+    open: `_keep` holds one until `close`.
     """
 
     def __init__(self) -> None:
