@@ -6,21 +6,17 @@ the thread and back through the event loop; under load a hop waits for a whole l
 and the dispatcher's one transaction per batch took 30 of them (measured: 40 of its 50 ms).
 Here a statement is executed, fully fetched and its cursor closed in a single hop; the rows
 are then read from memory. Everything else is aiosqlite's own `Connection`.
-
-`MemoryDatabase` is what `sqlite:///:memory:` means here: one private database for a whole pool.
 """
 
 from __future__ import annotations
 
 import sqlite3
-import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from typing import Any
 
 import aiosqlite
-from sqlalchemy.engine import URL
 
 _Result = tuple[Any, list[Any], int, int | None]
 
@@ -101,38 +97,3 @@ def connect(database: str, **kwargs: Any) -> BufferedConnection:
 def use_buffered_cursors(dialect: Any, _record: Any, cargs: list[Any], cparams: dict[str, Any]) -> Any:
     """SQLAlchemy `do_connect` hook: open the connection through `connect` above."""
     return dialect.loaded_dbapi.connect(*cargs, async_creator_fn=connect, **cparams)
-
-
-class MemoryDatabase:
-    """A private in-memory database that every connection of one `Database` shares.
-
-    `sqlite:///:memory:` gives each connection its own empty database, so migrations would land
-    on one pooled connection and queries run on another. SQLite's `memdb` VFS shares a database
-    named `/…` among the connections of this process, with the ordinary database-level locks:
-    a read waits (in the busy handler, on its connection's thread) while a write transaction is
-    open, and is never a dirty or a `SQLITE_LOCKED` one, as a shared-cache database would give.
-    Hence a task holding a write transaction must not wait on a read of the same database (the
-    read waits for the commit): the engine never does (no nested read in a write, or write in a
-    read, over the integration tests run on memory). The database lives while one connection is
-    open: `_keep` holds one until `close`.
-    """
-
-    def __init__(self) -> None:
-        self.name = f"/paywire-{uuid.uuid4().hex}"
-        self.uri = f"file:{self.name}?vfs=memdb"
-        self._keep: sqlite3.Connection | None = sqlite3.connect(self.uri, uri=True, check_same_thread=False)
-
-    def url(self, url: URL) -> URL:
-        """`url` (an aiosqlite one) pointing at this database."""
-        return url.set(database=f"file:{self.name}", query={"vfs": "memdb", "uri": "true"})
-
-    def close(self) -> None:
-        """Drop the database once the pool's connections are closed too."""
-        keep, self._keep = self._keep, None
-        if keep is not None:
-            keep.close()
-
-
-def is_memory(url: URL) -> bool:
-    """`sqlite://` and `sqlite:///:memory:` (a file-less SQLite URL)."""
-    return url.database in (None, "", ":memory:")
