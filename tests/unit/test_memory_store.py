@@ -5,6 +5,7 @@ that `Database` (migrations, writes, reads, the billing engine, the dispatcher),
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import time
 from collections.abc import AsyncIterator
@@ -17,6 +18,7 @@ from paywire.billing import customers, products, subscriptions
 from paywire.billing.schemas import SubscriptionCreate, SubscriptionItemIn
 from paywire.db import migrate
 from paywire.db.engine import Database
+from paywire.db.memory import Gate
 from paywire.db.schema import events, webhook_deliveries
 from paywire.destinations import store
 from paywire.destinations.memory import MemoryDestination
@@ -125,6 +127,25 @@ async def test_a_write_inside_its_own_read_is_refused_at_once(db: Database) -> N
             async with asyncio.timeout(5):
                 await emit(db, "cus_1")
     assert await count_events(db) == 0
+
+
+async def test_a_read_cancelled_as_the_write_ends_is_cancelled() -> None:
+    """(`asyncio.wait_for` on 3.11 returned instead: a stopped stream hub then never stopped.)"""
+    gate = Gate(timeout=10)
+
+    async def read() -> None:
+        async with gate.shared():
+            pass
+
+    async with gate.exclusive():
+        reading = asyncio.create_task(read())
+        await asyncio.sleep(0.01)  # waiting for the write
+    reading.cancel()  # in the same turn as the write ending woke it
+    with contextlib.suppress(asyncio.CancelledError):
+        await reading
+    assert reading.cancelled()
+    async with asyncio.timeout(1), gate.exclusive():  # and it left nothing behind
+        pass
 
 
 async def test_writes_are_serialised(db: Database) -> None:
