@@ -95,11 +95,17 @@ async def _truncate_pg(url: str) -> None:
     await db.dispose()
 
 
+# `PAYWIRE_TEST_DATABASE=memory`: the "sqlite" runs use `sqlite:///:memory:` instead of a file.
+# Each `Database` of that URL is its own private database, so a test that opens a second one on
+# the same URL (a restart, a `paywire` command it starts) sees an empty database there.
+SQLITE_IN_MEMORY = os.environ.get("PAYWIRE_TEST_DATABASE", "file") == "memory"
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Every test using this runs twice: on a SQLite file and on PostgreSQL."""
+    """Every test using this runs twice: on a SQLite file (or memory, above) and on PostgreSQL."""
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'paywire.db'}"
+        return "sqlite:///:memory:" if SQLITE_IN_MEMORY else f"sqlite:///{tmp_path / 'paywire.db'}"
     url: str = request.getfixturevalue("pg_url")
     await _truncate_pg(url)
     return url

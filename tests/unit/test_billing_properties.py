@@ -14,7 +14,6 @@ import asyncio
 from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
-from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -87,9 +86,9 @@ class Engine:
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
+def engine() -> Iterator[Engine]:
     loop = asyncio.new_event_loop()
-    app = PaywireApp(f"sqlite:///{tmp_path / 'billing.db'}", run_worker=False)
+    app = PaywireApp("sqlite:///:memory:", run_worker=False)
     loop.run_until_complete(app.start())
     try:
         yield Engine(loop, app)

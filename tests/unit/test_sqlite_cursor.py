@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,8 +19,8 @@ things = sa.Table(
 )
 
 
-async def test_statements_results_and_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    db = Database(f"sqlite:///{tmp_path / 'c.db'}")
+async def test_statements_results_and_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    db = Database("sqlite:///:memory:")
     hops = 0
     execute: Callable[..., Awaitable[Any]] = sqlite.BufferedConnection._execute
 

@@ -4,6 +4,7 @@ PostgreSQL. What a query needs to differ between the two is in `dialect.py`.
 SQLite has one writer at a time: WAL, a busy timeout and `BEGIN IMMEDIATE` for write transactions
 (so two processes never deadlock upgrading a read lock), plus an in-process lock so this
 process's own writers queue on the event loop instead of spinning in SQLite's busy handler.
+`sqlite:///:memory:` is one private in-memory database for the whole pool (`memory.py`).
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ import sqlalchemy as sa
 from sqlalchemy import event as sa_event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from paywire.config import DEFAULT_POOL_TIMEOUT
-from paywire.db import sqlite
+from paywire.db import memory, sqlite
 from paywire.db.signal import PostgresListener, Signal
 
 if TYPE_CHECKING:
@@ -54,12 +56,16 @@ def async_url(url: str) -> str:
 _json_serializer = functools.partial(json.dumps, separators=(",", ":"))
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+_SQLITE_BUSY_TIMEOUT = 30.0  # seconds
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any, *, wal: bool = True) -> None:
     # Let SQLAlchemy's "begin" hook below issue BEGIN itself (pysqlite's own handling is broken).
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    if wal:  # (a memory database has no WAL: its journal is in memory)
+        cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={int(_SQLITE_BUSY_TIMEOUT * 1000)}")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
@@ -113,9 +119,17 @@ class Database:
         timeout = DEFAULT_POOL_TIMEOUT if pool_timeout is None else pool_timeout  # the settings' value, handed in
         sa_url = make_url(async_url(url))
         self.dialect = "sqlite" if sa_url.get_backend_name() == "sqlite" else "postgresql"
+        # `sqlite:///:memory:`: one private database shared by this pool, dropped by `dispose`.
+        self._memory: memory.MemoryDatabase | None = None
+        self._memory_write: tuple[asyncio.Task[Any] | None, AsyncConnection] | None = None
         if self.dialect == "sqlite":
             database = sa_url.database or ""
-            if database and database != ":memory:":
+            memory_pool: dict[str, Any] = {}
+            if memory.is_memory(sa_url):
+                self._memory = memory.MemoryDatabase(timeout=_SQLITE_BUSY_TIMEOUT)
+                sa_url = self._memory.url(sa_url)
+                memory_pool["poolclass"] = AsyncAdaptedQueuePool  # (SQLAlchemy's default there is one connection)
+            elif database:
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
             _quiet_driver_log("aiosqlite")
             self.engine: AsyncEngine = create_async_engine(
@@ -125,9 +139,11 @@ class Database:
                 pool_timeout=timeout,
                 hide_parameters=True,
                 json_serializer=_json_serializer,
+                **memory_pool,
             )
+            pragmas = functools.partial(_sqlite_pragmas, wal=self._memory is None)
             sa_event.listen(self.engine.sync_engine, "do_connect", sqlite.use_buffered_cursors)
-            sa_event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+            sa_event.listen(self.engine.sync_engine, "connect", pragmas)
             sa_event.listen(self.engine.sync_engine, "begin", _sqlite_begin)
         else:
             self.engine = create_async_engine(
@@ -170,14 +186,20 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
         """A write transaction; callbacks in `tx.after_commit` run only once it has committed."""
-        async with self._write_lock or contextlib.nullcontext(), self.engine.connect() as conn:
+        gate = self._memory.gate.exclusive() if self._memory else contextlib.nullcontext()
+        async with self._write_lock or contextlib.nullcontext(), gate, self.engine.connect() as conn:
             await conn.execution_options(paywire_write=True)
             tx = Tx(conn, database=self)
-            async with conn.begin():
-                yield tx
-                hook = before_commit.get()
-                if hook is not None:
-                    await hook(conn)
+            if self._memory is not None:  # (see `_memory_read`)
+                self._memory_write = (asyncio.current_task(), conn)
+            try:
+                async with conn.begin():
+                    yield tx
+                    hook = before_commit.get()
+                    if hook is not None:
+                        await hook(conn)
+            finally:
+                self._memory_write = None
         if tx.events_appended:
             self.signal.notify()
         for callback in tx.after_commit:
@@ -186,7 +208,25 @@ class Database:
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A read-only connection (one consistent snapshot on both databases)."""
+        if self._memory is not None:
+            async with self._memory_read() as conn:
+                yield conn
+            return
         async with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    @asynccontextmanager
+    async def _memory_read(self) -> AsyncIterator[AsyncConnection]:
+        # A read inside this task's own write transaction would wait for that commit, which
+        # waits for the read: it runs on the write's connection instead, in a savepoint (so it
+        # sees this transaction's own writes, which a file database's snapshot would not).
+        assert self._memory is not None
+        writing = self._memory_write
+        if writing is not None and writing[0] is asyncio.current_task():
+            async with writing[1].begin_nested():
+                yield writing[1]
+            return
+        async with self._memory.gate.shared(), self.engine.connect() as conn, conn.begin():
             yield conn
 
     async def dispose(self) -> None:
@@ -194,6 +234,8 @@ class Database:
             await self._listener.stop()
             self._listener = None
         await self.engine.dispose()
+        if self._memory is not None:
+            self._memory.close()
 
 
 class Outage(StrEnum):
