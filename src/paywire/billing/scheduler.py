@@ -229,5 +229,6 @@ class Scheduler:
                     log.exception("scheduler loop error")
                 delay = self.poll_interval
             self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay)
+            with contextlib.suppress(TimeoutError):  # not `wait_for`: it may swallow a stop's cancel
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()

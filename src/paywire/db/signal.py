@@ -33,7 +33,10 @@ class Signal:
     async def wait(snapshot: asyncio.Event, timeout: float) -> bool:
         """True if notified, False after `timeout` seconds."""
         try:
-            await asyncio.wait_for(snapshot.wait(), timeout)
+            # Not `wait_for`: on 3.11 it swallows a cancel that comes with the notify (its inner
+            # wait done first), and a stream hub being stopped then ran on and was awaited forever.
+            async with asyncio.timeout(timeout):
+                await snapshot.wait()
         except TimeoutError:
             return False
         return True

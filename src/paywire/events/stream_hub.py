@@ -277,5 +277,7 @@ def hub_for(db: Database) -> StreamHub:
 
 
 async def wait(snapshot: asyncio.Event, timeout: float) -> None:
+    # Not `wait_for`: on 3.11 it swallows a cancel that comes with the wake-up (see db/signal.py).
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(snapshot.wait(), timeout)
+        async with asyncio.timeout(timeout):
+            await snapshot.wait()
