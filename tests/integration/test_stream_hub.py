@@ -113,3 +113,22 @@ async def test_a_stopped_hub_leaves_open_streams_reading_on_their_own(server: Se
         await stream_hub.hub_for(server.app.db).stop()
         more = await _customers(api, 2)
         assert [m["object_id"] for _, m in await _take(stream, 2)] == more
+
+
+async def test_streams_opening_together_wait_for_the_hubs_first_read(
+    server: Server, api: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(stream_hub, "POLL_SECONDS", 60.0)  # count the reads opening causes, not polls
+    monkeypatch.setattr(stream_hub, "SQLITE_POLL_SECONDS", 60.0)
+    await _customers(api, 1)
+    limits = httpx.Limits(max_connections=STREAMS + 5)
+    with EventReads(server) as reads:
+        async with server.client(limits=limits) as streamer, _streams(streamer, STREAMS) as streams:
+            readies = await asyncio.gather(*(_take(s, 1) for s in streams))
+            assert all(kind == "ready" for [(kind, _)] in readies)
+            [created] = await _customers(api, 1)
+            got = await asyncio.gather(*(_take(s, 1) for s in streams))
+            assert all(m["data"]["object"]["id"] == created for [(_, m)] in got)
+    # Before: every stream opening while the hub started read on its own (STREAMS reads or so).
+    # Now they wait for the hub's first read, and the one commit costs the hub one or two reads.
+    assert reads.count <= 2 * (2 if server.app.db.is_postgres else 1) + 3, reads.count

@@ -88,6 +88,9 @@ class LocalSource:
                     if not entries:
                         await hub.wait(snapshot)
                     continue
+                if hub.starting():  # its first read is on its way: the window will cover us
+                    await hub.wait(snapshot)
+                    continue
                 # Behind the window (or the hub is not running): pages of our own.
                 signalled = self.db.signal.snapshot()
                 try:

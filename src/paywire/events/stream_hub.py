@@ -149,6 +149,11 @@ class StreamHub:
         else:
             await snapshot.wait()
 
+    def starting(self) -> bool:
+        """Running, but not read once yet: a stream opening now waits for that first read rather
+        than reading on its own (1,000 streams opening at once: one read, not 1,000)."""
+        return self.start is None and self._task is not None and not self._task.done()
+
     def covers(self, seq: int) -> bool:
         """Does the window hold every event after `seq` the hub has read?"""
         return self.start is not None and seq >= self.start

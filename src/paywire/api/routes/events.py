@@ -120,6 +120,9 @@ async def stream_events(
                         yield chunk
                         last_sent = time.monotonic()
                         continue
+                elif hub.starting():  # its first read is on its way: the window will cover us
+                    await hub.wait(snapshot)
+                    continue
                 else:  # behind the hub's window: read pages on our own until caught up
                     try:
                         async with ctx.db.read() as conn:
