@@ -126,9 +126,10 @@ async def test_streams_opening_together_wait_for_the_hubs_first_read(
         async with server.client(limits=limits) as streamer, _streams(streamer, STREAMS) as streams:
             readies = await asyncio.gather(*(_take(s, 1) for s in streams))
             assert all(kind == "ready" for [(kind, _)] in readies)
-            [created] = await _customers(api, 1)
+            await _customers(api, 1)
             got = await asyncio.gather(*(_take(s, 1) for s in streams))
-            assert all(m["data"]["object"]["id"] == created for [(_, m)] in got)
+    [newest] = (await _event_ids(api))[-1:]
+    assert all(m["id"] == newest for [(_, m)] in got)  # every stream had the event
     # Before: every stream opening while the hub started read on its own (STREAMS reads or so).
     # Now they wait for the hub's first read, and the one commit costs the hub one or two reads.
     assert reads.count <= 2 * (2 if server.app.db.is_postgres else 1) + 3, reads.count
