@@ -182,25 +182,19 @@ async def portal_customer(conn: AsyncConnection, owner: Owner) -> sa.RowMapping:
     return row
 
 
-async def portal_subscription(conn: AsyncConnection, owner: Owner, subscription_id: str) -> dict[str, Any]:
-    """One of the owner's subscriptions; another customer's is a 404 like a missing one."""
-    table = subscriptions_t
-    row = (
-        (
-            await conn.execute(
-                sa.select(table).where(
-                    table.c.id == subscription_id,
-                    table.c.customer_id == owner.customer_id,
-                    table.c.livemode == owner.livemode,
-                )
-            )
-        )
-        .mappings()
-        .first()
+async def _owned(conn: AsyncConnection, table: sa.Table, owner: Owner, object_id: str, noun: str) -> sa.RowMapping:
+    """One of the owner's objects in `table`; another customer's is a 404 like a missing one."""
+    query = sa.select(table).where(
+        table.c.id == object_id, table.c.customer_id == owner.customer_id, table.c.livemode == owner.livemode
     )
+    row = (await conn.execute(query)).mappings().first()
     if row is None:
-        raise NotFound(f"no such subscription: {subscription_id!r}")
-    return dict(row)
+        raise NotFound(f"no such {noun}: {object_id!r}")
+    return row
+
+
+async def portal_subscription(conn: AsyncConnection, owner: Owner, subscription_id: str) -> dict[str, Any]:
+    return dict(await _owned(conn, subscriptions_t, owner, subscription_id, "subscription"))
 
 
 async def portal_subscriptions(conn: AsyncConnection, owner: Owner) -> list[dict[str, Any]]:
@@ -283,22 +277,7 @@ def preview_change(sub: dict[str, Any], new_price: sa.RowMapping, now: float) ->
 
 
 async def portal_invoice(conn: AsyncConnection, owner: Owner, invoice_id: str) -> sa.RowMapping:
-    row = (
-        (
-            await conn.execute(
-                sa.select(invoices_t).where(
-                    invoices_t.c.id == invoice_id,
-                    invoices_t.c.customer_id == owner.customer_id,
-                    invoices_t.c.livemode == owner.livemode,
-                )
-            )
-        )
-        .mappings()
-        .first()
-    )
-    if row is None:
-        raise NotFound(f"no such invoice: {invoice_id!r}")
-    return row
+    return await _owned(conn, invoices_t, owner, invoice_id, "invoice")
 
 
 async def portal_invoices(conn: AsyncConnection, owner: Owner) -> list[sa.RowMapping]:
