@@ -30,6 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paywire.db.engine import Database
+from paywire.db.signal import Signal
 from paywire.events import log as event_log
 from paywire.events.event import Event
 
@@ -145,7 +146,7 @@ class StreamHub:
         our own (a timeout per stream and wake-up costs 20 µs, several times the wake-up)."""
         if self._task is None or self._task.done():  # (only if the hub failed, or was stopped)
             self._ensure_running()
-            await wait(snapshot, POLL_SECONDS)
+            await Signal.wait(snapshot, POLL_SECONDS)
         else:
             await snapshot.wait()
 
@@ -279,10 +280,3 @@ def hub_for(db: Database) -> StreamHub:
     if hub is None:
         hub = _hubs[db] = StreamHub(db)
     return hub
-
-
-async def wait(snapshot: asyncio.Event, timeout: float) -> None:
-    # Not `wait_for`: on 3.11 it swallows a cancel that comes with the wake-up (see db/signal.py).
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(timeout):
-            await snapshot.wait()
