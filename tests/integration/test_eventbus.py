@@ -253,11 +253,9 @@ async def test_in_process_buses_at_one_position_share_one_read_per_commit(
     database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """N buses in one process cost one events read per commit, not N (the shared stream hub)."""
-    from paywire.events import stream_hub
-    from tests.integration.test_stream_hub import EventReads
+    from tests.integration.test_stream_hub import EventReads, no_hub_polls
 
-    monkeypatch.setattr(stream_hub, "POLL_SECONDS", 60.0)  # count the reads commits cause, not polls
-    monkeypatch.setattr(stream_hub, "SQLITE_POLL_SECONDS", 60.0)
+    no_hub_polls(monkeypatch)  # count the reads commits cause, not polls
     buses, commits = 8, 10
     app = PaywireApp(database_url)
     seen: list[list[str]] = [[] for _ in range(buses)]

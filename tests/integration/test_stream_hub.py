@@ -40,6 +40,12 @@ class EventReads:
             self.count += 1
 
 
+def no_hub_polls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hub reads only when a commit wakes it: its fallback polls are put off for the test."""
+    monkeypatch.setattr(stream_hub, "POLL_SECONDS", 60.0)
+    monkeypatch.setattr(stream_hub, "SQLITE_POLL_SECONDS", 60.0)
+
+
 @contextlib.asynccontextmanager
 async def _streams(
     client: httpx.AsyncClient, n: int, **kwargs: object
@@ -55,8 +61,7 @@ async def _streams(
 async def test_many_streams_one_query_per_commit(
     server: Server, api: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(stream_hub, "POLL_SECONDS", 60.0)  # count the reads commits cause, not polls
-    monkeypatch.setattr(stream_hub, "SQLITE_POLL_SECONDS", 60.0)
+    no_hub_polls(monkeypatch)  # count the reads commits cause, not polls
     await _customers(api, 2)
     limits = httpx.Limits(max_connections=STREAMS + 5)
     async with server.client(limits=limits) as streamer, _streams(streamer, STREAMS) as streams:
@@ -118,8 +123,7 @@ async def test_a_stopped_hub_leaves_open_streams_reading_on_their_own(server: Se
 async def test_streams_opening_together_wait_for_the_hubs_first_read(
     server: Server, api: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(stream_hub, "POLL_SECONDS", 60.0)  # count the reads opening causes, not polls
-    monkeypatch.setattr(stream_hub, "SQLITE_POLL_SECONDS", 60.0)
+    no_hub_polls(monkeypatch)  # count the reads opening causes, not polls
     await _customers(api, 1)
     limits = httpx.Limits(max_connections=STREAMS + 5)
     with EventReads(server) as reads:
