@@ -120,9 +120,18 @@ class StreamHub:
         return self._keys
 
     def _ensure_running(self) -> None:
-        if (self._task is None or self._task.done()) and not self._stopped:
+        if not self.running and not self._stopped:
             self.start = None
             self._task = asyncio.create_task(self._run(), name="paywire-stream-hub")
+
+    @property
+    def streams(self) -> int:
+        """Streams (and buses) open now."""
+        return self._streams
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
 
     def unsubscribe(self) -> None:
         self._streams -= 1
@@ -149,7 +158,7 @@ class StreamHub:
     async def wait(self, snapshot: asyncio.Event) -> None:
         """Until the hub has read again: it does at least every `POLL_SECONDS`, so no timeout of
         our own (a timeout per stream and wake-up costs 20 µs, several times the wake-up)."""
-        if self._task is None or self._task.done():  # (only if the hub failed, or was stopped)
+        if not self.running:  # (only if the hub failed, or was stopped)
             self._ensure_running()
             await Signal.wait(snapshot, POLL_SECONDS)
         else:
@@ -158,7 +167,7 @@ class StreamHub:
     def starting(self) -> bool:
         """Running, but not read once yet: a stream opening now waits for that first read rather
         than reading on its own (1,000 streams opening at once: one read, not 1,000)."""
-        return self.start is None and self._task is not None and not self._task.done()
+        return self.start is None and self.running
 
     def covers(self, seq: int) -> bool:
         """Does the window hold every event after `seq` the hub has read?"""
