@@ -48,15 +48,16 @@ SQLITE_POLL_SECONDS = 0.025
 # wake-up per commit would spend streams x commits x that: with 1,000 streams, 50 ms of the one
 # event loop per commit. Wake-ups are instead at least `streams x COALESCE_PER_STREAM` apart
 # (each stream then sends the events of several commits in one write), capped at COALESCE_MAX:
-# fan-out then takes at most ~50/300 of the loop whatever the number of streams. With 1 stream
-# that is 0.3 ms (nothing); with 200, 60 ms; with 1,000, 300 ms of added latency at most.
-COALESCE_PER_STREAM = 0.0003
+# fan-out then takes at most ~50/500 of the loop whatever the number of streams (it was 50/300:
+# with a CPU-bound writer that left it 0.64-0.81 of its rate; 50/500, 0.78-0.83). With 1 stream
+# that is 0.5 ms (nothing); with 200, 100 ms; with 1,000, 500 ms of added latency at most.
+COALESCE_PER_STREAM = 0.0005
 COALESCE_MAX = 0.5
 # Streams woken per turn of the event loop. A request does one step per turn (parse, each
 # database call's completion, the response), and each turn during a fan-out also runs one group:
-# a request of ~15 steps arriving mid fan-out waits ~15 groups' sends. With 40 a group (2 ms)
-# that was 30 ms, most of a 1,000-stream fan-out (round two's p99); with 4, ~3 ms. The extra
-# turns cost a few µs each (a select() with nothing to wait for).
+# a request of ~15 steps arriving mid fan-out waits for ~15 groups' sends. With 40 a group
+# (~2 ms each) that is most of a 1,000-stream fan-out; with 4, ~3 ms (read p99 115 -> 48 ms in
+# one run). The extra turns cost a few µs each (a select() with nothing to wait for).
 WAKE_GROUP = 4
 
 
