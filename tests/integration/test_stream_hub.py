@@ -137,3 +137,16 @@ async def test_streams_opening_together_wait_for_the_hubs_first_read(
     # Before: every stream opening while the hub started read on its own (STREAMS reads or so).
     # Now they wait for the hub's first read, and the one commit costs the hub one or two reads.
     assert reads.count <= 2 * (2 if server.app.db.is_postgres else 1) + 3, reads.count
+
+
+async def test_a_stream_whose_client_has_gone_ends_on_the_server(server: Server, api: httpx.AsyncClient) -> None:
+    # The stream route no longer polls `request.is_disconnected()`: the server must still end
+    # (and unsubscribe) an idle stream as soon as its client closes the connection.
+    hub = stream_hub.hub_for(server.app.db)
+    async with server.client() as streamer, _streams(streamer, 3) as streams:
+        await asyncio.gather(*(_take(s, 1) for s in streams))
+        assert hub.streams == 3
+    async with asyncio.timeout(3):  # no event is sent meanwhile: only the disconnect ends them
+        while hub.streams:
+            await asyncio.sleep(0.02)
+    assert not hub.running  # the last stream gone: the hub stopped reading

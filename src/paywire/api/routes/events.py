@@ -6,7 +6,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Header, Query, Request
+from fastapi import APIRouter, Body, Depends, Header, Query
 from fastapi.responses import StreamingResponse
 
 from paywire.api.context import Ctx, context
@@ -62,7 +62,6 @@ async def list_events(
     responses={200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events"}},
 )
 async def stream_events(
-    request: Request,
     after: Annotated[
         str | None, Query(max_length=40, description="Resume after this event id; `start` for the beginning.")
     ] = None,
@@ -97,15 +96,12 @@ async def stream_events(
         last_sent = time.monotonic()
         hub = stream_hub.hub_for(ctx.db)
         key = hub.subscribe()
-        checked = time.monotonic()
+        # No `request.is_disconnected()` here: Starlette's StreamingResponse listens for the
+        # client's disconnect and cancels this generator (ASGI spec < 2.4, uvicorn's), and under
+        # 2.4 a write to a gone client raises (the heartbeat's at the latest). The check cost
+        # ~50 µs per stream per second: 5 % of a core with 1,000 streams.
         try:
             while not ctx.services.lifecycle.draining:
-                # At most once a second: the check costs ~50 µs, more than sending an event, and
-                # the server cancels a stream whose client has gone anyway (Starlette listens).
-                if time.monotonic() - checked >= POLL_SECONDS:
-                    if await request.is_disconnected():
-                        break
-                    checked = time.monotonic()
                 snapshot = hub.snapshot(key)
                 if hub.covers(seq):  # live: the events the hub has read, filtered here
                     # Taken together: the hub may read more while we send. One write for all of
