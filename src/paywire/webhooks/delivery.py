@@ -119,35 +119,35 @@ def _picked_postgres(now: sa.ColumnElement[float], ordered: bool) -> sa.Select[A
     return sa.select(picked.c.seq).select_from(asked).join(picked, sa.true())
 
 
-def _picked_sqlite(now: sa.ColumnElement[float], ordered: bool) -> sa.Select[Any]:
+def _picked_sqlite(now: sa.ColumnElement[float], ordered: bool, ranked: bool) -> sa.Select[Any]:
     """SQLite: per endpoint asked (`:asked`, a JSON object of endpoint id → quota), its first
     `quota` due rows. A LIMIT cannot name an outer column in SQLite: each endpoint's range is read
-    up to `:most` (the largest quota asked) and ranked, and the ranks past its quota are dropped."""
+    up to `:most` (the largest quota asked) and, when the quotas differ (`ranked`), ranked, the
+    ranks past its quota dropped (one endpoint, or a fan-out's idle ones, need no ranks)."""
     asked = sa.func.json_each(sa.bindparam("asked", type_=sa.String)).table_valued("key", "value", name="asked")
-    ranked = (
-        _due_to(asked.c.key, now, ordered)
-        .add_columns(sa.func.row_number().over(order_by=d.c.next_attempt).label("rank"))
-        .limit(sa.bindparam("most", type_=sa.Integer))
-        .correlate(asked)  # a derived table that names the outer `asked` (SQLite allows it)
-        .subquery("ranked")
-    )
-    in_quota = sa.select(ranked.c.seq).where(ranked.c.rank <= asked.c.value).correlate(asked)
+    first = _due_to(asked.c.key, now, ordered).limit(sa.bindparam("most", type_=sa.Integer))
+    in_quota = first
+    if ranked:
+        rank = sa.func.row_number().over(order_by=d.c.next_attempt).label("rank")
+        # A derived table that names the outer `asked` (SQLite allows it).
+        ranks = first.add_columns(rank).correlate(asked).subquery("ranked")
+        in_quota = sa.select(ranks.c.seq).where(ranks.c.rank <= asked.c.value).correlate(asked)
     picked = d.alias("picked")
     return sa.select(picked.c.seq).select_from(asked).join(picked, picked.c.seq.in_(in_quota))
 
 
 @functools.cache
-def _claim_statement(postgres: bool, ordered: bool = False) -> sa.Update:
+def _claim_statement(postgres: bool, ordered: bool = False, ranked: bool = False) -> sa.Update:
     """Lease due deliveries of the endpoints asked, each up to its quota, `:limit` in all
     (`ordered`: some of them have `ordering: per_object`, so each object's deliveries wait their turn).
 
     One statement whatever the number of endpoints: they and their quotas are parameters (see
-    `_claim_params`). Each endpoint's rows are read through its own index range, and the claim
-    re-checks that the endpoint is still enabled. Parameters besides: now, owner, until (the
-    lease's end), limit.
+    `_claim_params`, which also says whether SQLite must rank them: `ranked`). Each endpoint's
+    rows are read through its own index range, and the claim re-checks that the endpoint is
+    still enabled. Parameters besides: now, owner, until (the lease's end), limit.
     """
     now = sa.bindparam("now", type_=sa.Float)
-    picked = _picked_postgres(now, ordered) if postgres else _picked_sqlite(now, ordered)
+    picked = _picked_postgres(now, ordered) if postgres else _picked_sqlite(now, ordered, ranked)
     # Materialized: evaluated once. PostgreSQL may otherwise re-run a LIMIT … SKIP LOCKED
     # subquery inside IN for every row, and take (and skip) far more rows than asked.
     limit = sa.bindparam("limit", type_=sa.Integer)
@@ -162,11 +162,13 @@ def _claim_statement(postgres: bool, ordered: bool = False) -> sa.Update:
     )
 
 
-def _claim_params(quotas: Mapping[str, int], postgres: bool) -> dict[str, Any]:
-    """The endpoints asked (in the order given) and their quotas, as `_claim_statement` takes them."""
+def _claim_params(quotas: Mapping[str, int], postgres: bool) -> tuple[dict[str, Any], bool]:
+    """The endpoints asked (in the order given) and their quotas, as `_claim_statement` takes
+    them, and whether its SQLite form must rank each endpoint's rows (the quotas differ)."""
     if postgres:
-        return {"ids": list(quotas), "quotas": list(quotas.values())}
-    return {"asked": json.dumps(quotas), "most": max(quotas.values())}
+        return {"ids": list(quotas), "quotas": list(quotas.values())}, False
+    most = max(quotas.values())
+    return {"asked": json.dumps(quotas), "most": most}, any(quota < most for quota in quotas.values())
 
 
 @functools.cache
@@ -309,14 +311,15 @@ async def claim_from(
     if not window:
         return [], covered
     asked = {endpoint_id: min(quotas.get(endpoint_id, default_quota), limit) for endpoint_id in window}
-    params = {"now": now, "owner": owner, "until": now + lease, "limit": limit, **_claim_params(asked, postgres)}
+    asked_params, ranked = _claim_params(asked, postgres)
+    params = {"now": now, "owner": owner, "until": now + lease, "limit": limit, **asked_params}
     if ordered is None:
         ordered = await ordered_endpoints(tx)
     in_order = bool(ordered) and any(i in ordered for i in window)
     claimed = sorted(  # by seq: roughly the order the events were written
         # Plain tuples: a Row's attribute access costs more than the rest of building a Job.
         tuple(row)
-        for row in await conn.execute(_claim_statement(postgres, in_order), params)
+        for row in await conn.execute(_claim_statement(postgres, in_order, ranked), params)
     )
     if not claimed:
         return [], covered
@@ -360,8 +363,9 @@ async def _probe(conn: AsyncConnection, now: float, rotated: Sequence[str], cand
     """Which `candidates` (indices into `rotated`) have due work: the first `MAX_ENDPOINTS_PER_CLAIM`.
 
     Probes a chunk at a time (a list of ids is a parameter to send), until enough are found. The
-    first chunk is small: after a fan-out's first claim, the endpoints right after the cursor are
-    the ones with work, and sending 2,000 ids to find the first 100 of them cost a turn more.
+    first chunk is twice a claim's endpoints: after a fan-out's first claim, the endpoints right
+    after the cursor are the ones with work (at 100 endpoints a claim, sending 2,000 ids to find
+    the first 100 of them cost a turn more).
     """
     postgres = is_postgres(conn)
     found: list[int] = []
