@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 
 import sqlalchemy as sa
 
@@ -81,16 +82,18 @@ async def test_concurrent_claims_on_postgresql_are_disjoint(database_url: str) -
         await db.dispose()
 
 
-async def test_claims_over_any_number_of_endpoints_use_a_few_statement_shapes(database_url: str) -> None:
-    """One claim statement per endpoint count held ~60 MB of compiled shapes in a worker; counts
-    are rounded up to a power of two, and the padding branches claim nothing."""
-    db, ids = await _setup(database_url, 37, 2)
+async def test_one_claim_statement_asks_any_number_of_endpoints_each_up_to_its_quota(database_url: str) -> None:
+    """The endpoints asked and their quotas are parameters of one statement (it once had a
+    branch per endpoint, and its shapes, one per count, held memory in a worker)."""
+    db, ids = await _setup(database_url, 37, 4)
     try:
         for count in range(1, 38):
-            # Each claim is handed the first `count` endpoints (a window of the enabled ones).
-            jobs = await _claim(db, f"w{count}", lease=0.0, limit=1000, endpoints=ids[:count], start=0)
-            assert sorted({j.endpoint_id for j in jobs}) == sorted(ids[:count]), count
-            assert len(jobs) == 2 * count
-        assert {delivery.statement_size(n) for n in range(1, 101)} == {1, 2, 4, 8, 16, 32, 64, 100}
+            # Each claim is handed the first `count` endpoints (a window of the enabled ones),
+            # with quotas from 0 (takes none) to 5 (more than the 4 it has due).
+            quotas = {endpoint_id: n % 6 for n, endpoint_id in enumerate(ids[:count])}
+            jobs = await _claim(db, f"w{count}", lease=0.0, limit=1000, endpoints=ids[:count], start=0, quotas=quotas)
+            assert Counter(j.endpoint_id for j in jobs) == {i: min(q, 4) for i, q in quotas.items() if q}, count
+        cached = delivery._claim_statement.cache_info().currsize
+        assert cached <= 6  # with and without `per_object` ordering; on SQLite, ranked or not
     finally:
         await db.dispose()

@@ -1,6 +1,7 @@
 """Fan-out: one event to hundreds of endpoints is claimed in O(endpoints / claim size) turns.
 
-Each claim asks at most `MAX_ENDPOINTS_PER_CLAIM` endpoints. It once asked a window that moved
+Each claim asks at most `MAX_ENDPOINTS_PER_CLAIM` endpoints (made 100 here, so that a few hundred
+endpoints take several claims, as 10,000 do at the real size). It once asked a window that moved
 on by one endpoint per claim and, given a short batch, waited for the next wake-up: one event to
 10,000 endpoints went out at about ten deliveries a second. Counted here in claim turns, not time.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 import sqlalchemy as sa
 
 from paywire.db import migrate
@@ -17,11 +19,16 @@ from paywire.db.schema import webhook_deliveries
 from paywire.events.log import NewEvent, append
 from paywire.schemas import WebhookEndpointCreate
 from paywire.webhooks import delivery, endpoints
-from paywire.webhooks.delivery import MAX_ENDPOINTS_PER_CLAIM
 from paywire.webhooks.dispatcher import DeliveryConfig, Dispatcher
 from tests.integration.delivery_receiver import Receiver, until
 
 ENDPOINTS = 400
+MAX_ENDPOINTS_PER_CLAIM = 100
+
+
+@pytest.fixture(autouse=True)
+def _claim_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(delivery, "MAX_ENDPOINTS_PER_CLAIM", MAX_ENDPOINTS_PER_CLAIM)
 
 
 async def _fan_out(url: str, receiver_url: str, count: int) -> Database:

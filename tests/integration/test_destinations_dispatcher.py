@@ -5,6 +5,7 @@ destination caps, back-off of an unreachable destination, the retry schedule, gi
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import random
 import time
@@ -117,6 +118,33 @@ async def test_caps_retries_and_give_up_hold_for_any_transport(db: Database) -> 
     assert {a["error_type"] for a in by_destination[flaky] if a["status"] == "failed"} == {"connection_refused"}
     # Every message carries the Standard Webhooks headers.
     assert all(set(m.headers) == {"webhook-id", "webhook-timestamp", "webhook-signature"} for m in memory.messages)
+
+
+async def test_a_freed_slot_goes_to_the_destinations_waiting_for_one_in_turn(db: Database) -> None:
+    """With every global slot taken, a slot that comes free goes to the destinations waiting for
+    one, first come first served, and the destination that gave it up goes after them: each
+    destination has its first message out before any has its second."""
+    ids = [await destination(db) for _ in range(12)]
+    started: list[str] = []  # the destination of each send, in the order they started
+    most_in_flight = 0
+
+    async def decide(job: Job) -> Verdict:
+        nonlocal most_in_flight
+        started.append(job.endpoint_id)
+        most_in_flight = max(most_in_flight, sum(memory.in_flight.values()))
+        await asyncio.sleep(0.01)
+        return "ok"
+
+    memory = MemoryDestination(decide)
+    await emit(db, [(f"cus_{i}", 0) for i in range(3)])
+
+    async def done() -> bool:
+        return (await delivery_states(db)) == {"succeeded": 3 * len(ids)}
+
+    await run(db, memory, dataclasses.replace(FAST, concurrency=4, per_endpoint=1), done)
+    assert most_in_flight <= 4
+    assert len(started) == 3 * len(ids)
+    assert sorted(started[: len(ids)]) == sorted(ids)  # one each, then the second round
 
 
 async def test_disable_verdict_disables_the_destination_and_emits_the_event(db: Database) -> None:

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import functools
 import itertools
+import json
 import logging
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paywire import objects
@@ -35,7 +37,7 @@ log = logging.getLogger("paywire.webhooks")
 d = webhook_deliveries
 e = webhook_endpoints
 
-MAX_ENDPOINTS_PER_CLAIM = 100  # more endpoints with due work are served by the next claims
+MAX_ENDPOINTS_PER_CLAIM = 500  # more endpoints with due work are served by the next claims
 # With more endpoints than that, a claim first probes which have due work (an index probe each),
 # this many endpoints per statement, until it has found MAX_ENDPOINTS_PER_CLAIM of them.
 ENDPOINTS_PROBED = 2000
@@ -88,40 +90,68 @@ def _in_turn() -> sa.ColumnElement[bool]:
     return sa.or_(d.c.order_key.is_(None), ~waits)
 
 
-def statement_size(endpoints: int) -> int:
-    """How many endpoint branches the claim statement for `endpoints` endpoints has."""
-    return min(MAX_ENDPOINTS_PER_CLAIM, 1 << (endpoints - 1).bit_length())
+def _due_to(endpoint_id: sa.ColumnElement[str], now: sa.ColumnElement[float], ordered: bool) -> sa.Select[Any]:
+    """The due deliveries to `endpoint_id` while it is enabled, earliest first (`ordered`: only
+    those in their turn)."""
+    # Correlated to whatever holds `endpoint_id` (the endpoints asked, two levels out).
+    still_enabled = sa.exists().where(e.c.id == endpoint_id, e.c.status == "enabled").correlate_except(e)
+    conditions = [d.c.endpoint_id == endpoint_id, _due(now), still_enabled]
+    if ordered:
+        conditions.append(_in_turn())
+    return sa.select(d.c.seq).where(*conditions).order_by(d.c.next_attempt)
+
+
+def _asked_postgres() -> sa.TableValuedAlias:
+    """The endpoints asked and their quotas: two arrays, `:ids` and `:quotas`, read side by side."""
+    ids = sa.bindparam("ids", type_=postgresql.ARRAY(sa.String))
+    quotas = sa.bindparam("quotas", type_=postgresql.ARRAY(sa.Integer))
+    return sa.func.unnest(ids, quotas).table_valued("endpoint_id", "quota").render_derived(name="asked")
+
+
+def _picked_postgres(now: sa.ColumnElement[float], ordered: bool) -> sa.Select[Any]:
+    """PostgreSQL: per endpoint asked, a LATERAL read of its first `quota` due rows."""
+    asked = _asked_postgres()
+    # Rows another worker is claiming right now are skipped, not waited for, and the next ones
+    # in the endpoint's range are taken instead.
+    due = _due_to(asked.c.endpoint_id, now, ordered).limit(asked.c.quota).with_for_update(skip_locked=True)
+    picked = due.lateral("picked")
+    # Nothing else joined: the endpoints are read in the order given (see `claim_from`'s `covered`).
+    return sa.select(picked.c.seq).select_from(asked).join(picked, sa.true())
+
+
+def _picked_sqlite(now: sa.ColumnElement[float], ordered: bool, ranked: bool) -> sa.Select[Any]:
+    """SQLite: per endpoint asked (`:asked`, a JSON object of endpoint id → quota), its first
+    `quota` due rows. A LIMIT cannot name an outer column in SQLite: each endpoint's range is read
+    up to `:most` (the largest quota asked) and, when the quotas differ (`ranked`), ranked, the
+    ranks past its quota dropped (one endpoint, or a fan-out's idle ones, need no ranks)."""
+    asked = sa.func.json_each(sa.bindparam("asked", type_=sa.String)).table_valued("key", "value", name="asked")
+    first = _due_to(asked.c.key, now, ordered).limit(sa.bindparam("most", type_=sa.Integer))
+    in_quota = first
+    if ranked:
+        rank = sa.func.row_number().over(order_by=d.c.next_attempt).label("rank")
+        # A derived table that names the outer `asked` (SQLite allows it).
+        ranks = first.add_columns(rank).correlate(asked).subquery("ranked")
+        in_quota = sa.select(ranks.c.seq).where(ranks.c.rank <= asked.c.value).correlate(asked)
+    picked = d.alias("picked")
+    return sa.select(picked.c.seq).select_from(asked).join(picked, picked.c.seq.in_(in_quota))
 
 
 @functools.cache
-def _claim_statement(postgres: bool, endpoints: int, ordered: bool = False) -> sa.Update:
-    """Lease due deliveries of `endpoints` endpoints, each up to its quota, `:limit` in all
+def _claim_statement(postgres: bool, ordered: bool = False, ranked: bool = False) -> sa.Update:
+    """Lease due deliveries of the endpoints asked, each up to its quota, `:limit` in all
     (`ordered`: some of them have `ordering: per_object`, so each object's deliveries wait their turn).
 
-    Parameters: now, owner, until (the lease's end), limit, and per endpoint n: endpoint_n, quota_n.
+    One statement whatever the number of endpoints: they and their quotas are parameters (see
+    `_claim_params`, which also says whether SQLite must rank them: `ranked`). Each endpoint's
+    rows are read through its own index range, and the claim re-checks that the endpoint is
+    still enabled. Parameters besides: now, owner, until (the lease's end), limit.
     """
     now = sa.bindparam("now", type_=sa.Float)
-    per_endpoint: list[sa.Select[Any]] = []
-    for n in range(endpoints):
-        endpoint_id = sa.bindparam(f"endpoint_{n}", type_=sa.String)
-        still_enabled = sa.exists().where(e.c.id == endpoint_id, e.c.status == "enabled")
-        conditions = [d.c.endpoint_id == endpoint_id, _due(now), still_enabled]
-        if ordered:
-            conditions.append(_in_turn())
-        query = (
-            sa.select(d.c.seq)
-            .where(*conditions)
-            .order_by(d.c.next_attempt)
-            .limit(sa.bindparam(f"quota_{n}", type_=sa.Integer))
-        )
-        # PostgreSQL: rows another worker is claiming right now are skipped, not waited for,
-        # and the next ones in the range are taken instead.
-        per_endpoint.append(query.with_for_update(skip_locked=True))  # (SQLite renders none)
+    picked = _picked_postgres(now, ordered) if postgres else _picked_sqlite(now, ordered, ranked)
     # Materialized: evaluated once. PostgreSQL may otherwise re-run a LIMIT … SKIP LOCKED
     # subquery inside IN for every row, and take (and skip) far more rows than asked.
-    union = sa.union_all(*(sa.select(q.subquery().c.seq) for q in per_endpoint)).subquery()
     limit = sa.bindparam("limit", type_=sa.Integer)
-    due_rows = sa.select(union.c.seq).limit(limit).cte("due").prefix_with("MATERIALIZED")
+    due_rows = picked.limit(limit).cte("due").prefix_with("MATERIALIZED")
     return (
         d.update()
         # UPDATE … FROM, joined on the key alone: driven by the few picked rows (other
@@ -130,6 +160,15 @@ def _claim_statement(postgres: bool, endpoints: int, ordered: bool = False) -> s
         .values(lease_owner=sa.bindparam("owner"), lease_until=sa.bindparam("until"))
         .returning(d.c.seq, d.c.event_id, d.c.endpoint_id, d.c.livemode, d.c.attempts, d.c.next_attempt)
     )
+
+
+def _claim_params(quotas: Mapping[str, int], postgres: bool) -> tuple[dict[str, Any], bool]:
+    """The endpoints asked (in the order given) and their quotas, as `_claim_statement` takes
+    them, and whether its SQLite form must rank each endpoint's rows (the quotas differ)."""
+    if postgres:
+        return {"ids": list(quotas), "quotas": list(quotas.values())}, False
+    most = max(quotas.values())
+    return {"asked": json.dumps(quotas), "most": most}, any(quota < most for quota in quotas.values())
 
 
 @functools.cache
@@ -271,23 +310,16 @@ async def claim_from(
     position = dict(zip(window, found, strict=True))  # window endpoint → its index in `rotated`
     if not window:
         return [], covered
-    params: dict[str, Any] = {"now": now, "owner": owner, "until": now + lease, "limit": limit}
-    for n, endpoint_id in enumerate(window):
-        params[f"endpoint_{n}"], params[f"quota_{n}"] = endpoint_id, min(quotas.get(endpoint_id, default_quota), limit)
-    # The statement has one branch per endpoint. Built for every count from 1 to 100, its shapes
-    # (each compiled and cached by SQLAlchemy, the largest taking most of a second) held ~60 MB
-    # more in a worker after a few batches, so the count is rounded up to a power of two (eight
-    # shapes in all), the extra branches asking for nothing (no endpoint has the id '').
-    asked = statement_size(len(window))
-    for n in range(len(window), asked):
-        params[f"endpoint_{n}"], params[f"quota_{n}"] = "", 0
+    asked = {endpoint_id: min(quotas.get(endpoint_id, default_quota), limit) for endpoint_id in window}
+    asked_params, ranked = _claim_params(asked, postgres)
+    params = {"now": now, "owner": owner, "until": now + lease, "limit": limit, **asked_params}
     if ordered is None:
         ordered = await ordered_endpoints(tx)
     in_order = bool(ordered) and any(i in ordered for i in window)
     claimed = sorted(  # by seq: roughly the order the events were written
         # Plain tuples: a Row's attribute access costs more than the rest of building a Job.
         tuple(row)
-        for row in await conn.execute(_claim_statement(postgres, asked, in_order), params)
+        for row in await conn.execute(_claim_statement(postgres, in_order, ranked), params)
     )
     if not claimed:
         return [], covered
@@ -331,8 +363,9 @@ async def _probe(conn: AsyncConnection, now: float, rotated: Sequence[str], cand
     """Which `candidates` (indices into `rotated`) have due work: the first `MAX_ENDPOINTS_PER_CLAIM`.
 
     Probes a chunk at a time (a list of ids is a parameter to send), until enough are found. The
-    first chunk is small: after a fan-out's first claim, the endpoints right after the cursor are
-    the ones with work, and sending 2,000 ids to find the first 100 of them cost a turn more.
+    first chunk is twice a claim's endpoints: after a fan-out's first claim, the endpoints right
+    after the cursor are the ones with work (at 100 endpoints a claim, sending 2,000 ids to find
+    the first 100 of them cost a turn more).
     """
     postgres = is_postgres(conn)
     found: list[int] = []
