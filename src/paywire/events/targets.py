@@ -66,14 +66,26 @@ async def bump(conn: AsyncConnection) -> None:
         await conn.execute(v.insert().values(id=1, token=token))
 
 
+_TOKEN = sa.select(v.c.token).where(v.c.id == 1)
+
+
+def token_query() -> sa.ScalarSelect[str]:
+    """The token as a scalar subquery, for a caller that reads it within a statement of its own."""
+    return _TOKEN.scalar_subquery()
+
+
 async def token(conn: AsyncConnection) -> str | None:
     """The token every change to the enabled destinations replaces (`bump`); None before any."""
-    return await conn.scalar(sa.select(v.c.token).where(v.c.id == 1))
+    return await conn.scalar(_TOKEN)
 
 
 async def enabled(conn: AsyncConnection, livemode: bool) -> Targets:
     """The enabled destinations of this mode, oldest first (cached while the token stands)."""
-    token_now = await token(conn)
+    return await enabled_at(conn, livemode, await token(conn))
+
+
+async def enabled_at(conn: AsyncConnection, livemode: bool, token_now: str | None) -> Targets:
+    """`enabled`, given the token this transaction read (`token_query`)."""
     key = (str(conn.engine.url), livemode)
     cached = _cache.get(key)
     if token_now is not None and cached is not None and cached[0] == token_now:
