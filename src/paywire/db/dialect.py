@@ -221,6 +221,20 @@ async def notify(conn: AsyncConnection, channel: str) -> None:
         await conn.execute(sa.text("SELECT pg_notify(:c, '')"), {"c": channel})
 
 
+@functools.cache
+def _read_locked(key: Lock, channel: str, read: sa.Select[Any]) -> sa.Select[Any]:
+    return sa.select(read.scalar_subquery(), sa.func.pg_advisory_xact_lock(int(key)), sa.func.pg_notify(channel, ""))
+
+
+async def lock_notify_and_read(conn: AsyncConnection, key: Lock, channel: str, read: sa.Select[Any]) -> Any:
+    """`lock(key)`, `notify(channel)` and the one value `read` selects, in one round trip where
+    they were three (PostgreSQL; SQLite: `read` alone). `read` is evaluated in the snapshot the
+    statement begins with, before any wait for the lock."""
+    if is_postgres(conn):
+        return await conn.scalar(_read_locked(key, channel, read))
+    return await conn.scalar(read)
+
+
 def insert_for(table: sa.Table, postgres: bool) -> postgresql.Insert | sqlite.Insert:
     """`INSERT INTO table` of the dialect, with `on_conflict_do_nothing/update`."""
     return postgresql.insert(table) if postgres else sqlite.insert(table)

@@ -11,10 +11,11 @@ value is taken at insert, not at commit, so a reader could see seq 11 committed 
 skip 10 for good. A transaction-scoped advisory lock, taken before the first insert and held to
 commit, makes event-writing transactions commit in `seq` order. SQLite has one writer anyway.
 On PostgreSQL the lock, the notify and the read of the destinations' token are one statement
-(`_begin_appending`): one round trip where they were three, of the seven a `POST /api/customers`
-made. The token is then read in the snapshot the statement began with, before any wait for the
-lock: no order between destination changes (which do not take the lock) and events was promised
-either way, and a change committed meanwhile is seen by the next append.
+(`_begin_appending`, `dialect.lock_notify_and_read`): one round trip where they were three, of
+the seven a `POST /api/customers` made. The token is then read in the snapshot the statement
+began with, before any wait for the lock: no order between destination changes (which do not
+take the lock) and events was promised either way, and a change committed meanwhile is seen by
+the next append.
 """
 
 from __future__ import annotations
@@ -126,22 +127,12 @@ async def append_many(tx: Tx, batches: Sequence[Batch]) -> list[list[dict[str, A
     return appended
 
 
-# The destinations' token, the event-order lock (`dialect.lock`) and the notify
-# (`dialect.notify`) in one statement: what the first append of a PostgreSQL transaction needs.
-_BEGIN_APPENDING_PG = sa.select(
-    targets.token_query(),
-    sa.func.pg_advisory_xact_lock(int(dialect.Lock.EVENT_ORDER)),
-    sa.func.pg_notify(CHANNEL, ""),
-)
-
-
 async def _begin_appending(tx: Tx) -> str | None:
     """Before the transaction's first event take the event-order lock and notify readers;
-    returns the destinations' token (`targets.token`), read with them on PostgreSQL."""
-    if tx.events_appended or not dialect.is_postgres(tx.conn):
-        tx.events_appended = True  # (SQLite: its one writer keeps the order, nobody listens)
+    returns the destinations' token (`targets.token`), read in the same round trip."""
+    if tx.events_appended:
         return await targets.token(tx.conn)
-    token: str | None = await tx.conn.scalar(_BEGIN_APPENDING_PG)
+    token: str | None = await dialect.lock_notify_and_read(tx.conn, dialect.Lock.EVENT_ORDER, CHANNEL, targets.TOKEN)
     tx.events_appended = True
     return token
 

@@ -66,17 +66,12 @@ async def bump(conn: AsyncConnection) -> None:
         await conn.execute(v.insert().values(id=1, token=token))
 
 
-_TOKEN = sa.select(v.c.token).where(v.c.id == 1)
-
-
-def token_query() -> sa.ScalarSelect[str]:
-    """The token as a scalar subquery, for a caller that reads it within a statement of its own."""
-    return _TOKEN.scalar_subquery()
+TOKEN = sa.select(v.c.token).where(v.c.id == 1)  # (for a caller that reads it with more, as `events.log`)
 
 
 async def token(conn: AsyncConnection) -> str | None:
     """The token every change to the enabled destinations replaces (`bump`); None before any."""
-    return await conn.scalar(_TOKEN)
+    return await conn.scalar(TOKEN)
 
 
 async def enabled(conn: AsyncConnection, livemode: bool) -> Targets:
@@ -85,7 +80,7 @@ async def enabled(conn: AsyncConnection, livemode: bool) -> Targets:
 
 
 async def enabled_at(conn: AsyncConnection, livemode: bool, token_now: str | None) -> Targets:
-    """`enabled`, given the token this transaction read (`token_query`)."""
+    """`enabled`, given the token this transaction read (`TOKEN`)."""
     key = (str(conn.engine.url), livemode)
     cached = _cache.get(key)
     if token_now is not None and cached is not None and cached[0] == token_now:
