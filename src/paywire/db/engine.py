@@ -310,8 +310,10 @@ def outage(exc: BaseException) -> Outage | None:
 
 # A pooled PostgreSQL connection idle for longer than this is pinged before it is handed out. A
 # busy one is not: SQLAlchemy's `pool_pre_ping` pinged on every checkout, three round trips
-# (BEGIN, `;`, ROLLBACK) of a request's ten or so. A connection that died in use is caught instead
-# by `_outage_is_disconnect`, which has the pool replace every connection it holds.
+# (BEGIN, `;`, ROLLBACK) of a request's ten or so. A connection that died in use fails its
+# statement instead, and SQLAlchemy then has the pool replace every connection it holds: on the
+# disconnects its asyncpg dialect recognises (a closed connection), and on every other outage
+# too through `_outage_is_disconnect`.
 _PING_AFTER_IDLE = 5.0  # seconds
 
 
@@ -338,9 +340,10 @@ def _check_pooled_connections(engine: AsyncEngine) -> None:
 
 
 def _outage_is_disconnect(context: sa.engine.ExceptionContext) -> None:
-    """A statement that failed because the server went away (restart, `pg_terminate_backend`):
-    have SQLAlchemy treat it as a disconnect, so the pool replaces all its connections, not only
-    this one, before the next checkout (the others died with it)."""
+    """A statement that failed because the server went away (restart, `pg_terminate_backend`)
+    on a connection asyncpg has not yet marked closed (so SQLAlchemy's own check says no): have
+    SQLAlchemy treat it as a disconnect, so the pool replaces all its connections, not only this
+    one, before the next checkout (the others died with it)."""
     error = context.sqlalchemy_exception or context.original_exception
     if not context.is_disconnect and error is not None and outage(error) is Outage.UNAVAILABLE:
         context.is_disconnect = True
