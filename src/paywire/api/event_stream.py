@@ -52,7 +52,8 @@ class EventStreamResponse(Response):
         await send({"type": "http.response.body", "body": self.ready, "more_body": True})
         sink = Sink(send, self.after_seq, self.livemode, self.wanted, lambda: self.lifecycle.draining)
         transport = scope.get("extensions", {}).get(socket_writes.EXTENSION)
-        if transport is not None and scope.get("http_version") == "1.1":  # (chunked: we frame it)
+        # Plain HTTP/1.1 only: the body is chunked (we frame the chunks), and not encrypted.
+        if transport is not None and scope.get("http_version") == "1.1" and scope.get("scheme") == "http":
             sink.use_socket(transport)
         # The client's disconnect ends the stream (ASGI spec < 2.4 servers, uvicorn's, only tell
         # us through `receive`; a write to a gone client is silently dropped).

@@ -65,7 +65,9 @@ class Sink:
     def use_socket(self, transport: asyncio.WriteTransport) -> None:
         """Let the hub write to this stream's socket from the writes thread."""
         sock = transport.get_extra_info("socket")
-        if sock is not None and not transport.is_closing():
+        # Never under TLS: bytes written to the socket itself would bypass the encryption.
+        plain = transport.get_extra_info("ssl_object") is None and transport.get_extra_info("sslcontext") is None
+        if sock is not None and plain and not transport.is_closing():
             self.transport, self.fd = transport, os.dup(sock.fileno())
 
     def direct(self) -> bool:
