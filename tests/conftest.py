@@ -25,6 +25,7 @@ import uvicorn
 
 from paywire import keys
 from paywire.app import PaywireApp
+from paywire.cli.http import HttpLimits, protocol_class
 from paywire.db import migrate
 from paywire.db.engine import Database
 from paywire.db.schema import metadata
@@ -145,7 +146,9 @@ class Server:
 
 async def start_server(app: PaywireApp) -> tuple[uvicorn.Server, asyncio.Task[None], str]:
     port = free_port()
-    config = uvicorn.Config(app.api, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    # The HTTP protocol `paywire serve` runs (request-head deadline, transport in the scope).
+    http = protocol_class(HttpLimits())
+    config = uvicorn.Config(app.api, host="127.0.0.1", port=port, log_level="warning", lifespan="on", http=http)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     for _ in range(500):

@@ -16,9 +16,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import h11
+from uvicorn._types import ASGI3Application, ASGIReceiveCallable, ASGISendCallable, Scope
 from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from paywire.events import socket_writes
 
 log = logging.getLogger("paywire.http")
 
@@ -41,6 +45,7 @@ class HeaderTimeoutH11(H11Protocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self.app = _TransportInScope(self.app, transport)
         self._arm_header_timer()  # a new connection: its first request head is due
 
     def data_received(self, data: bytes) -> None:
@@ -78,6 +83,21 @@ class HeaderTimeoutH11(H11Protocol):
         if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
             log.debug("closing a connection that sent no complete request head in %s s", self.header_timeout)
             self.transport.close()
+
+
+class _TransportInScope:
+    """The app, told which transport each request came on (`scope["extensions"]`): live event
+    streams write to its socket from a thread of their own (`paywire.events.socket_writes`)."""
+
+    __slots__ = ("app", "transport")
+
+    def __init__(self, app: ASGI3Application, transport: asyncio.Transport) -> None:
+        self.app, self.transport = app, transport
+
+    async def __call__(self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+        extensions: dict[str, Any] = scope.setdefault("extensions", {})  # type: ignore[typeddict-item, assignment]
+        extensions[socket_writes.EXTENSION] = self.transport
+        await self.app(scope, receive, send)
 
 
 def protocol_class(limits: HttpLimits) -> type[HeaderTimeoutH11]:

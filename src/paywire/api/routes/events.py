@@ -1,19 +1,16 @@
 from __future__ import annotations
 
-import asyncio
-import json
-import time
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Query
 from fastapi.responses import StreamingResponse
 
 from paywire.api.context import Ctx, context
+from paywire.api.event_stream import EventStreamResponse
 from paywire.api.paging import page_params
 from paywire.db.schema import events as table
 from paywire.errors import InvalidRequest, NotFound
-from paywire.events import catalogue, stream_hub
+from paywire.events import catalogue
 from paywire.events import log as event_log
 from paywire.events.local import store_position, stored_position
 from paywire.pagination import Page, paginate
@@ -30,8 +27,6 @@ from paywire.webhooks import delivery
 
 router = APIRouter(tags=["events"])
 
-HEARTBEAT_SECONDS = 15.0
-POLL_SECONDS = 1.0
 FROM_START = "start"
 
 
@@ -68,7 +63,7 @@ async def stream_events(
     types: Annotated[str | None, Query(max_length=4000, description="Comma-separated event types.")] = None,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=40)] = None,
     ctx: Ctx = Depends(context),
-) -> StreamingResponse:
+) -> EventStreamResponse:
     """Events oldest first from `Last-Event-ID` (or `?after=`), then live. Without either: from now.
 
     The stream opens with an `event: ready` message whose data names the last event before it
@@ -89,68 +84,8 @@ async def stream_events(
         head = await event_log.get_by_seq(conn, after_seq, ctx.livemode) if after_seq else None
 
     ready = {"last_event_id": head.id if head else (start if start and start != FROM_START else None)}
-
-    async def messages() -> AsyncIterator[bytes]:
-        seq = after_seq
-        yield f"event: ready\ndata: {json.dumps(ready)}\n\n".encode()
-        last_sent = time.monotonic()
-        hub = stream_hub.hub_for(ctx.db)
-        key = hub.subscribe()
-        # No `request.is_disconnected()` here: Starlette's StreamingResponse listens for the
-        # client's disconnect and cancels this generator (ASGI spec < 2.4, uvicorn's), and under
-        # 2.4 a write to a gone client raises (the heartbeat's at the latest). The check cost
-        # ~50 µs per stream per second: 5 % of a core with 1,000 streams.
-        try:
-            while not ctx.services.lifecycle.draining:
-                snapshot = hub.snapshot(key)
-                if hub.covers(seq):  # live: the events the hub has read, filtered here
-                    # Taken together: the hub may read more while we send. One write for all of
-                    # them: each write costs far more than the bytes it carries.
-                    entries, through = hub.after(seq), hub.position
-                    mode = ctx.livemode
-                    chunk = b"".join(
-                        [e.sse for e in entries if e.livemode == mode and (wanted is None or e.type in wanted)]
-                    )
-                    seq = max(entries[-1].seq if entries else seq, through)
-                    if chunk:
-                        yield chunk
-                        last_sent = time.monotonic()
-                        continue
-                elif hub.starting():  # its first read is on its way: the window will cover us
-                    await hub.wait(snapshot)
-                    continue
-                else:  # behind the hub's window: read pages on our own until caught up
-                    try:
-                        async with ctx.db.read() as conn:
-                            tip = await event_log.last_seq(conn)  # first: every event up to it is committed
-                            rows = await event_log.read_after(conn, seq, livemode=ctx.livemode, limit=stream_hub.PAGE)
-                    except Exception:  # database restarting: the client keeps its place, we retry
-                        await asyncio.sleep(POLL_SECONDS)
-                        continue
-                    # One write per page, as live: a write per event cost more than the event.
-                    chunk = b"".join(
-                        [stream_hub.sse(event_log.render(row)) for row in rows if wanted is None or row.type in wanted]
-                    )
-                    seq = rows[-1].seq if rows else seq
-                    if chunk:
-                        yield chunk
-                        last_sent = time.monotonic()
-                    if len(rows) >= stream_hub.PAGE:
-                        continue
-                    seq = max(seq, tip)  # all of this mode up to `tip` is sent
-                    if hub.covers(seq):
-                        continue
-                if time.monotonic() - last_sent >= HEARTBEAT_SECONDS:
-                    yield b": keep-alive\n\n"
-                    last_sent = time.monotonic()
-                await hub.wait(snapshot)
-        finally:
-            hub.unsubscribe()
-
-    return StreamingResponse(
-        messages(),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    return EventStreamResponse(
+        ctx.db, ctx.services.lifecycle, after_seq=after_seq, livemode=ctx.livemode, wanted=wanted, ready=ready
     )
 
 
