@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import itertools
 import os
 import statistics
@@ -206,8 +207,9 @@ async def run_once(url: str, path: str, n: int, workers: int, logs: Path, delive
         await app.stop()
 
 
-async def count_statements(url: str, n: int) -> dict[str, Any]:
-    """Renew N due subscriptions in this process, counting the statements sent to the database."""
+async def count_statements(url: str, n: int, profile: str | None = None) -> dict[str, Any]:
+    """Renew N due subscriptions in this process, counting the statements sent to the database;
+    `profile`: also write a cProfile of the renewals (this thread's) to that file."""
     app = PaywireApp(url, run_worker=False)
     await app.start()
     try:
@@ -226,9 +228,16 @@ async def count_statements(url: str, n: int) -> dict[str, Any]:
             count[0] += 1
 
         sa.event.listen(app.db.engine.sync_engine, "before_cursor_execute", counted)
+        profiler = cProfile.Profile() if profile else None
         started, cpu = time.perf_counter(), time.process_time()
+        if profiler is not None:
+            profiler.enable()
         ran = await run_due(app.db, app.billing)
+        if profiler is not None:
+            profiler.disable()
         elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+        if profiler is not None and profile is not None:
+            profiler.dump_stats(profile)
         sa.event.remove(app.db.engine.sync_engine, "before_cursor_execute", counted)
         assert await _renewed(app) == n, f"{await _renewed(app)} renewed of {n} ({ran} jobs ran)"
         return {
@@ -269,6 +278,7 @@ async def main() -> None:
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test")
     parser.add_argument("--statements", action="store_true", help="count statements per renewal, in-process")
     parser.add_argument("--batch", type=int, nargs="+", help="with --statements: these scheduler batch sizes")
+    parser.add_argument("--profile", help="with --statements: write a cProfile of the renewals to this file")
     parser.add_argument(
         "--no-deliveries", action="store_true", help="the endpoint takes no renewal event: no deliveries rows"
     )
@@ -281,7 +291,8 @@ async def main() -> None:
                     scheduler.BATCH = batch
                     url, name = await _fresh(database, tmp, args.postgres)
                     try:
-                        result = await count_statements(url, n)
+                        profile = f"{args.profile}.{database}" if args.profile else None
+                        result = await count_statements(url, n, profile)
                     finally:
                         await _drop(args.postgres, name)
                     print(
