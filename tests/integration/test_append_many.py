@@ -75,3 +75,12 @@ async def test_append_many_stores_what_append_stores(database_url: str) -> None:
     # Endpoint ids differ between the rounds: compare what else each delivery holds, and its key.
     assert [row[:1] + row[2:] for row in many[1]] == [row[:1] + row[2:] for row in alone[1]]
     assert sorted(row[-1] or "" for row in many[1]) == ["", "", "", "", "in_1", "in_1", "sub_1", "sub_1"]
+
+
+def test_the_encoder_made_once_writes_what_the_engines_serializer_writes() -> None:
+    from paywire.db.engine import _json_serializer
+    from paywire.events.log import _encoder
+
+    value = {"é": [1, 2.5, None, True, "a\u2028b", {"n": -0.0}], "x": "\x00", "big": 10**30}
+    assert _encoder(_json_serializer)(value) == _json_serializer(value)
+    assert _encoder(_json_serializer) is not _json_serializer

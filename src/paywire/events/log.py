@@ -20,6 +20,8 @@ the next append.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -114,12 +116,25 @@ async def append_many(tx: Tx, batches: Sequence[Batch]) -> None:
     modes = {b.livemode for b in batches if b.events}
     endpoints = {mode: await targets.enabled_at(conn, mode, token) for mode in modes}
     keyed = any(endpoints[mode].ordered for mode in modes)  # else every order_key is NULL: left out
-    rows = _EventTuples(getattr(conn.dialect, "_json_serializer", None) or json.dumps, keyed)
+    rows = _EventTuples(_encoder(getattr(conn.dialect, "_json_serializer", None) or json.dumps), keyed)
     for batch in batches:
         rows.add(batch.events, endpoints[batch.livemode], batch.livemode, batch.now, batch.request)
     await insert_tuples(conn, events, _EVENT_COLUMNS, rows.events)
     delivery_columns = (*_DELIVERY_COLUMNS, "order_key") if keyed else _DELIVERY_COLUMNS
     await insert_tuples(conn, webhook_deliveries, delivery_columns, rows.deliveries)
+
+
+_ENCODER_OPTIONS = frozenset(inspect.signature(json.JSONEncoder).parameters)
+
+
+def _encoder(dumps: Callable[[Any], str]) -> Callable[[Any], str]:
+    """`dumps`, as one encoder made once when it is `json.dumps` with encoder options (the
+    engine's `partial(json.dumps, separators=…)`): `json.dumps` with options makes a new
+    `JSONEncoder` with them for every call, and writes what that encoder's `encode` writes."""
+    if not isinstance(dumps, functools.partial) or dumps.func is not json.dumps or dumps.args:
+        return dumps
+    options: dict[str, Any] = dumps.keywords
+    return json.JSONEncoder(**options).encode if set(options) <= _ENCODER_OPTIONS else dumps
 
 
 # The columns of `_EventTuples`' rows, in their order: those of `_rows`' dicts.
