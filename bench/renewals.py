@@ -21,6 +21,7 @@ and the workers' dispatchers have nothing to send (the engine's own cost, withou
 and the SQL statements sent are counted (an engine hook): statements per renewal, the time, and
 the CPU time of this process per renewal (all its threads: on SQLite that includes the
 database's own work; on a loaded machine a steadier measure of the engine's cost than the time).
+`--profile FILE` with it: a cProfile of the renewals (this thread's) in FILE.sqlite, FILE.postgresql.
 
 The webhook endpoint points at a closed port: deliveries rows are written (and fail once, then
 back off), no receiver competes for the CPU. Prints renewals/s and ms per renewal for each N, and
