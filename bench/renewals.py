@@ -1,7 +1,7 @@
 """Renewal storm: N monthly subscriptions due at the same instant, renewed at what rate.
 
     .venv/bin/python bench/renewals.py [--n 1000 10000 100000] [--database sqlite postgresql]
-        [--path scheduler clock] [--workers 2] [--runs 1] [--statements]
+        [--path scheduler clock] [--workers 2] [--runs 1] [--statements] [--no-analyze]
 
 For each database, path and N, on a fresh database: one subscription is created through the API
 (a customer, a monthly price, a card, one webhook endpoint enabled for every event — so each
@@ -13,6 +13,10 @@ SQL (customers, subscriptions and their renewal jobs), all due at the same insta
 - `clock`: the subscriptions are on one test clock, and one `POST /api/test-clocks/{id}/advance`
   renews them (an advance past 20 s answers `advancing` and goes on in the background: the bench
   polls the clock until it is `ready`).
+
+On PostgreSQL the copy is followed by `ANALYZE`, as autovacuum would have gathered statistics
+for rows that came one by one; `--no-analyze` leaves the planner without them (on a server
+running without autovacuum, every statement planned on default estimates).
 
 `--no-deliveries`: the endpoint takes no event a renewal emits, so no deliveries rows are written
 and the workers' dispatchers have nothing to send (the engine's own cost, without theirs).
@@ -97,8 +101,11 @@ async def _template(client: httpx.AsyncClient, clock_id: str | None, deliveries:
     return str(sub.json()["id"])
 
 
-async def _copy(app: PaywireApp, sub_id: str, n: int, due: int) -> None:
-    """N subscriptions like `sub_id` (each with its own customer), their renewal all at `due`."""
+async def _copy(app: PaywireApp, sub_id: str, n: int, due: int, analyze: bool = True) -> None:
+    """N subscriptions like `sub_id` (each with its own customer), their renewal all at `due`;
+    `analyze`: then gather PostgreSQL's statistics, as autovacuum does for a database whose rows
+    came one by one (this server runs without it: without statistics the planner reads the
+    batch's lookups by status through every pending job, a cost per renewal that grows with N)."""
     async with app.db.transaction() as tx:
         conn = tx.conn
         sub = dict((await conn.execute(sa.select(subscriptions).where(subscriptions.c.id == sub_id))).mappings().one())
@@ -129,6 +136,9 @@ async def _copy(app: PaywireApp, sub_id: str, n: int, due: int) -> None:
             await tx.conn.execute(customers.insert(), rows_c)
             await tx.conn.execute(subscriptions.insert(), rows_s)
             await tx.conn.execute(billing_jobs.insert(), rows_j)
+    if analyze and app.db.engine.dialect.name == "postgresql":
+        async with app.db.transaction() as tx:
+            await tx.conn.execute(sa.text("ANALYZE"))
 
 
 async def _renewed(app: PaywireApp) -> int:
@@ -146,7 +156,9 @@ def _worker(url: str, log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
 
 
-async def run_once(url: str, path: str, n: int, workers: int, logs: Path, deliveries: bool = True) -> dict[str, Any]:
+async def run_once(
+    url: str, path: str, n: int, workers: int, logs: Path, deliveries: bool = True, analyze: bool = True
+) -> dict[str, Any]:
     app = PaywireApp(url, run_worker=False)
     await app.start()
     async with app.db.transaction() as tx:
@@ -164,7 +176,7 @@ async def run_once(url: str, path: str, n: int, workers: int, logs: Path, delive
             setup = time.perf_counter()
             if path == "clock":
                 due = T0 + 31 * DAY
-                await _copy(app, sub_id, n, due)
+                await _copy(app, sub_id, n, due, analyze)
                 print(f"    set up {n} in {time.perf_counter() - setup:.1f} s", flush=True)
                 started = time.perf_counter()
                 answer = await client.post(f"/api/test-clocks/{clock_id}/advance", json={"frozen_time": due + DAY})
@@ -179,7 +191,7 @@ async def run_once(url: str, path: str, n: int, workers: int, logs: Path, delive
                 elapsed = time.perf_counter() - started
             else:
                 far = int(time.time()) + 365 * DAY  # not due until the workers run
-                await _copy(app, sub_id, n, far)
+                await _copy(app, sub_id, n, far, analyze)
                 print(f"    set up {n} in {time.perf_counter() - setup:.1f} s", flush=True)
                 for i in range(workers):
                     procs.append(_worker(url, logs / f"worker-{i}.log"))
@@ -208,7 +220,7 @@ async def run_once(url: str, path: str, n: int, workers: int, logs: Path, delive
         await app.stop()
 
 
-async def count_statements(url: str, n: int, profile: str | None = None) -> dict[str, Any]:
+async def count_statements(url: str, n: int, profile: str | None = None, analyze: bool = True) -> dict[str, Any]:
     """Renew N due subscriptions in this process, counting the statements sent to the database;
     `profile`: also write a cProfile of the renewals (this thread's) to that file."""
     app = PaywireApp(url, run_worker=False)
@@ -222,7 +234,7 @@ async def count_statements(url: str, n: int, profile: str | None = None) -> dict
         ) as client:
             sub_id = await _template(client, None)
         now = int(time.time())
-        await _copy(app, sub_id, n, now)
+        await _copy(app, sub_id, n, now, analyze)
         count = [0]
 
         def counted(*_: Any) -> None:
@@ -283,6 +295,11 @@ async def main() -> None:
     parser.add_argument(
         "--no-deliveries", action="store_true", help="the endpoint takes no renewal event: no deliveries rows"
     )
+    parser.add_argument(
+        "--no-analyze",
+        action="store_true",
+        help="PostgreSQL: no ANALYZE after the copy (the planner without statistics)",
+    )
     args = parser.parse_args()
     os.environ.setdefault("PAYWIRE_ENCRYPTION_KEY", generate_key())  # PostgreSQL needs one; workers inherit it
     if args.statements:
@@ -293,7 +310,7 @@ async def main() -> None:
                     url, name = await _fresh(database, tmp, args.postgres)
                     try:
                         profile = f"{args.profile}.{database}" if args.profile else None
-                        result = await count_statements(url, n, profile)
+                        result = await count_statements(url, n, profile, not args.no_analyze)
                     finally:
                         await _drop(args.postgres, name)
                     print(
@@ -313,7 +330,9 @@ async def main() -> None:
                         url, name = await _fresh(database, tmp, args.postgres)
                         print(f"  {database} {path} N={n} run {run + 1} ...", flush=True)
                         try:
-                            result = await run_once(url, path, n, workers, Path(tmp), not args.no_deliveries)
+                            result = await run_once(
+                                url, path, n, workers, Path(tmp), not args.no_deliveries, not args.no_analyze
+                            )
                         finally:
                             await _drop(args.postgres, name)
                         print(
