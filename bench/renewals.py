@@ -1,7 +1,7 @@
 """Renewal storm: N monthly subscriptions due at the same instant, renewed at what rate.
 
     .venv/bin/python bench/renewals.py [--n 1000 10000 100000] [--database sqlite postgresql]
-        [--path scheduler clock] [--workers 2] [--runs 1] [--statements]
+        [--path scheduler clock] [--workers 2] [--runs 1] [--statements] [--no-analyze]
 
 For each database, path and N, on a fresh database: one subscription is created through the API
 (a customer, a monthly price, a card, one webhook endpoint enabled for every event — so each
@@ -14,6 +14,10 @@ SQL (customers, subscriptions and their renewal jobs), all due at the same insta
   renews them (an advance past 20 s answers `advancing` and goes on in the background: the bench
   polls the clock until it is `ready`).
 
+On PostgreSQL the copy is followed by `ANALYZE`, as autovacuum would have gathered statistics
+for rows that came one by one; `--no-analyze` leaves the planner without them (on a server
+running without autovacuum, every statement planned on default estimates).
+
 `--no-deliveries`: the endpoint takes no event a renewal emits, so no deliveries rows are written
 and the workers' dispatchers have nothing to send (the engine's own cost, without theirs).
 
@@ -21,6 +25,7 @@ and the workers' dispatchers have nothing to send (the engine's own cost, withou
 and the SQL statements sent are counted (an engine hook): statements per renewal, the time, and
 the CPU time of this process per renewal (all its threads: on SQLite that includes the
 database's own work; on a loaded machine a steadier measure of the engine's cost than the time).
+`--profile FILE` with it: a cProfile of the renewals (this thread's) in FILE.sqlite, FILE.postgresql.
 
 The webhook endpoint points at a closed port: deliveries rows are written (and fail once, then
 back off), no receiver competes for the CPU. Prints renewals/s and ms per renewal for each N, and
@@ -31,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import itertools
 import os
 import statistics
@@ -95,8 +101,11 @@ async def _template(client: httpx.AsyncClient, clock_id: str | None, deliveries:
     return str(sub.json()["id"])
 
 
-async def _copy(app: PaywireApp, sub_id: str, n: int, due: int) -> None:
-    """N subscriptions like `sub_id` (each with its own customer), their renewal all at `due`."""
+async def _copy(app: PaywireApp, sub_id: str, n: int, due: int, analyze: bool = True) -> None:
+    """N subscriptions like `sub_id` (each with its own customer), their renewal all at `due`;
+    `analyze`: then gather PostgreSQL's statistics, as autovacuum does for a database whose rows
+    came one by one (this server runs without it: without statistics the planner reads the
+    batch's lookups by status through every pending job, a cost per renewal that grows with N)."""
     async with app.db.transaction() as tx:
         conn = tx.conn
         sub = dict((await conn.execute(sa.select(subscriptions).where(subscriptions.c.id == sub_id))).mappings().one())
@@ -127,6 +136,9 @@ async def _copy(app: PaywireApp, sub_id: str, n: int, due: int) -> None:
             await tx.conn.execute(customers.insert(), rows_c)
             await tx.conn.execute(subscriptions.insert(), rows_s)
             await tx.conn.execute(billing_jobs.insert(), rows_j)
+    if analyze and app.db.engine.dialect.name == "postgresql":
+        async with app.db.transaction() as tx:
+            await tx.conn.execute(sa.text("ANALYZE"))
 
 
 async def _renewed(app: PaywireApp) -> int:
@@ -144,7 +156,9 @@ def _worker(url: str, log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
 
 
-async def run_once(url: str, path: str, n: int, workers: int, logs: Path, deliveries: bool = True) -> dict[str, Any]:
+async def run_once(
+    url: str, path: str, n: int, workers: int, logs: Path, deliveries: bool = True, analyze: bool = True
+) -> dict[str, Any]:
     app = PaywireApp(url, run_worker=False)
     await app.start()
     async with app.db.transaction() as tx:
@@ -162,7 +176,7 @@ async def run_once(url: str, path: str, n: int, workers: int, logs: Path, delive
             setup = time.perf_counter()
             if path == "clock":
                 due = T0 + 31 * DAY
-                await _copy(app, sub_id, n, due)
+                await _copy(app, sub_id, n, due, analyze)
                 print(f"    set up {n} in {time.perf_counter() - setup:.1f} s", flush=True)
                 started = time.perf_counter()
                 answer = await client.post(f"/api/test-clocks/{clock_id}/advance", json={"frozen_time": due + DAY})
@@ -177,7 +191,7 @@ async def run_once(url: str, path: str, n: int, workers: int, logs: Path, delive
                 elapsed = time.perf_counter() - started
             else:
                 far = int(time.time()) + 365 * DAY  # not due until the workers run
-                await _copy(app, sub_id, n, far)
+                await _copy(app, sub_id, n, far, analyze)
                 print(f"    set up {n} in {time.perf_counter() - setup:.1f} s", flush=True)
                 for i in range(workers):
                     procs.append(_worker(url, logs / f"worker-{i}.log"))
@@ -206,8 +220,9 @@ async def run_once(url: str, path: str, n: int, workers: int, logs: Path, delive
         await app.stop()
 
 
-async def count_statements(url: str, n: int) -> dict[str, Any]:
-    """Renew N due subscriptions in this process, counting the statements sent to the database."""
+async def count_statements(url: str, n: int, profile: str | None = None, analyze: bool = True) -> dict[str, Any]:
+    """Renew N due subscriptions in this process, counting the statements sent to the database;
+    `profile`: also write a cProfile of the renewals (this thread's) to that file."""
     app = PaywireApp(url, run_worker=False)
     await app.start()
     try:
@@ -219,16 +234,23 @@ async def count_statements(url: str, n: int) -> dict[str, Any]:
         ) as client:
             sub_id = await _template(client, None)
         now = int(time.time())
-        await _copy(app, sub_id, n, now)
+        await _copy(app, sub_id, n, now, analyze)
         count = [0]
 
         def counted(*_: Any) -> None:
             count[0] += 1
 
         sa.event.listen(app.db.engine.sync_engine, "before_cursor_execute", counted)
+        profiler = cProfile.Profile() if profile else None
         started, cpu = time.perf_counter(), time.process_time()
+        if profiler is not None:
+            profiler.enable()
         ran = await run_due(app.db, app.billing)
+        if profiler is not None:
+            profiler.disable()
         elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+        if profiler is not None and profile is not None:
+            profiler.dump_stats(profile)
         sa.event.remove(app.db.engine.sync_engine, "before_cursor_execute", counted)
         assert await _renewed(app) == n, f"{await _renewed(app)} renewed of {n} ({ran} jobs ran)"
         return {
@@ -269,8 +291,14 @@ async def main() -> None:
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test")
     parser.add_argument("--statements", action="store_true", help="count statements per renewal, in-process")
     parser.add_argument("--batch", type=int, nargs="+", help="with --statements: these scheduler batch sizes")
+    parser.add_argument("--profile", help="with --statements: write a cProfile of the renewals to this file")
     parser.add_argument(
         "--no-deliveries", action="store_true", help="the endpoint takes no renewal event: no deliveries rows"
+    )
+    parser.add_argument(
+        "--no-analyze",
+        action="store_true",
+        help="PostgreSQL: no ANALYZE after the copy (the planner without statistics)",
     )
     args = parser.parse_args()
     os.environ.setdefault("PAYWIRE_ENCRYPTION_KEY", generate_key())  # PostgreSQL needs one; workers inherit it
@@ -281,7 +309,8 @@ async def main() -> None:
                     scheduler.BATCH = batch
                     url, name = await _fresh(database, tmp, args.postgres)
                     try:
-                        result = await count_statements(url, n)
+                        profile = f"{args.profile}.{database}" if args.profile else None
+                        result = await count_statements(url, n, profile, not args.no_analyze)
                     finally:
                         await _drop(args.postgres, name)
                     print(
@@ -301,7 +330,9 @@ async def main() -> None:
                         url, name = await _fresh(database, tmp, args.postgres)
                         print(f"  {database} {path} N={n} run {run + 1} ...", flush=True)
                         try:
-                            result = await run_once(url, path, n, workers, Path(tmp), not args.no_deliveries)
+                            result = await run_once(
+                                url, path, n, workers, Path(tmp), not args.no_deliveries, not args.no_analyze
+                            )
                         finally:
                             await _drop(args.postgres, name)
                         print(

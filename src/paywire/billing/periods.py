@@ -75,11 +75,16 @@ def period_containing(anchor: int, interval: str, count: int, at: int) -> tuple[
     if at < anchor:
         raise ValueError(f"time {at} is before the billing anchor {anchor}")
     n = max(_estimate_index(anchor, interval, count, at), 0)
-    while add_interval(anchor, interval, count, n) > at:
+    # Each boundary is computed once (a month's is a calendar computation): start, then end.
+    start = add_interval(anchor, interval, count, n)
+    while start > at:
         n -= 1
-    while add_interval(anchor, interval, count, n + 1) <= at:
+        start = add_interval(anchor, interval, count, n)
+    end = add_interval(anchor, interval, count, n + 1)
+    while end <= at:
         n += 1
-    return add_interval(anchor, interval, count, n), add_interval(anchor, interval, count, n + 1)
+        start, end = end, add_interval(anchor, interval, count, n + 1)
+    return start, end
 
 
 def next_boundary(anchor: int, interval: str, count: int, after: int) -> int:

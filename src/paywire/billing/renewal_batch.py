@@ -191,7 +191,7 @@ async def finish(
     sub_ids = [str(row["continuation"]["args"]["job"]["object_id"]) for row, _, _ in mine]
     subs = await _subscriptions(tx, sub_ids)
     pending = await invoices.read_pending_lines(tx, sub_ids)
-    plans: list[tuple[renewals.PeriodPlan, Call, float]] = []
+    plans: list[Planned] = []
     for (row, result, _), sub_id in zip(mine, sub_ids, strict=True):
         cont = row["continuation"]
         sub, now = subs.get(sub_id), float(cont["now"])
@@ -207,23 +207,57 @@ async def finish(
             lines = [line for _, line in read]
             plan = await renewals.plan_period(call, sub, lines, sub["current_period_end"], REASON, now, ())
         assert call.step is not None and call.step.charged is not None and call.step.charged.taken
-        plans.append((plan, call, now))
+        plans.append(Planned(plan, call, now, row))
         await invoices.attach_lines(tx, {seq: plan.collected.invoice["id"] for seq, _ in read})
     if plans:
         await _write(tx, plans)
     return rest
 
 
-async def _write(tx: Tx, plans: list[tuple[renewals.PeriodPlan, Call, float]]) -> None:
-    """Every plan's rows: one statement per table (two for subscriptions whose status changed)."""
+@dataclass(frozen=True)
+class Planned:
+    """A renewal `finish` records: its plan, its call, its time and its intent's row as locked."""
+
+    plan: renewals.PeriodPlan
+    call: Call
+    now: float
+    stored: dict[str, Any]  # the payment intent as `prepare` recorded it (`processing`)
+
+
+def _changed(stored: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
+    """The columns of `values` whose value differs from the row's `stored` one (by type too, so
+    1 never stands for 1.0 or True), the key `id` kept: what an update needs to write. Setting a
+    column to its own value is not free: SQLite rewrites the entries of every index on a column
+    it sets, changed or not."""
+    return {
+        k: v
+        for k, v in values.items()
+        if k == "id" or k not in stored or stored[k] != v or type(stored[k]) is not type(v)
+    }
+
+
+async def _update_by_columns(conn: Any, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+    """`update_plain` by `id` for rows that set different columns: one statement per set."""
+    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        by_columns.setdefault(tuple(row), []).append(row)
+    for columns, values in by_columns.items():
+        if len(columns) > 1:  # more than the key
+            await update_plain(conn, table, "id", values)
+
+
+async def _write(tx: Tx, planned: list[Planned]) -> None:
+    """Every plan's rows: one statement per table (two for subscriptions whose status changed,
+    and as many for the intents as sets of columns their outcomes change)."""
     conn = tx.conn
+    plans = [(p.plan, p.call, p.now) for p in planned]
     await insert_plain(conn, invoices_table, [plan.collected.invoice for plan, _, _ in plans])
     intents = []
-    for plan, _, _ in plans:
-        intent = plan.collected.intent
-        assert intent is not None and plan.collected.invoice["total"] >= 0  # no credit to carry
-        intents.append({k: v for k, v in intent.items() if k != "seq"})
-    await update_plain(conn, payment_intents, "id", intents)
+    for p in planned:
+        intent = p.plan.collected.intent
+        assert intent is not None and p.plan.collected.invoice["total"] >= 0  # no credit to carry
+        intents.append(_changed(p.stored, {k: v for k, v in intent.items() if k != "seq"}))
+    await _update_by_columns(conn, payment_intents, intents)
     by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for plan, _, now in plans:
         changed = saved(plan.before, plan.after, now)

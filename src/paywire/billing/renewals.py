@@ -23,6 +23,7 @@ from paywire.billing.subscription_state import (
     BILLED,
     DUNNING_DAYS,
     ENDED,
+    PREFIX,
     TRIAL_NOTICE,
     emit,
     end_subscription,
@@ -38,6 +39,9 @@ from paywire.billing.subscription_state import (
     saved,
     schedule_retry,
     updated_events,
+)
+from paywire.billing.subscription_state import (
+    render as render_subscription,
 )
 from paywire.db.engine import Tx
 from paywire.db.schema import invoices as invoices_table
@@ -132,9 +136,13 @@ def charged_period(opened: OpenedPeriod, collected: Collection, now: float, firs
     saved(before, after, now)
     retry_due = None if collected.paid else note_retry(collected, 1, int(now))
     specific = {"subscription_create": "started", "subscription_cycle": "renewed"}[opened.reason]
-    paid = [event(specific, after)] if collected.paid else []
-    opening = [event(kind, after) for kind in first]
-    events = [*opening, *collected.created, *collected.outcome, *paid, *updated_events(before, after)]
+    # Every subscription event here carries `after` as it is now: rendered once, one object
+    # (the event log then encodes it once, `events.log.append_many`).
+    rendered = render_subscription(after)
+    paid = [NewEvent(PREFIX + specific, rendered)] if collected.paid else []
+    opening = [NewEvent(PREFIX + kind, rendered) for kind in first]
+    updated = updated_events(before, after, rendered)
+    events = [*opening, *collected.created, *collected.outcome, *paid, *updated]
     return PeriodPlan(before, after, collected, retry_due, events)
 
 

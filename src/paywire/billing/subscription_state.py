@@ -65,9 +65,12 @@ def event(kind: str, sub: dict[str, Any]) -> NewEvent:
     return NewEvent(PREFIX + kind, render(sub))
 
 
-def updated_events(before: dict[str, Any], after: dict[str, Any]) -> list[NewEvent]:
-    """`.updated` with `previous_attributes`, if any API field changed."""
-    old, new = render(before), render(after)
+def updated_events(
+    before: dict[str, Any], after: dict[str, Any], rendered_after: dict[str, Any] | None = None
+) -> list[NewEvent]:
+    """`.updated` with `previous_attributes`, if any API field changed. `rendered_after`: `after`
+    already rendered (a renewal's `renewed` event carries the same object: rendered once)."""
+    old, new = render(before), rendered_after if rendered_after is not None else render(after)
     changed = objects.previous(old, new)
     return [NewEvent(PREFIX + "updated", new, changed)] if changed else []
 

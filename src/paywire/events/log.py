@@ -20,9 +20,11 @@ the next append.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paywire.clock import iso
 from paywire.db import dialect
-from paywire.db.dialect import insert_plain
+from paywire.db.dialect import insert_tuples
 from paywire.db.engine import Tx
 from paywire.db.schema import events, webhook_deliveries
 from paywire.db.signal import CHANNEL
@@ -97,34 +99,109 @@ class Batch:
     request: RequestInfo | None = None
 
 
-async def append_many(tx: Tx, batches: Sequence[Batch]) -> list[list[dict[str, Any]]]:
+async def append_many(tx: Tx, batches: Sequence[Batch]) -> None:
     """`append` for many state changes at once (a batch of renewals): the same rows, the same
     `seq` order — each change's events consecutive, in its order, the changes in the given
     order — the same deliveries and the same notify, in one statement per table.
 
-    The events go in one statement (`db.dialect.insert_plain`: the driver's executemany on SQLite,
-    `unnest … WITH ORDINALITY` on PostgreSQL), whose rows each backend inserts in the given
-    order (so `seq` follows it); `tests/integration/test_renewal_batches.py` checks the order."""
+    The events go in one statement (`db.dialect.insert_tuples`: the driver's executemany on
+    SQLite, `unnest … WITH ORDINALITY` on PostgreSQL), whose rows each backend inserts in the
+    given order (so `seq` follows it); `tests/integration/test_renewal_batches.py` checks the order.
+    The rows are built as the driver's tuples, their JSON as text (`_EventTuples`). Unlike
+    `append` it returns nothing: its callers need no rendered events (six dicts a renewal)."""
     if not any(batch.events for batch in batches):
-        return [[] for _ in batches]
+        return
     conn = tx.conn
     token = await _begin_appending(tx)
     modes = {b.livemode for b in batches if b.events}
     endpoints = {mode: await targets.enabled_at(conn, mode, token) for mode in modes}
-    event_rows: list[dict[str, Any]] = []
-    delivery_rows: list[dict[str, Any]] = []
-    appended = [
-        _rows(b.events, endpoints[b.livemode], b.livemode, b.now, b.request, None, event_rows, delivery_rows)
-        if b.events
-        else []
-        for b in batches
-    ]
-    await insert_plain(conn, events, event_rows)
-    if any("order_key" in row for row in delivery_rows):  # one mode has ordered destinations: every row has the key
-        for row in delivery_rows:
-            row.setdefault("order_key", None)
-    await insert_plain(conn, webhook_deliveries, delivery_rows)
-    return appended
+    keyed = any(endpoints[mode].ordered for mode in modes)  # else every order_key is NULL: left out
+    rows = _EventTuples(_encoder(getattr(conn.dialect, "_json_serializer", None) or json.dumps), keyed)
+    for batch in batches:
+        rows.add(batch.events, endpoints[batch.livemode], batch.livemode, batch.now, batch.request)
+    await insert_tuples(conn, events, _EVENT_COLUMNS, rows.events)
+    delivery_columns = (*_DELIVERY_COLUMNS, "order_key") if keyed else _DELIVERY_COLUMNS
+    await insert_tuples(conn, webhook_deliveries, delivery_columns, rows.deliveries)
+
+
+_ENCODER_OPTIONS = frozenset(inspect.signature(json.JSONEncoder).parameters)
+
+
+def _encoder(dumps: Callable[[Any], str]) -> Callable[[Any], str]:
+    """`dumps`, as one encoder made once when it is `json.dumps` with encoder options (the
+    engine's `partial(json.dumps, separators=…)`): `json.dumps` with options makes a new
+    `JSONEncoder` with them for every call, and writes what that encoder's `encode` writes."""
+    if not isinstance(dumps, functools.partial) or dumps.func is not json.dumps or dumps.args:
+        return dumps
+    options: dict[str, Any] = dumps.keywords
+    return json.JSONEncoder(**options).encode if set(options) <= _ENCODER_OPTIONS else dumps
+
+
+# The columns of `_EventTuples`' rows, in their order: those of `_rows`' dicts.
+_EVENT_COLUMNS = (
+    "id", "livemode", "type", "api_version", "object_type", "object_id", "data",
+    "request_id", "idempotency_key", "metadata", "created",
+)  # fmt: skip
+_DELIVERY_COLUMNS = ("event_id", "endpoint_id", "livemode", "status", "attempts", "next_attempt", "created", "updated")
+
+
+class _EventTuples:
+    """`_rows` for `append_many`: the events' and deliveries' rows as tuples in the order of
+    `_EVENT_COLUMNS` and `_DELIVERY_COLUMNS` (+ `order_key` when `keyed`), their JSON already
+    text, as the engine's serializer `dumps` writes it (as SQLAlchemy's JSON type would).
+
+    Each object is encoded once, however many events carry it (a renewal's `renewed` and
+    `updated` events carry the one rendered subscription), and spliced into its event's `data`
+    with the envelope's text; the empty `metadata` and `previous_attributes` are encoded once."""
+
+    def __init__(self, dumps: Callable[[Any], str], keyed: bool) -> None:
+        self._dumps = dumps
+        self._keyed = keyed
+        # The envelope `{"object": …, "previous_attributes": …}` as `dumps` writes it, cut where
+        # its two values go: dumps(data) == head + dumps(object) + middle + dumps(previous) + tail.
+        self._head, self._middle, self._tail = dumps({"object": 0, "previous_attributes": 0}).split("0")
+        self._empty = dumps({})
+        self._encoded: dict[int, tuple[dict[str, Any], str]] = {}  # id(object) -> (object, its JSON)
+        self.events: list[tuple[Any, ...]] = []
+        self.deliveries: list[tuple[Any, ...]] = []
+
+    def _object_json(self, obj: dict[str, Any]) -> str:
+        # By identity: the same dict object is the same JSON (the object is kept, so its id is not reused).
+        known = self._encoded.get(id(obj))
+        if known is None:
+            known = self._encoded[id(obj)] = (obj, self._dumps(obj))
+        return known[1]
+
+    def add(
+        self,
+        new_events: Sequence[NewEvent],
+        endpoints: targets.Targets,
+        livemode: bool,
+        now: float,
+        request: RequestInfo | None,
+    ) -> None:
+        """One state change's rows, as `_rows` builds them."""
+        ordered, keyed = endpoints.ordered, self._keyed
+        created = int(now)
+        request = request or RequestInfo()
+        wall = time.time()  # deliveries run on the wall clock (as in `_rows`)
+        for new in new_events:
+            kind = catalogue.get(new.type)
+            event_id = new_id("evt")
+            chosen = endpoints.matching(new.type)
+            object_id = str(new.object["id"])
+            previous = new.previous_attributes or {}
+            data_json = self._head + self._object_json(new.object) + self._middle
+            data_json += (self._dumps(previous) if previous else self._empty) + self._tail
+            self.events.append(
+                (event_id, livemode, new.type, API_VERSION, kind.object_type, object_id, data_json,
+                 request.id, request.idempotency_key, self._empty, created)
+            )  # fmt: skip
+            for endpoint_id in chosen:
+                delivery: tuple[Any, ...] = (event_id, endpoint_id, livemode, "pending", 0, wall, created, created)
+                if keyed:
+                    delivery += (object_id if endpoint_id in ordered else None,)
+                self.deliveries.append(delivery)
 
 
 async def _begin_appending(tx: Tx) -> str | None:
