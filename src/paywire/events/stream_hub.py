@@ -264,6 +264,7 @@ class StreamHub:
             if self.start is None:  # (re)starting: from the newest event
                 self.position = await event_log.last_seq(conn)
                 self.start = self.position
+                self._chunks_at = -1  # (a new window: no chunk of the old one)
                 return False
             self.reads += 1
             rows = await event_log.read_after(conn, self.position, livemode=None, limit=PAGE)
