@@ -70,7 +70,12 @@ COALESCE_MAX = 0.5
 WAKE_GROUP = 4
 # Attached streams (`serve`) whose writes are prepared per turn of the event loop, and handed to
 # the writes thread as one batch: ~2 µs each on the loop (the thread makes the system calls).
-WRITE_GROUP = 64
+WRITE_GROUP = 32
+# The groups of one round of writes are spread over this share of the time to the next wake-up,
+# not sent in one burst: 1,000 socket writes are ~50 ms of a core (and as much again for the
+# clients' side, on a machine that hosts them), and in one burst they took both cores from the
+# API for that long (read p99 2.4-2.8x that of no stream; spread, 1.6-1.7x in the first runs).
+WRITE_SPREAD = 0.6
 HEARTBEAT_SECONDS = 15.0  # a stream with nothing to send gets a comment line this often
 
 
@@ -122,7 +127,8 @@ class StreamHub:
         self._task: asyncio.Task[None] | None = None
         self._stopped = False  # by `stop`: the streams open then read on their own
         self._sinks: dict[Sink, None] = {}  # streams the hub writes to (an ordered set)
-        self._pass = 0  # the newest round of writes to them; an older round stops
+        self._writing = False  # a round of writes to them is under way
+        self._write_again = False  # the hub has read again meanwhile: another round follows
         self._chunks: dict[tuple[int, bool, frozenset[str] | None], tuple[bytes, int]] = {}
         self._chunks_at = -1  # the position the cached chunks were made at
 
@@ -289,20 +295,26 @@ class StreamHub:
         waiting = self._streams - len(self._sinks)  # (attached streams wait for no event)
         self._changed = [asyncio.Event() for _ in range(max(1, waiting // WAKE_GROUP))]
         self._set_in_turn(fired, 0)
-        if self._sinks:
-            self._pass += 1
-            self._write_in_turn(self._pass, list(self._sinks), 0)
+        if self._writing:
+            self._write_again = True  # (every stream gets this round's end first: none starves)
+        elif self._sinks:
+            self._start_writes()
 
     def _set_in_turn(self, fired: list[asyncio.Event], i: int) -> None:
         fired[i].set()  # its streams run in the next turn; the next group in the one after
         if i + 1 < len(fired):
             asyncio.get_running_loop().call_soon(self._set_in_turn, fired, i + 1)
 
-    def _write_in_turn(self, round_: int, sinks: list[Sink], i: int) -> None:
-        """Write to the attached streams, WRITE_GROUP of them per turn of the event loop; those
-        whose sockets can take it are written in one batch on the writes thread."""
-        if round_ != self._pass:
-            return  # a newer round writes to every stream
+    def _start_writes(self) -> None:
+        sinks = list(self._sinks)
+        groups = -(-len(sinks) // WRITE_GROUP)
+        spread = min(COALESCE_MAX, self._streams * COALESCE_PER_STREAM) * WRITE_SPREAD
+        self._writing = True
+        self._write_in_turn(sinks, 0, spread / groups)
+
+    def _write_in_turn(self, sinks: list[Sink], i: int, gap: float) -> None:
+        """Write to the attached streams, WRITE_GROUP of them at a time, `gap` seconds apart;
+        those whose sockets can take it in one batch on the writes thread."""
         now = time.monotonic()
         batch: list[tuple[int, bytes]] = []
         batched: list[Sink] = []
@@ -323,8 +335,14 @@ class StreamHub:
             batched.append(sink)
         if batch:
             self._submit(batch, batched)
+        loop = asyncio.get_running_loop()
         if i + WRITE_GROUP < len(sinks):
-            asyncio.get_running_loop().call_soon(self._write_in_turn, round_, sinks, i + WRITE_GROUP)
+            loop.call_later(gap, self._write_in_turn, sinks, i + WRITE_GROUP, gap)
+            return
+        self._writing = False
+        again, self._write_again = self._write_again, False
+        if again and self._sinks:
+            loop.call_soon(self._start_writes)
 
     def _next_write(self, sink: Sink, now: float) -> bytes | None:
         """What to write to `sink` now (and its position moves past it), or None."""
