@@ -70,11 +70,11 @@ COALESCE_MAX = 0.5
 WAKE_GROUP = 4
 # Attached streams (`serve`) whose writes are prepared per turn of the event loop, and handed to
 # the writes thread as one batch: ~2 µs each on the loop (the thread makes the system calls).
-WRITE_GROUP = 32
+WRITE_GROUP = 16
 # The groups of one round of writes are spread over this share of the time to the next wake-up,
 # not sent in one burst: 1,000 socket writes are ~50 ms of a core (and as much again for the
 # clients' side, on a machine that hosts them), and in one burst they took both cores from the
-# API for that long (read p99 2.4-2.8x that of no stream; spread, 1.6-1.7x in the first runs).
+# API for that long (read p99 2.4-2.8x that of no stream; spread, 1.2-1.4x on SQLite).
 WRITE_SPREAD = 0.6
 HEARTBEAT_SECONDS = 15.0  # a stream with nothing to send gets a comment line this often
 
