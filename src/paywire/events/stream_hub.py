@@ -266,6 +266,10 @@ class StreamHub:
                 self.start = None
                 self._entries, self._seqs = [], []
                 self._wake()
+                # Every attached stream goes on by itself, even one whose write was in flight
+                # (the round skipped it, and no round follows now).
+                for sink in list(self._sinks):
+                    sink.release()
 
     async def _read(self, reader: Reader) -> bool:
         """Read the events after `position` (one query); True if there may be more right now."""
