@@ -10,12 +10,15 @@ import sys
 import time
 
 import httpx
+import pytest
 import sqlalchemy as sa
 
-from paywire.billing import clock_advance, clock_owner
-from paywire.db.schema import billing_jobs
+from paywire.app import PaywireApp
+from paywire.billing import charging, clock_advance, clock_owner
+from paywire.db.engine import Database
+from paywire.db.schema import billing_jobs, payment_intents
 from paywire.db.schema import test_clocks as clocks_table
-from tests.conftest import Server
+from tests.conftest import Server, _truncate_pg, serving
 
 from .test_billing_timelines import DAY, T0, clock_customer, ok, price, subscribe
 
@@ -101,3 +104,65 @@ async def test_a_long_advance_answers_advancing_and_finishes_in_the_background(
     assert clock["status"] == "ready" and clock["frozen_time"] == T0 + 95 * DAY
     renewed = await ok(api.get("/api/events", params={"type": "customer.subscription.renewed", "size": 100}))
     assert renewed["count"] == 9  # three subscriptions, three renewals each
+
+
+async def _left_on_the_clock(server: Server, clock_id: str) -> tuple[list[int], int]:
+    """The clock's pending jobs due by its time, and its charges still `processing`."""
+    j, pi = billing_jobs, payment_intents
+    async with server.app.db.read() as conn:
+        shown = await conn.scalar(sa.select(clocks_table.c.frozen_time).where(clocks_table.c.id == clock_id))
+        due = sa.and_(j.c.test_clock_id == clock_id, j.c.status == "pending", j.c.due <= shown)
+        left = list((await conn.execute(sa.select(j.c.due).where(due))).scalars())
+        processing = sa.and_(pi.c.test_clock_id == clock_id, pi.c.status == "processing")
+        charging_now = int(await conn.scalar(sa.select(sa.func.count()).where(processing)) or 0)
+    return left, charging_now
+
+
+async def test_charges_a_batch_left_processing_are_settled_before_the_advance_ends(
+    api: httpx.AsyncClient, server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As when the process that ran a renewal batch was killed between its charges and their
+    answers: the answers schedule the next renewal, due before the advance's target."""
+    clock_id, customer_id = await clock_customer(api)
+    await subscribe(api, customer_id, await price(api))
+
+    async def answers_lost(*_args: object, **_kwargs: object) -> None:
+        return None
+
+    monkeypatch.setattr(charging, "settle_many", answers_lost)
+    clock = await ok(api.post(f"/api/test-clocks/{clock_id}/advance", json={"frozen_time": T0 + 65 * DAY}))
+    assert clock["status"] == "ready" and clock["frozen_time"] == T0 + 65 * DAY
+    assert await _left_on_the_clock(server, clock_id) == ([], 0)
+    renewed = await ok(api.get("/api/events", params={"type": "customer.subscription.renewed"}))
+    assert renewed["count"] == 2  # February's and March's
+
+
+@pytest.mark.postgres
+async def test_a_job_still_locked_by_the_owner_taken_over_from_is_waited_for(pg_url: str) -> None:
+    """PostgreSQL rolls a killed process's transaction back only once it notices: until then its
+    jobs are locked. The advance that took the clock over waits for them rather than skipping
+    them and showing the clock past a renewal that never ran."""
+    await _truncate_pg(pg_url)
+    holder = Database(pg_url)
+    try:
+        async with serving(PaywireApp(pg_url)) as server, server.client() as api:
+            clock_id, customer_id = await clock_customer(api)
+            await subscribe(api, customer_id, await price(api))
+            async with holder.engine.connect() as dying:  # the owner's transaction, not yet rolled back
+                await dying.begin()
+                await dying.execute(
+                    sa.select(billing_jobs.c.seq)
+                    .where(billing_jobs.c.test_clock_id == clock_id, billing_jobs.c.status == "pending")
+                    .with_for_update()
+                )
+                advancing = asyncio.ensure_future(
+                    api.post(f"/api/test-clocks/{clock_id}/advance", json={"frozen_time": T0 + 32 * DAY})
+                )
+                await asyncio.sleep(0.5)
+                assert not advancing.done()
+                await dying.rollback()
+            clock = await ok(advancing)
+            assert clock["status"] == "ready" and clock["frozen_time"] == T0 + 32 * DAY
+            assert await _left_on_the_clock(server, clock_id) == ([], 0)
+    finally:
+        await holder.dispose()

@@ -19,13 +19,13 @@ from typing import Any
 import sqlalchemy as sa
 
 from paywire import objects
-from paywire.billing import clock_owner
+from paywire.billing import charging, clock_owner
 from paywire.billing.runtime import Billing, Call
 from paywire.billing.scheduler import run_batch
 from paywire.billing.schemas import TestClockCreate
-from paywire.billing.statuses import TestClockStatus
+from paywire.billing.statuses import PaymentIntentStatus, TestClockStatus
 from paywire.db.engine import Database, Tx
-from paywire.db.schema import test_clocks
+from paywire.db.schema import payment_intents, test_clocks
 from paywire.errors import Conflict, InvalidRequest
 from paywire.ids import new_id
 from paywire.periodic import Periodic
@@ -154,14 +154,19 @@ async def run_advance(db: Database, billing: Billing, clock_id: str, target: int
     owned = sa.and_(test_clocks.c.id == clock_id, test_clocks.c.advance_owner == owner)
     renewed = time.monotonic()
     try:
-        while await run_batch(db, billing, clock_id=clock_id, until=target):
-            if time.monotonic() - renewed >= clock_owner.RENEW_EVERY:
-                renewed = time.monotonic()
-                async with db.transaction() as tx:
-                    lease = time.time() + clock_owner.LEASE
-                    kept = await tx.conn.execute(test_clocks.update().where(owned).values(advance_lease=lease))
-                if kept.rowcount == 0:  # another process took it over: it finishes the advance
-                    break
+        taken_over = False
+        while not taken_over:
+            while await run_batch(db, billing, clock_id=clock_id, until=target):
+                if time.monotonic() - renewed >= clock_owner.RENEW_EVERY:
+                    renewed = time.monotonic()
+                    async with db.transaction() as tx:
+                        lease = time.time() + clock_owner.LEASE
+                        kept = await tx.conn.execute(test_clocks.update().where(owned).values(advance_lease=lease))
+                    if kept.rowcount == 0:  # another process took it over: it finishes the advance
+                        taken_over = True
+                        break
+            if taken_over or not await _settle_in_flight(db, billing, clock_id):
+                break
         async with db.transaction() as tx:
             await tx.conn.execute(
                 test_clocks.update()
@@ -181,6 +186,32 @@ async def run_advance(db: Database, billing: Billing, clock_id: str, target: int
                 )
         raise
     return render(done)
+
+
+async def _settle_in_flight(db: Database, billing: Billing, clock_id: str) -> bool:
+    """Settle the clock's charges still `processing`; True if there were any.
+
+    Our own batches settle theirs before they return, so these were left by the process this
+    advance took over (killed between a renewal's charge and its answer). Their answers schedule
+    the next jobs (the next renewal, a dunning retry), which may fall before `target`: settled
+    now, those run in this advance rather than being left due on a clock shown past them. The
+    same call as the reconciler's, recorded once however many settle it at once."""
+    async with db.read() as conn:
+        in_flight = (
+            (
+                await conn.execute(
+                    sa.select(payment_intents).where(
+                        payment_intents.c.test_clock_id == clock_id,
+                        payment_intents.c.status == PaymentIntentStatus.PROCESSING,
+                    )
+                )
+            )
+            .mappings()
+            .all()
+        )
+    for intent in in_flight:
+        await charging.settle(db, billing, dict(intent))
+    return bool(in_flight)
 
 
 def _released() -> dict[str, Any]:

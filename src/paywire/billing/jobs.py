@@ -143,13 +143,23 @@ def _claim_order() -> tuple[Any, ...]:
     return (table.c.test_clock_id, table.c.due, table.c.seq)
 
 
+def _locked(query: sa.Select[Any], clock_id: str | None) -> sa.Select[Any]:
+    """Wall-clock jobs: `FOR UPDATE SKIP LOCKED`, so concurrent workers take different jobs; a
+    skipped one is polled again. A test clock's jobs: `FOR UPDATE`, waiting. One owner runs a
+    clock's advance and ends it on the first empty claim, so a job still locked by the owner it
+    took over from (a killed process whose transaction PostgreSQL has not yet rolled back) must be
+    waited for, not skipped, or the clock is shown past a job that never ran.
+    (SQLite renders neither: its one writer needs none.)"""
+    return query.with_for_update(skip_locked=clock_id is None)
+
+
 async def claim_next(
     conn: AsyncConnection, *, clock_id: str | None, until: float, object_id: str | None = None
 ) -> sa.RowMapping | None:
     """The earliest pending job due by `until` on this clock (None: the wall clock), locked.
 
-    PostgreSQL: `FOR UPDATE SKIP LOCKED`, so concurrent workers take different jobs and a job
-    being run is invisible to the others. SQLite: the write transaction is already exclusive.
+    Locked as `_locked` says: on PostgreSQL a wall-clock job being run is invisible to the
+    other workers. SQLite: the write transaction is already exclusive.
     """
     clock = table.c.test_clock_id.is_(None) if clock_id is None else table.c.test_clock_id == clock_id
     query = (
@@ -160,7 +170,7 @@ async def claim_next(
     )
     if object_id is not None:
         query = query.where(table.c.object_id == object_id)
-    query = query.with_for_update(skip_locked=True)  # (SQLite renders none: its one writer needs none)
+    query = _locked(query, clock_id)
     return (await conn.execute(query)).mappings().first()
 
 
@@ -176,7 +186,7 @@ async def claim_batch(conn: AsyncConnection, *, clock_id: str | None, until: flo
         .order_by(*_claim_order())
         .limit(limit)
     )
-    query = query.with_for_update(skip_locked=True)  # (SQLite renders none: its one writer needs none)
+    query = _locked(query, clock_id)
     batch: list[dict[str, Any]] = []
     objects: set[str] = set()
     for row in (await conn.execute(query)).mappings():
