@@ -4,7 +4,9 @@ Advancing runs every job due on the clock up to the new time, one transaction pe
 order, with the clock showing each job's due time while it runs; then the clock shows the new
 time. Status is `advancing` meanwhile, so a second advance of the same clock is refused (409)
 rather than interleaved — unless the process advancing it died: then the next advance, or a
-worker's recovery, takes over at once and runs the jobs it had left (see `clock_owner`).
+worker's recovery, takes over at once and runs the jobs it had left (see `clock_owner`). A charge
+such a process left `processing` on the clock is settled before the advance ends, so the jobs
+its answer schedules (the next renewal, a dunning retry) run in it too.
 """
 
 from __future__ import annotations
@@ -155,6 +157,7 @@ async def run_advance(db: Database, billing: Billing, clock_id: str, target: int
     renewed = time.monotonic()
     try:
         taken_over = False
+        settled: set[str] = set()
         while not taken_over:
             while await run_batch(db, billing, clock_id=clock_id, until=target):
                 if time.monotonic() - renewed >= clock_owner.RENEW_EVERY:
@@ -165,7 +168,7 @@ async def run_advance(db: Database, billing: Billing, clock_id: str, target: int
                     if kept.rowcount == 0:  # another process took it over: it finishes the advance
                         taken_over = True
                         break
-            if taken_over or not await _settle_in_flight(db, billing, clock_id):
+            if taken_over or not await _settle_in_flight(db, billing, clock_id, settled):
                 break
         async with db.transaction() as tx:
             await tx.conn.execute(
@@ -188,8 +191,9 @@ async def run_advance(db: Database, billing: Billing, clock_id: str, target: int
     return render(done)
 
 
-async def _settle_in_flight(db: Database, billing: Billing, clock_id: str) -> bool:
-    """Settle the clock's charges still `processing`; True if there were any.
+async def _settle_in_flight(db: Database, billing: Billing, clock_id: str, settled: set[str]) -> bool:
+    """Settle the clock's charges still `processing` (each once: `settled` holds those done, so a
+    provider answering "still processing" is not asked again and again); True if there were any.
 
     Our own batches settle theirs before they return, so these were left by the process this
     advance took over (killed between a renewal's charge and its answer). Their answers schedule
@@ -203,6 +207,7 @@ async def _settle_in_flight(db: Database, billing: Billing, clock_id: str) -> bo
                     sa.select(payment_intents).where(
                         payment_intents.c.test_clock_id == clock_id,
                         payment_intents.c.status == PaymentIntentStatus.PROCESSING,
+                        payment_intents.c.id.not_in(settled),
                     )
                 )
             )
@@ -210,6 +215,7 @@ async def _settle_in_flight(db: Database, billing: Billing, clock_id: str) -> bo
             .all()
         )
     for intent in in_flight:
+        settled.add(intent["id"])
         await charging.settle(db, billing, dict(intent))
     return bool(in_flight)
 
