@@ -1,7 +1,8 @@
 """The reconciler with the built-in test provider: a charge whose answer was lost (the provider
 call raised after it charged) stays `processing`, the API answers 503 `payment_processing`, and
 the reconciler settles it with the flow's events, once. A renewal's job is done with the record
-of its charge: advancing again never charges the period again. SQLite and PostgreSQL.
+of its charge: advancing again never charges the period again (an advance whose charge is not
+answered answers 503 `payment_processing`, the clock at the renewal's time). SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -77,9 +78,14 @@ async def test_a_renewal_whose_answer_was_lost_is_not_charged_again(
     })))  # fmt: skip
     await timeline.take()
     asked = lose_answers(server, monkeypatch)
-    await advance(api, clock, T0 + 31 * DAY)  # the renewal job ran; its charge is processing
+    # The renewal job ran; its charge is processing. The advance asks once more before it ends
+    # (what the answer schedules must run in it), is not answered either, and says so.
+    cut = await api.post(f"/api/test-clocks/{clock}/advance", json={"frozen_time": T0 + 31 * DAY})
+    assert cut.status_code == 503 and cut.json()["error"]["code"] == "payment_processing", cut.text
+    shown = await ok(api.get(f"/api/test-clocks/{clock}"))
+    assert shown["status"] == "ready" and shown["frozen_time"] == T0 + 31 * DAY  # at the renewal's time
     assert await timeline.types() == []
-    assert len(asked) == 1
+    assert len(asked) == 2 and len(set(asked)) == 1  # the same idempotency key: one charge
     assert await settle_all(server, monkeypatch) == 1
     assert await timeline.types() == [
         "payment_intent.succeeded", "invoice.paid", "customer.subscription.renewed", "customer.subscription.updated",
