@@ -9,7 +9,10 @@ renewal writes its invoice, payment intent, events and deliveries), then copied 
 SQL (customers, subscriptions and their renewal jobs), all due at the same instant. Then:
 
 - `scheduler`: the subscriptions are due on the system clock and `--workers` `paywire worker`
-  processes (one on SQLite) renew them; timed from making them due to the last renewal's invoice.
+  processes (one on SQLite) renew them; they are made due at an instant `LEAD` seconds ahead
+  (the workers, polling, see it coming and wake at it), and timed from that instant to the last
+  renewal's invoice. Also prints the CPU each worker, this process and (PostgreSQL) the
+  database's server processes used, per renewal.
 - `clock`: the subscriptions are on one test clock, and one `POST /api/test-clocks/{id}/advance`
   renews them (an advance past 20 s answers `advancing` and goes on in the background: the bench
   polls the clock until it is `ready`).
@@ -53,7 +56,7 @@ import httpx
 import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from procstat import die_with_parent
+from procstat import cpu_seconds, die_with_parent
 
 from paywire import keys
 from paywire.app import PaywireApp
@@ -66,6 +69,8 @@ from paywire.secrets_at_rest import generate_key
 T0 = 1_798_761_600  # 2027-01-01T00:00:00Z, where the test clock starts
 DAY = 86_400
 CHUNK = 2_000
+LEAD = 3  # s: the scheduler path's renewals are made due this far ahead of the timed start
+POLL = 0.02  # s between the scheduler path's looks for the last renewal (its end is known to that)
 NOT_RENEWAL = "customer.subscription.created"  # an event type no renewal emits (--no-deliveries)
 
 
@@ -149,6 +154,42 @@ async def _renewed(app: PaywireApp) -> int:
     return int(count or 0)
 
 
+async def _wait_renewed(app: PaywireApp, n: int, base_seq: int) -> None:
+    """Until all N renewals' invoices are committed, looking every `POLL` s: a read of the
+    invoices' last `seq` (an index's end, cheap at any N) until N invoices may be there, then the
+    count (another worker's batch with lower `seq`s may not have committed yet). The bench's
+    looking shares the CPU with the workers: ~1 ms of CPU a look."""
+    while True:
+        async with app.db.read() as conn:
+            last = int(await conn.scalar(sa.select(sa.func.max(invoices.c.seq))) or 0)
+        if last - base_seq >= n and await _renewed(app) >= n:
+            return
+        await asyncio.sleep(POLL)
+
+
+async def _backends(app: PaywireApp) -> list[int]:
+    """The PostgreSQL server processes serving this run's database (empty on SQLite)."""
+    if app.db.engine.dialect.name != "postgresql":
+        return []
+    async with app.db.read() as conn:
+        query = "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        return [int(pid) for pid in (await conn.execute(sa.text(query))).scalars()]
+
+
+def _cpu(procs: list[subprocess.Popen[bytes]], backends: list[int], since: dict[str, Any] | None = None) -> Any:
+    """CPU seconds so far of each worker, this bench process and the database's server processes;
+    with `since`: used since then (by the server processes present at either end)."""
+    now = {f"worker {i}": cpu_seconds(p.pid) for i, p in enumerate(procs)}
+    now["bench"] = cpu_seconds()
+    pids = {pid: cpu_seconds(pid) for pid in backends}
+    if since is None:
+        return {"procs": now, "pids": pids}
+    used = {k: v - since["procs"][k] for k, v in now.items()}
+    if backends:
+        used["server"] = sum(v - since["pids"].get(pid, 0.0) for pid, v in pids.items())
+    return used
+
+
 def _worker(url: str, log: Path) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, "-m", "paywire.cli.main", "worker", "--database-url", url]
     env = {**os.environ, "PAYWIRE_WEBHOOK_RETRY_SCHEDULE": "3600"}
@@ -173,6 +214,8 @@ async def run_once(
             if path == "clock":
                 clock_id = (await client.post("/api/test-clocks", json={"frozen_time": T0})).json()["id"]
             sub_id = await _template(client, clock_id, deliveries)
+            async with app.db.read() as conn:
+                base_seq = int(await conn.scalar(sa.select(sa.func.max(invoices.c.seq))) or 0)
             setup = time.perf_counter()
             if path == "clock":
                 due = T0 + 31 * DAY
@@ -198,20 +241,29 @@ async def run_once(
                 await asyncio.sleep(4)  # started and migrated
                 for proc in procs:
                     assert proc.poll() is None, (logs / "worker-0.log").read_text()
-                now = int(time.time())
-                started = time.perf_counter()
+                # Due LEAD seconds from now, as a storm's renewals are known ahead: every worker
+                # reads the new due instant on its next poll and wakes at it (timed from there).
+                # Made due "now" instead, the run would also time the workers' poll interval
+                # (0-1 s), a wait that renewals coming due as time passes do not have.
+                due = int(time.time()) + LEAD
                 async with app.db.transaction() as tx:
-                    await tx.conn.execute(subscriptions.update().values(current_period_end=now))
+                    await tx.conn.execute(subscriptions.update().values(current_period_end=due))
                     await tx.conn.execute(
-                        billing_jobs.update().where(billing_jobs.c.status == "pending").values(due=now)
+                        billing_jobs.update().where(billing_jobs.c.status == "pending").values(due=due)
                     )
+                await asyncio.sleep(max(0.0, due - time.time()))
+                started = time.perf_counter()
+                cpu = _cpu(procs, await _backends(app))
                 first_answer = 0.0
-                while await _renewed(app) < n:
-                    await asyncio.sleep(0.1)
+                await _wait_renewed(app, n, base_seq)
                 elapsed = time.perf_counter() - started
+                used = _cpu(procs, await _backends(app), cpu)
         renewed = await _renewed(app)
         assert renewed == n, f"{renewed} renewed of {n}"
-        return {"elapsed": elapsed, "rate": n / elapsed, "ms": 1000 * elapsed / n, "answer": first_answer}
+        result = {"elapsed": elapsed, "rate": n / elapsed, "ms": 1000 * elapsed / n, "answer": first_answer}
+        if path == "scheduler":
+            result["cpu"] = {k: 1000 * v / n for k, v in used.items()}  # ms of CPU per renewal
+        return result
     finally:
         for proc in procs:
             proc.terminate()
@@ -335,9 +387,12 @@ async def main() -> None:
                             )
                         finally:
                             await _drop(args.postgres, name)
+                        cpu = ", ".join(f"{k} {v:.3f}" for k, v in result.get("cpu", {}).items())
                         print(
                             f"    {result['rate']:.0f} renewals/s, {result['ms']:.3f} ms each "
-                            f"({result['elapsed']:.1f} s; first answer {result['answer']:.2f} s)",
+                            f"({result['elapsed']:.1f} s; first answer {result['answer']:.2f} s; "
+                            f"load {' '.join(f'{x:.2f}' for x in os.getloadavg())})"
+                            + (f"\n    ms of CPU per renewal: {cpu}" if cpu else ""),
                             flush=True,
                         )
                         results.setdefault((database, path), {}).setdefault(n, []).append(result)
