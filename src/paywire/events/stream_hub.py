@@ -56,17 +56,12 @@ SQLITE_POLL_SECONDS = 0.025
 # through each middleware, a socket write; profiled with py-spy). Under a steady writer, one
 # wake-up per commit would spend streams x commits x that: with 1,000 streams, 50 ms of the one
 # event loop per commit. Wake-ups are instead at least `streams x COALESCE_PER_STREAM` apart
-# (each stream then sends the events of several commits in one write), capped at COALESCE_MAX.
-# Since the hub writes to the sockets itself, what a round costs is no longer the event loop but
-# the machine's CPU: a system call per socket (in which the kernel delivers the bytes) and each
-# client's wake-up, and with the clients on the same 2 cores, the API's own sends to its clients
-# and to PostgreSQL then wait for a core (py-spy: the loop's time inside `sock.send` rose from
-# 23 % to 34 % of the wall clock with 1,000 streams). Every round has that cost whatever it
-# carries, so fewer rounds is the lever: 1 ms a stream, capped at 1 s (was 0.5 ms, 0.5 s; read
-# p99 ratios 1.99-2.19 -> 0.86-1.49 in the same minutes). With 1 stream that is 1 ms; with 200,
-# 0.2 s; with 1,000, 1 s of added latency at most (plus the spread, below).
-COALESCE_PER_STREAM = 0.001
-COALESCE_MAX = 1.0
+# (each stream then sends the events of several commits in one write), capped at COALESCE_MAX:
+# fan-out then takes at most ~50/500 of the loop whatever the number of streams (it was 50/300:
+# with a CPU-bound writer that left it 0.64-0.81 of its rate; 50/500, 0.78-0.83). With 1 stream
+# that is 0.5 ms (nothing); with 200, 100 ms; with 1,000, 500 ms of added latency at most.
+COALESCE_PER_STREAM = 0.0005
+COALESCE_MAX = 0.5
 # Streams woken per turn of the event loop. A request does one step per turn (parse, each
 # database call's completion, the response), and each turn during a fan-out also runs one group:
 # a request of ~15 steps arriving mid fan-out waits for ~15 groups' sends. With 40 a group
@@ -79,16 +74,9 @@ WRITE_GROUP = 16
 # The groups of one round of writes are spread over this share of the time to the next wake-up,
 # not sent in one burst: 1,000 socket writes are ~50 ms of a core (and as much again for the
 # clients' side, on a machine that hosts them), and in one burst they took both cores from the
-# API for that long (read p99 2.4-2.8x that of no stream; spread, 1.2-1.4x on SQLite). An event
-# then reaches the last stream at most `coalesce_seconds(streams) x (1 + WRITE_SPREAD)` after
-# its commit: 1.6 s with 1,000 streams, 0.32 s with 200.
+# API for that long (read p99 2.4-2.8x that of no stream; spread, 1.2-1.4x on SQLite).
 WRITE_SPREAD = 0.6
 HEARTBEAT_SECONDS = 15.0  # a stream with nothing to send gets a comment line this often
-
-
-def coalesce_seconds(streams: int) -> float:
-    """The least time between two wake-ups (rounds of writes) with `streams` open."""
-    return min(COALESCE_MAX, streams * COALESCE_PER_STREAM)
 
 
 class Entry:
@@ -269,7 +257,7 @@ class StreamHub:
                 if not full:
                     notified = await signal.wait(snapshot, poll)
                 # Coalesce: the commits of the next few ms are read, and sent, together.
-                gap = coalesce_seconds(self._streams) - (loop.time() - woke)
+                gap = min(COALESCE_MAX, self._streams * COALESCE_PER_STREAM) - (loop.time() - woke)
                 if gap > 0.001:
                     await asyncio.sleep(gap)
         finally:
@@ -324,7 +312,7 @@ class StreamHub:
     def _start_writes(self) -> None:
         sinks = list(self._sinks)
         groups = -(-len(sinks) // WRITE_GROUP)
-        spread = coalesce_seconds(self._streams) * WRITE_SPREAD
+        spread = min(COALESCE_MAX, self._streams * COALESCE_PER_STREAM) * WRITE_SPREAD
         self._writing = True
         self._write_in_turn(sinks, 0, spread / groups)
 
