@@ -1,13 +1,15 @@
 """Open event streams vs API latency and write throughput, in the same run, on 127.0.0.1 only.
 
-    .venv/bin/python bench/streams.py [--streams 1000] [--seconds 10] [--db sqlite|postgres|both]
+    .venv/bin/python bench/streams.py [--streams 1000] [--seconds 10] [--rounds 1] [--db sqlite|postgres|both]
 
 A `paywire serve --no-worker` process serves the API. A light writer (one client creating
 customers back to back, each an event) and a reader (one client, `GET /api/events?size=1`)
 run for `--seconds`, first with no stream open, then with `--streams` open
 `GET /api/events/stream` connections held by a separate client process, which counts the
 events each stream receives (the `id:` lines, without parsing the JSON: see `hold_streams`).
-Printed: writes per second and read latency p50/p99 for both, and their ratios.
+Printed: writes per second and read latency p50/p99 for both, and their ratios. With `--rounds R`
+the two phases alternate R times (new streams each time) and the figures pool every round's
+reads and writes, so load from elsewhere on the machine drifting over the run weighs on both.
 """
 
 from __future__ import annotations
@@ -92,8 +94,8 @@ async def hold_streams(url: str, key: str, n: int) -> None:
 # --- load ---------------------------------------------------------------------------------------------
 
 
-async def load(url: str, key: str, seconds: float) -> tuple[float, float, float, int]:
-    """Writes per second, read latency p50 and p99 (ms), events written."""
+async def load(url: str, key: str, seconds: float) -> tuple[float, float, float, int, list[float]]:
+    """Writes per second, read latency p50 and p99 (ms), events written, every read's latency."""
     headers = {"Authorization": f"Bearer {key}"}
     latencies: list[float] = []
     writes = 0
@@ -121,7 +123,7 @@ async def load(url: str, key: str, seconds: float) -> tuple[float, float, float,
         elapsed = time.monotonic() - started
     latencies.sort()
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
-    return writes / elapsed, statistics.median(latencies), p99, writes
+    return writes / elapsed, statistics.median(latencies), p99, writes, latencies
 
 
 async def wait_up(url: str) -> None:
@@ -135,6 +137,68 @@ async def wait_up(url: str) -> None:
                 pass
             await asyncio.sleep(0.1)
     raise RuntimeError("server did not start")
+
+
+class Phase:
+    """One side of the comparison (no stream, or N streams), over every round."""
+
+    def __init__(self) -> None:
+        self.latencies: list[float] = []
+        self.writes = 0
+        self.seconds = 0.0
+        self.cpu = 0.0  # the server's
+        self.client_cpu = 0.0  # the stream holder's
+        self.p99s: list[float] = []
+        self.opened: list[float] = []
+        self.counts: list[str] = []
+
+    def add(self, measured: tuple[float, float, float, int, list[float]], seconds: float) -> None:
+        _, _, p99, writes, latencies = measured
+        self.writes += writes
+        self.seconds += seconds
+        self.latencies += latencies
+        self.p99s.append(p99)
+
+    def figures(self) -> tuple[float, float, float]:
+        """Writes per second, read p50 and p99 (ms), over every round."""
+        latencies = sorted(self.latencies)
+        p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+        return self.writes / self.seconds, statistics.median(latencies), p99
+
+
+async def no_streams(url: str, key: str, args: argparse.Namespace, pid: int, phase: Phase) -> None:
+    cpu = cpu_seconds(pid)
+    phase.add(await load(url, key, args.seconds), args.seconds)
+    phase.cpu += cpu_seconds(pid) - cpu
+
+
+async def with_open_streams(url: str, key: str, args: argparse.Namespace, pid: int, phase: Phase) -> None:
+    """Open the streams (a holder process), measure, check every stream got every event, close them."""
+    holder = subprocess.Popen(
+        [sys.executable, __file__, "--hold", url, "--key", key, "--streams", str(args.streams)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdin is not None
+        opened = time.monotonic()
+        line = await asyncio.get_running_loop().run_in_executor(None, holder.stdout.readline)
+        assert line.strip() == "ready", line
+        phase.opened.append(time.monotonic() - opened)
+        cpu, held = cpu_seconds(pid), cpu_seconds(holder.pid)
+        measured = await load(url, key, args.seconds)
+        phase.cpu += cpu_seconds(pid) - cpu
+        phase.client_cpu += cpu_seconds(holder.pid) - held
+        phase.add(measured, args.seconds)
+        await asyncio.sleep(2)  # the last events reach every stream
+        holder.stdin.close()
+        counts = await asyncio.get_running_loop().run_in_executor(None, holder.stdout.readline)
+        phase.counts.append(f"{' '.join(counts.split()[1:])} of {measured[3]}")
+    finally:
+        holder.kill()
+        holder.wait()
+    await asyncio.sleep(1)  # the server lets go of the closed streams before the next round
 
 
 async def one_database(name: str, db_url: str, args: argparse.Namespace, workdir: Path, src: str | None = None) -> None:
@@ -157,42 +221,29 @@ async def one_database(name: str, db_url: str, args: argparse.Namespace, workdir
     try:
         await wait_up(url)
         await load(url, key, 1.0)  # warm-up
-        cpu = cpu_seconds(server.pid)
-        w0, p50_0, p99_0, _ = await load(url, key, args.seconds)
-        cpu0 = (cpu_seconds(server.pid) - cpu) / args.seconds
+        without, with_streams = Phase(), Phase()
+        for _ in range(args.rounds):
+            await no_streams(url, key, args, server.pid, without)
+            await with_open_streams(url, key, args, server.pid, with_streams)
+        w0, p50_0, p99_0 = without.figures()
+        w1, p50_1, p99_1 = with_streams.figures()
         print(
             f"{name:15} no streams            {w0:7.1f} writes/s   reads p50 {p50_0:6.1f} ms  p99 {p99_0:6.1f} ms"
-            f"   server CPU {cpu0:.2f}"
+            f"   server CPU {without.cpu / without.seconds:.2f}"
         )
-        holder = subprocess.Popen(
-            [sys.executable, __file__, "--hold", url, "--key", key, "--streams", str(args.streams)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            assert holder.stdout is not None and holder.stdin is not None
-            opened = time.monotonic()
-            line = await asyncio.get_running_loop().run_in_executor(None, holder.stdout.readline)
-            assert line.strip() == "ready", line
-            opened = time.monotonic() - opened
-            cpu, held = cpu_seconds(server.pid), cpu_seconds(holder.pid)
-            w1, p50_1, p99_1, written = await load(url, key, args.seconds)
-            cpu1 = (cpu_seconds(server.pid) - cpu) / args.seconds
-            held = (cpu_seconds(holder.pid) - held) / args.seconds
-            await asyncio.sleep(2)  # the last events reach every stream
-            holder.stdin.close()
-            counts = await asyncio.get_running_loop().run_in_executor(None, holder.stdout.readline)
-        finally:
-            holder.kill()
-            holder.wait()
         print(
             f"{name:15} {args.streams:5d} streams         {w1:7.1f} writes/s   reads p50 {p50_1:6.1f} ms  "
-            f"p99 {p99_1:6.1f} ms   server CPU {cpu1:.2f}, stream client CPU {held:.2f}"
-            f"   (opened in {opened:.1f} s; events per stream min/max: "
-            f"{' '.join(counts.split()[1:])} of {written})"
+            f"p99 {p99_1:6.1f} ms   server CPU {with_streams.cpu / with_streams.seconds:.2f}, "
+            f"stream client CPU {with_streams.client_cpu / with_streams.seconds:.2f}"
+            f"   (opened in {' '.join(f'{t:.1f}' for t in with_streams.opened)} s; events per stream "
+            f"min/max of written, per round: {'; '.join(with_streams.counts)})"
         )
         print(f"{name:15} ratios: writes {w1 / w0:.2f}   read p50 {p50_1 / p50_0:.2f}   read p99 {p99_1 / p99_0:.2f}")
+        if args.rounds > 1:
+            print(
+                f"{name:15} per round, read p99 ms without / with: "
+                + "   ".join(f"{a:.1f} / {b:.1f}" for a, b in zip(without.p99s, with_streams.p99s, strict=True))
+            )
     finally:
         server.terminate()
         try:
@@ -221,6 +272,13 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--streams", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each measured run")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="alternate the two phases this many times (each --seconds long), pooling the figures: "
+        "a machine whose load drifts then weighs on both",
+    )
     parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument(
         "--pg",
