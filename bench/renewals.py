@@ -260,7 +260,12 @@ async def run_once(
                 used = _cpu(procs, await _backends(app), cpu)
         renewed = await _renewed(app)
         assert renewed == n, f"{renewed} renewed of {n}"
-        result = {"elapsed": elapsed, "rate": n / elapsed, "ms": 1000 * elapsed / n, "answer": first_answer}
+        result: dict[str, Any] = {
+            "elapsed": elapsed,
+            "rate": n / elapsed,
+            "ms": 1000 * elapsed / n,
+            "answer": first_answer,
+        }
         if path == "scheduler":
             result["cpu"] = {k: 1000 * v / n for k, v in used.items()}  # ms of CPU per renewal
         return result
