@@ -29,7 +29,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -166,8 +168,15 @@ async def count_old(db_url: str) -> int:
     return sum(int(c or 0) for c in counts)
 
 
-async def writes(url: str, key: str, clients: int, until: asyncio.Future[Any] | float) -> list[float]:
-    """Latencies (ms) of POST /api/customers from `clients` clients, until a time or a future."""
+async def writes(
+    url: str,
+    key: str,
+    clients: int,
+    until: asyncio.Future[Any] | float,
+    stamped: list[tuple[float, float]] | None = None,
+) -> list[float]:
+    """Latencies (ms) of POST /api/customers from `clients` clients, until a time or a future;
+    `stamped` also gets (monotonic start, latency) of each, for the alternating mode's windows."""
     latencies: list[float] = []
     headers = {"Authorization": f"Bearer {key}"}
 
@@ -185,6 +194,8 @@ async def writes(url: str, key: str, clients: int, until: asyncio.Future[Any] | 
                     await r.read()
                     assert r.status == 200, r.status
                 latencies.append((time.perf_counter() - t0) * 1000)
+                if stamped is not None:
+                    stamped.append((t0, latencies[-1]))
 
         await asyncio.gather(*(client(c) for c in range(clients)))
     return latencies
@@ -234,34 +245,10 @@ async def one_database(name: str, db_url: str, args: argparse.Namespace, workdir
     try:
         await wait_up(url)
         await writes(url, key, args.clients, time.monotonic() + 2)  # warm up
-        base = await writes(url, key, args.clients, time.monotonic() + args.seconds)
-        launched = time.monotonic()
-        pruner = await asyncio.create_subprocess_exec(
-            *command,
-            "prune",
-            "--database-url",
-            db_url,
-            env=env,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        finished: asyncio.Future[Any] = asyncio.ensure_future(pruner.communicate())
-        # The worker prunes from a process that is already up: the CLI's start-up (imports) is
-        # not part of pruning, so measuring starts once the process has had time to begin.
-        await asyncio.sleep(args.startup)
-        started = time.monotonic()
-        deadline = asyncio.ensure_future(asyncio.sleep(args.seconds))
-        either: asyncio.Future[Any] = asyncio.ensure_future(
-            asyncio.wait({finished, deadline}, return_when=asyncio.FIRST_COMPLETED)
-        )
-        during = await writes(url, key, args.clients, either)
-        measured = time.monotonic() - started
-        whole = finished.done() or args.whole
-        if not whole:  # the window is over: the rest of the backlog is not measured
-            pruner.terminate()  # SIGTERM, no handler: its open batch is rolled back by the database
-        _, stderr = await finished
-        prune_s = time.monotonic() - launched
-        assert pruner.returncode == 0 or not whole, stderr.decode()  # -SIGTERM when stopped
+        if args.sequential:
+            figures = await sequential(url, key, db_url, command, env, args)
+        else:
+            figures = await alternating(url, key, db_url, env, args)
     finally:
         server.terminate()
         try:
@@ -269,30 +256,243 @@ async def one_database(name: str, db_url: str, args: argparse.Namespace, workdir
         except subprocess.TimeoutExpired:
             server.kill()
     removed = old_rows - await count_old(db_url)
+    figures["removed"] = removed
+    print(
+        f"  prune removed {removed:,} rows in {figures['prune_s']:.1f} s of pruning"
+        f" ({removed / figures['prune_s']:,.0f} rows/s)",
+        flush=True,
+    )
+    return figures
+
+
+def summary(base: list[float], during: list[float], base_s: float, during_s: float) -> dict[str, float]:
     figures = {
         "base_p50": p(base, 0.5),
         "base_p99": p(base, 0.99),
-        "base_n": len(base) / args.seconds,
+        "base_n": len(base) / base_s,
         "prune_p50": p(during, 0.5),
         "prune_p99": p(during, 0.99),
-        "prune_n": len(during) / measured,
-        "prune_s": prune_s,
-        "removed": removed,
-        "measured_s": measured,
+        "prune_n": len(during) / during_s,
     }
     print(
         f"  without pruning: p50 {figures['base_p50']:6.2f} ms  p99 {figures['base_p99']:6.2f} ms"
-        f"  ({figures['base_n']:.0f} writes/s, {args.seconds:.0f} s)\n"
+        f"  ({figures['base_n']:.0f} writes/s, {base_s:.0f} s, {len(base)} writes)\n"
         f"  while pruning:   p50 {figures['prune_p50']:6.2f} ms  p99 {figures['prune_p99']:6.2f} ms"
-        f"  ({figures['prune_n']:.0f} writes/s, {measured:.0f} s)\n"
-        f"  p99 ratio {figures['prune_p99'] / figures['base_p99']:.3f}, p50 ratio"
-        f" {figures['prune_p50'] / figures['base_p50']:.3f}; prune removed {removed:,} rows in {prune_s:.0f} s"
-        f" ({removed / prune_s:,.0f} rows/s{'' if whole else ', stopped at the end of the window'})",
+        f"  ({figures['prune_n']:.0f} writes/s, {during_s:.0f} s, {len(during)} writes)\n"
+        f"  p99 ratio {figures['prune_p99'] / figures['base_p99']:.3f},"
+        f" p50 ratio {figures['prune_p50'] / figures['base_p50']:.3f}",
         flush=True,
     )
+    return figures
+
+
+async def sequential(
+    url: str, key: str, db_url: str, command: list[str], env: dict[str, str], args: argparse.Namespace
+) -> dict[str, float]:
+    """The old mode (`--sequential`): one phase without, then one while `paywire prune` runs."""
+    base = await writes(url, key, args.clients, time.monotonic() + args.seconds)
+    pruner = await asyncio.create_subprocess_exec(
+        *command,
+        "prune",
+        "--database-url",
+        db_url,
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    finished: asyncio.Future[Any] = asyncio.ensure_future(pruner.communicate())
+    # The worker prunes from a process that is already up: the CLI's start-up (imports) is
+    # not part of pruning, so measuring starts once the process has had time to begin.
+    await asyncio.sleep(args.startup)
+    started = time.monotonic()
+    deadline = asyncio.ensure_future(asyncio.sleep(args.seconds))
+    either: asyncio.Future[Any] = asyncio.ensure_future(
+        asyncio.wait({finished, deadline}, return_when=asyncio.FIRST_COMPLETED)
+    )
+    during = await writes(url, key, args.clients, either)
+    measured = time.monotonic() - started
+    whole = finished.done() or args.whole
+    if not whole:  # the window is over: the rest of the backlog is not measured
+        pruner.terminate()  # SIGTERM, no handler: its open batch is rolled back by the database
+    _, stderr = await finished
+    prune_s = time.monotonic() - started + args.startup
+    assert pruner.returncode == 0 or not whole, stderr.decode()  # -SIGTERM when stopped
+    figures = summary(base, during, args.seconds, measured)
+    figures["prune_s"] = prune_s
     if whole:
         print("  " + stderr.decode().strip().replace("\n", "\n  "), flush=True)
     return figures
+
+
+async def alternating(
+    url: str, key: str, db_url: str, env: dict[str, str], args: argparse.Namespace
+) -> dict[str, float]:
+    """Writers run throughout; the pruner (`--pruner` mode of this script: the worker's code, in a
+    process already up) is resumed and paused so that off and on windows of `--window` seconds
+    alternate, `--pairs` pairs, in the order off/on, on/off, off/on… (drift lands on both sides).
+    A pause takes effect between two batches (no transaction open), acknowledged before the off
+    window starts; writes begun between windows are not counted."""
+    pruner = await asyncio.create_subprocess_exec(
+        sys.executable,
+        __file__,
+        "--pruner",
+        db_url,
+        env=env,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert pruner.stdin is not None and pruner.stdout is not None
+    assert (await asyncio.wait_for(pruner.stdout.readline(), 60)) == b"ready\n"  # imports done, paused
+    stamped: list[tuple[float, float]] = []
+    stop = asyncio.get_running_loop().create_future()
+    writers = asyncio.ensure_future(writes(url, key, args.clients, stop, stamped))
+    windows: list[tuple[bool, float, float]] = []  # (pruning, start, end) in perf_counter time
+    running = False
+    pruned_s = 0.0
+    try:
+        for i in range(args.pairs):
+            for on in (False, True) if i % 2 == 0 else (True, False):
+                if on and not running:
+                    pruner.stdin.write(b"go\n")
+                    await pruner.stdin.drain()
+                    running = True
+                elif not on and running:
+                    pruner.stdin.write(b"pause\n")
+                    await pruner.stdin.drain()
+                    line = await asyncio.wait_for(pruner.stdout.readline(), 30)
+                    assert line == b"paused\n", line  # b"done" would mean the backlog is gone
+                    running = False
+                t = time.perf_counter()
+                await asyncio.sleep(args.window)
+                windows.append((on, t, time.perf_counter()))
+                if on:
+                    pruned_s += windows[-1][2] - t
+        if running:
+            pruner.stdin.write(b"pause\n")
+            await pruner.stdin.drain()
+            await asyncio.wait_for(pruner.stdout.readline(), 30)
+    finally:
+        stop.set_result(None)
+        await writers
+        if pruner.returncode is None:
+            pruner.terminate()
+        _, stderr = await pruner.communicate()
+        if stderr.strip():
+            print("  pruner: " + stderr.decode().strip().replace("\n", "\n  pruner: "), flush=True)
+
+    def inside(start: float, end: float) -> list[float]:
+        return [ms for t0, ms in stamped if start <= t0 < end]
+
+    print(f"  {args.pairs} pairs of {args.window:g} s windows (off/on, then on/off, ...):", flush=True)
+    ratios = []
+    for i in range(args.pairs):
+        pair = windows[2 * i : 2 * i + 2]
+        off = next(inside(s, e) for on, s, e in pair if not on)
+        on_ = next(inside(s, e) for on, s, e in pair if on)
+        ratios.append(p(on_, 0.99) / p(off, 0.99))
+        print(
+            f"    pair {i + 1}: p99 off {p(off, 0.99):6.2f} ms ({len(off)}), on {p(on_, 0.99):6.2f} ms ({len(on_)}),"
+            f" ratio {ratios[-1]:.3f}; p50 {p(off, 0.5):.2f} / {p(on_, 0.5):.2f} ms",
+            flush=True,
+        )
+    base = [ms for on, s, e in windows if not on for ms in inside(s, e)]
+    during = [ms for on, s, e in windows if on for ms in inside(s, e)]
+    seconds = args.pairs * args.window
+    print(
+        f"  per-pair p99 ratios: median {statistics.median(ratios):.3f},"
+        f" range {min(ratios):.3f}-{max(ratios):.3f}; pooled:",
+        flush=True,
+    )
+    figures = summary(base, during, seconds, seconds)
+    figures["prune_s"] = pruned_s
+    return figures
+
+
+def pruner_main(db_url: str) -> None:
+    """`--pruner URL`: `paywire.ops.retention.prune` with the settings' policy, as the worker runs
+    it, paused and resumed by the lines "pause" / "go" on stdin. A pause waits for the batch (or
+    the checkpoint after it) in flight to end, then answers "paused": from then on nothing is
+    held that a writer could wait for, and the next batch waits for "go". The time each batch
+    and checkpoint took is printed at the end (stderr), with the rows of each batch."""
+    from paywire.ops import retention
+    from paywire.settings import Settings
+
+    def answer(line: bytes) -> None:
+        os.write(1, line)
+
+    resumed = asyncio.Event()
+    pausing = False
+    busy = 0  # batches or checkpoints in flight (0 or 1)
+    timings: dict[str, list[float]] = {"batch": [], "checkpoint": []}  # ms each took
+    sizes: dict[str, list[int]] = {}  # rows of each batch, by kind: how the batch size adapted
+    last: dict[str, int] = {}
+
+    def command() -> None:
+        nonlocal pausing
+        for line in os.read(0, 256).split():
+            if line == b"go":
+                resumed.set()
+            elif line == b"pause":
+                resumed.clear()
+                pausing = True
+                if not busy:
+                    answer(b"paused\n")
+                    pausing = False
+
+    def gated(name: str, fn: Any) -> Any:
+        async def wrapper(*a: Any, **k: Any) -> Any:
+            nonlocal busy, pausing
+            await resumed.wait()
+            busy += 1
+            t0 = time.perf_counter()
+            try:
+                return await fn(*a, **k)
+            finally:
+                timings[name].append((time.perf_counter() - t0) * 1000)
+                busy -= 1
+                if pausing:
+                    answer(b"paused\n")
+                    pausing = False
+
+        return wrapper
+
+    # The bench's own wrappers around the worker's code (measurement and pausing only).
+    retention._batch = gated("batch", retention._batch)  # type: ignore[attr-defined]
+    retention._checkpoint = gated("checkpoint", retention._checkpoint)  # type: ignore[attr-defined]
+
+    def progress(kind: str, rows: int) -> None:
+        sizes.setdefault(kind, []).append(rows - last.get(kind, 0))
+        last[kind] = rows
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        loop.add_reader(0, command)
+        task = asyncio.current_task()
+        assert task is not None
+        loop.add_signal_handler(signal.SIGTERM, task.cancel)  # the bench's stop: report, then exit
+        db = Database(db_url, pool_size=2)
+        try:
+            policy = retention.Policy.from_settings(Settings(database_url=db_url))
+            answer(b"ready\n")
+            await resumed.wait()  # the first on window: PostgreSQL's partition drop is in it too
+            result = await retention.prune(db, policy, progress=progress)
+            print(f"removed {result.removed} in {result.batches} batches", file=sys.stderr)
+            answer(b"done\n")
+        finally:
+            for name, ms in timings.items():
+                if ms:
+                    print(
+                        f"{name}: {len(ms)}, ms p50 {statistics.median(ms):.1f}, p90 {p(ms, 0.9):.1f},"
+                        f" max {max(ms):.1f}",
+                        file=sys.stderr,
+                    )
+            for kind, each in sizes.items():
+                print(f"{kind}: {len(each)} batches, median {statistics.median(each):g} rows", file=sys.stderr)
+            await db.dispose()
+
+    with contextlib.suppress(asyncio.CancelledError):
+        asyncio.run(run())
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -306,10 +506,18 @@ async def main(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--pruner"]:
+        pruner_main(sys.argv[2])
+        sys.exit()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each measured phase (at most)")
     parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--window", type=float, default=5.0, help="alternating mode: seconds of each window")
+    parser.add_argument("--pairs", type=int, default=6, help="alternating mode: off/on window pairs")
+    parser.add_argument(
+        "--sequential", action="store_true", help="the old mode: --seconds without, then --seconds while pruning"
+    )
     parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument(
         "--pg",
