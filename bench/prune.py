@@ -331,81 +331,110 @@ async def alternating(
     process already up) is resumed and paused so that off and on windows of `--window` seconds
     alternate, `--pairs` pairs, in the order off/on, on/off, off/on… (drift lands on both sides).
     A pause takes effect between two batches (no transaction open), acknowledged before the off
-    window starts; writes begun between windows are not counted."""
-    pruner = await asyncio.create_subprocess_exec(
-        sys.executable,
-        __file__,
-        "--pruner",
-        db_url,
-        env=env,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    assert pruner.stdin is not None and pruner.stdout is not None
-    assert (await asyncio.wait_for(pruner.stdout.readline(), 60)) == b"ready\n"  # imports done, paused
+    window starts; writes begun between windows are not counted. With `--versus-src` or
+    `--versus-set`, a second pruner (that code, or those settings) takes every other pair in the
+    order A B B A A B B A…, against the same backlog: both compared in the same run."""
+    specs = [("A", env)]
+    if args.versus_src or args.versus_set:
+        other = dict(env)
+        if args.versus_src:
+            other["PYTHONPATH"] = str(Path(args.versus_src) / "src")
+        for setting in args.versus_set:
+            name, value = setting.split("=", 1)
+            other[f"PAYWIRE_{name.upper()}"] = value
+        specs.append(("B", other))
+    pruners = []
+    for _, spec_env in specs:
+        pruner = await asyncio.create_subprocess_exec(
+            sys.executable,
+            __file__,
+            "--pruner",
+            db_url,
+            env=spec_env,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        assert pruner.stdout is not None
+        assert (await asyncio.wait_for(pruner.stdout.readline(), 60)) == b"ready\n"  # imports done, paused
+        pruners.append(pruner)
+
+    async def send(pruner: Any, line: bytes) -> None:
+        pruner.stdin.write(line)
+        await pruner.stdin.drain()
+        if line == b"pause\n":
+            answer = await asyncio.wait_for(pruner.stdout.readline(), 30)
+            assert answer == b"paused\n", answer  # b"done" would mean the backlog is gone
+
     stamped: list[tuple[float, float]] = []
     stop = asyncio.get_running_loop().create_future()
     writers = asyncio.ensure_future(writes(url, key, args.clients, stop, stamped))
-    windows: list[tuple[bool, float, float]] = []  # (pruning, start, end) in perf_counter time
-    running = False
-    pruned_s = 0.0
+    windows: list[tuple[int | None, float, float]] = []  # (pruner or None, start, end), perf_counter
+    running: int | None = None
+    pruned_s = [0.0 for _ in pruners]
+    stderrs: list[bytes] = []
     try:
         for i in range(args.pairs):
+            which = [0, 1, 1, 0][i % 4] % len(pruners)
             for on in (False, True) if i % 2 == 0 else (True, False):
-                if on and not running:
-                    pruner.stdin.write(b"go\n")
-                    await pruner.stdin.drain()
-                    running = True
-                elif not on and running:
-                    pruner.stdin.write(b"pause\n")
-                    await pruner.stdin.drain()
-                    line = await asyncio.wait_for(pruner.stdout.readline(), 30)
-                    assert line == b"paused\n", line  # b"done" would mean the backlog is gone
-                    running = False
+                want = which if on else None
+                if running is not None and running != want and not args.null:
+                    await send(pruners[running], b"pause\n")
+                if want is not None and running != want and not args.null:
+                    await send(pruners[want], b"go\n")
+                running = want
                 t = time.perf_counter()
                 await asyncio.sleep(args.window)
-                windows.append((on, t, time.perf_counter()))
-                if on:
-                    pruned_s += windows[-1][2] - t
-        if running:
-            pruner.stdin.write(b"pause\n")
-            await pruner.stdin.drain()
-            await asyncio.wait_for(pruner.stdout.readline(), 30)
+                windows.append((want, t, time.perf_counter()))
+                if want is not None:
+                    pruned_s[want] += windows[-1][2] - t
+        if running is not None and not args.null:
+            await send(pruners[running], b"pause\n")
     finally:
         stop.set_result(None)
         await writers
-        if pruner.returncode is None:
-            pruner.terminate()
-        _, stderr = await pruner.communicate()
-        if stderr.strip():
-            print("  pruner: " + stderr.decode().strip().replace("\n", "\n  pruner: "), flush=True)
+        for label, pruner in zip((label for label, _ in specs), pruners, strict=True):
+            if pruner.returncode is None:
+                pruner.terminate()
+            _, stderr = await pruner.communicate()
+            stderrs.append(stderr)
+            prefix = f"  pruner {label}: "
+            print(prefix + stderr.decode().strip().replace("\n", "\n" + prefix), flush=True)
 
     def inside(start: float, end: float) -> list[float]:
         return [ms for t0, ms in stamped if start <= t0 < end]
 
     print(f"  {args.pairs} pairs of {args.window:g} s windows (off/on, then on/off, ...):", flush=True)
-    ratios = []
+    ratios: list[list[float]] = [[] for _ in pruners]
     for i in range(args.pairs):
         pair = windows[2 * i : 2 * i + 2]
-        off = next(inside(s, e) for on, s, e in pair if not on)
-        on_ = next(inside(s, e) for on, s, e in pair if on)
-        ratios.append(p(on_, 0.99) / p(off, 0.99))
+        which = next(w for w, _, _ in pair if w is not None)
+        off = next(inside(s, e) for w, s, e in pair if w is None)
+        on = next(inside(s, e) for w, s, e in pair if w is not None)
+        ratios[which].append(p(on, 0.99) / p(off, 0.99))
         print(
-            f"    pair {i + 1}: p99 off {p(off, 0.99):6.2f} ms ({len(off)}), on {p(on_, 0.99):6.2f} ms ({len(on_)}),"
-            f" ratio {ratios[-1]:.3f}; p50 {p(off, 0.5):.2f} / {p(on_, 0.5):.2f} ms",
+            f"    pair {i + 1} ({specs[which][0]}): p99 off {p(off, 0.99):6.2f} ms ({len(off)}),"
+            f" on {p(on, 0.99):6.2f} ms ({len(on)}), ratio {ratios[which][-1]:.3f};"
+            f" p50 {p(off, 0.5):.2f} / {p(on, 0.5):.2f} ms",
             flush=True,
         )
-    base = [ms for on, s, e in windows if not on for ms in inside(s, e)]
-    during = [ms for on, s, e in windows if on for ms in inside(s, e)]
-    seconds = args.pairs * args.window
-    print(
-        f"  per-pair p99 ratios: median {statistics.median(ratios):.3f},"
-        f" range {min(ratios):.3f}-{max(ratios):.3f}; pooled:",
-        flush=True,
-    )
-    figures = summary(base, during, seconds, seconds)
-    figures["prune_s"] = pruned_s
+    base = [ms for w, s, e in windows if w is None for ms in inside(s, e)]
+    base_s = sum(e - s for w, s, e in windows if w is None)
+    figures: dict[str, float] = {}
+    for j, (label, _) in enumerate(specs):
+        during = [ms for w, s, e in windows if w == j for ms in inside(s, e)]
+        removed = [int(line.split()[1]) for line in stderrs[j].decode().splitlines() if line.startswith("total ")]
+        rate = f"{removed[0] / pruned_s[j]:,.0f} rows/s" if removed else "rows not reported"
+        print(
+            f"  pruner {label}: per-pair p99 ratios median {statistics.median(ratios[j]):.3f},"
+            f" range {min(ratios[j]):.3f}-{max(ratios[j]):.3f}; removed {removed[0] if removed else '?':,}"
+            f" rows in {pruned_s[j]:.0f} s on ({rate}); pooled over all windows:",
+            flush=True,
+        )
+        figures = summary(base, during, base_s, pruned_s[j]) if j == 0 else figures
+        if j:
+            summary(base, during, base_s, pruned_s[j])
+    figures["prune_s"] = sum(pruned_s)
     return figures
 
 
@@ -424,7 +453,7 @@ def pruner_main(db_url: str) -> None:
     resumed = asyncio.Event()
     pausing = False
     busy = 0  # batches or checkpoints in flight (0 or 1)
-    timings: dict[str, list[float]] = {"batch": [], "checkpoint": []}  # ms each took
+    timings: dict[str, list[float]] = {"batch": [], "checkpoint": [], "lock wait": []}  # ms each took
     sizes: dict[str, list[int]] = {}  # rows of each batch, by kind: how the batch size adapted
     last: dict[str, int] = {}
 
@@ -457,7 +486,17 @@ def pruner_main(db_url: str) -> None:
 
         return wrapper
 
+    write = retention._write  # type: ignore[attr-defined]
+
+    @contextlib.asynccontextmanager
+    async def timed_write(db: Any) -> Any:
+        t0 = time.perf_counter()  # until the batch holds the write lock (SQLite) / its own lock
+        async with write(db) as conn:
+            timings["lock wait"].append((time.perf_counter() - t0) * 1000)
+            yield conn
+
     # The bench's own wrappers around the worker's code (measurement and pausing only).
+    retention._write = timed_write  # type: ignore[attr-defined]
     retention._batch = gated("batch", retention._batch)  # type: ignore[attr-defined]
     retention._checkpoint = gated("checkpoint", retention._checkpoint)  # type: ignore[attr-defined]
 
@@ -487,6 +526,7 @@ def pruner_main(db_url: str) -> None:
                         f" max {max(ms):.1f}",
                         file=sys.stderr,
                     )
+            print(f"total {sum(last.values())} rows removed", file=sys.stderr)
             for kind, each in sizes.items():
                 print(f"{kind}: {len(each)} batches, median {statistics.median(each):g} rows", file=sys.stderr)
             await db.dispose()
@@ -515,6 +555,13 @@ if __name__ == "__main__":
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--window", type=float, default=5.0, help="alternating mode: seconds of each window")
     parser.add_argument("--pairs", type=int, default=6, help="alternating mode: off/on window pairs")
+    parser.add_argument("--versus-src", help="alternating mode: a second pruner runs the paywire under DIR/src")
+    parser.add_argument(
+        "--versus-set", action="append", default=[], help="alternating mode: a second pruner with NAME=VALUE settings"
+    )
+    parser.add_argument(
+        "--null", action="store_true", help="alternating mode: never resume the pruner (the ratios' noise alone)"
+    )
     parser.add_argument(
         "--sequential", action="store_true", help="the old mode: --seconds without, then --seconds while pruning"
     )
