@@ -1,6 +1,8 @@
 """Retention vs API write latency, in the same run, on 127.0.0.1 only.
 
-    .venv/bin/python bench/prune.py [--events 1000000] [--seconds 20] [--clients 8] [--db sqlite|postgres|both]
+    .venv/bin/python bench/prune.py [--events 1000000] [--window 5] [--pairs 6] [--db sqlite|postgres|both]
+    .venv/bin/python bench/prune.py --db sqlite --pairs 8 --versus-src DIR   # DIR/src: the other code, same run
+    .venv/bin/python bench/prune.py --db sqlite --null                       # the ratios with no pruning at all
 
 The database is filled (bulk inserts, 10,000 rows a statement) with `--events` events created 40
 days ago, each with one succeeded delivery and one attempt: all past the default 30-day
@@ -9,12 +11,22 @@ retention. The fill is then settled as a long-running database's would be (`sett
 that the bulk load's own flushing is not inside either measured phase. A `paywire serve
 --no-worker` process serves the API (no worker: nothing prunes but the bench). `--clients`
 clients create customers back to back (`POST /api/customers`, each a write transaction with an
-event) for `--seconds` with nothing else running, then again while a `paywire prune` process
-runs (the worker's own code and batches; measured from `--startup` seconds after it is
-launched), until it ends or `--seconds` pass. The prune is then stopped (SIGTERM: its open batch
-rolls back) unless `--whole` lets it finish the backlog: at 1,000,000 events that takes minutes,
-and only the window is compared. Printed per database: p50/p99 write latency of both phases,
-their ratio, and the old rows the prune removed (counted before and after) and how fast.
+event) throughout, while a pruner (`--pruner` mode of this script: the worker's own
+`retention.prune` with the settings' policy, in a process already up) is resumed and paused so
+that windows without and with pruning alternate: `--pairs` pairs of `--window` seconds, off/on
+then on/off, so that drift on the shared machine (checkpoints, other work, cache warmth) falls on
+both sides. A pause takes effect between batches (nothing is held then). Printed: each pair's
+p99 and their ratio, the pooled p50/p99 of all off windows against all on windows, the rows
+removed per second of pruning, and the pruner's batch, checkpoint and lock-wait times.
+`--versus-src DIR` (the paywire under DIR/src, e.g. a `git archive` of main) or `--versus-set
+NAME=VALUE` (settings) add a second pruner B that takes every other pair (A B B A A B B A…) on the
+same backlog. `--null` never resumes the pruner: the spread of the ratios from noise alone.
+
+`--sequential` is the old mode: `--seconds` with nothing else running, then again while a
+`paywire prune` process runs (measured from `--startup` seconds after it is launched), until it
+ends or `--seconds` pass. The prune is then stopped (SIGTERM: its open batch rolls back) unless
+`--whole` lets it finish the backlog: at 1,000,000 events that takes minutes, and only the window
+is compared. Drift between the two phases lands in one of them only.
 
 On PostgreSQL the attempts table is partitioned by day (`paywire.db.partitions`): the fill first
 creates the partition of the old day, as the worker's retention service would have, so the prune
@@ -334,7 +346,7 @@ async def alternating(
     window starts; writes begun between windows are not counted. With `--versus-src` or
     `--versus-set`, a second pruner (that code, or those settings) takes every other pair in the
     order A B B A A B B A…, against the same backlog: both compared in the same run."""
-    specs = [("A", env)]
+    specs = [("A", dict(env, PYTHONPATH=str(Path(args.src) / "src")) if args.src else env)]
     if args.versus_src or args.versus_set:
         other = dict(env)
         if args.versus_src:
@@ -555,6 +567,7 @@ if __name__ == "__main__":
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--window", type=float, default=5.0, help="alternating mode: seconds of each window")
     parser.add_argument("--pairs", type=int, default=6, help="alternating mode: off/on window pairs")
+    parser.add_argument("--src", help="alternating mode: pruner A runs the paywire under DIR/src (default: installed)")
     parser.add_argument("--versus-src", help="alternating mode: a second pruner runs the paywire under DIR/src")
     parser.add_argument(
         "--versus-set", action="append", default=[], help="alternating mode: a second pruner with NAME=VALUE settings"
