@@ -49,6 +49,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import types
 from pathlib import Path
 from typing import Any
 
@@ -446,16 +447,28 @@ async def alternating(
         figures = summary(base, during, base_s, pruned_s[j]) if j == 0 else figures
         if j:
             summary(base, during, base_s, pruned_s[j])
+        if len(specs) > 1:  # against the off windows of its own pairs only
+            own = [
+                ms
+                for i in range(args.pairs)
+                for w, s, e in windows[2 * i : 2 * i + 2]
+                if w is None and any(v == j for v, _, _ in windows[2 * i : 2 * i + 2])
+                for ms in inside(s, e)
+            ]
+            print(
+                f"  pruner {label}: p99 ratio against its own pairs' off windows {p(during, 0.99) / p(own, 0.99):.3f}"
+            )
     figures["prune_s"] = sum(pruned_s)
     return figures
 
 
 def pruner_main(db_url: str) -> None:
     """`--pruner URL`: `paywire.ops.retention.prune` with the settings' policy, as the worker runs
-    it, paused and resumed by the lines "pause" / "go" on stdin. A pause waits for the batch (or
-    the checkpoint after it) in flight to end, then answers "paused": from then on nothing is
-    held that a writer could wait for, and the next batch waits for "go". The time each batch
-    and checkpoint took is printed at the end (stderr), with the rows of each batch."""
+    it, paused and resumed by the lines "pause" / "go" on stdin. A pause waits for the batch in
+    flight and its checkpoint, answers "paused" as the pruner enters its pause between batches
+    (nothing held a writer could wait for), and that pause then also waits for "go". The time
+    each batch, checkpoint and lock wait took is printed at the end (stderr), with the rows of
+    each batch."""
     from paywire.ops import retention
     from paywire.settings import Settings
 
@@ -464,7 +477,7 @@ def pruner_main(db_url: str) -> None:
 
     resumed = asyncio.Event()
     pausing = False
-    busy = 0  # batches or checkpoints in flight (0 or 1)
+    busy = False  # from a batch's start to the pause after it (its checkpoint included)
     timings: dict[str, list[float]] = {"batch": [], "checkpoint": [], "lock wait": []}  # ms each took
     sizes: dict[str, list[int]] = {}  # rows of each batch, by kind: how the batch size adapted
     last: dict[str, int] = {}
@@ -476,27 +489,33 @@ def pruner_main(db_url: str) -> None:
                 resumed.set()
             elif line == b"pause":
                 resumed.clear()
-                pausing = True
-                if not busy:
+                if busy:  # answered once the batch in flight (and its checkpoint) is over
+                    pausing = True
+                else:
                     answer(b"paused\n")
-                    pausing = False
 
-    def gated(name: str, fn: Any) -> Any:
+    def timed(name: str, fn: Any) -> Any:
         async def wrapper(*a: Any, **k: Any) -> Any:
-            nonlocal busy, pausing
-            await resumed.wait()
-            busy += 1
+            nonlocal busy
+            busy = True
             t0 = time.perf_counter()
             try:
                 return await fn(*a, **k)
             finally:
                 timings[name].append((time.perf_counter() - t0) * 1000)
-                busy -= 1
-                if pausing:
-                    answer(b"paused\n")
-                    pausing = False
 
         return wrapper
+
+    async def gated_sleep(seconds: float) -> None:
+        """The pause after a batch: the one place a pause can wait without the prune's own pacing
+        counting it (a batch's time starts before it is called, so waiting inside it would)."""
+        nonlocal busy, pausing
+        busy = False
+        if pausing:
+            answer(b"paused\n")
+            pausing = False
+        await asyncio.sleep(seconds)
+        await resumed.wait()
 
     write = retention._write  # type: ignore[attr-defined]
 
@@ -509,8 +528,9 @@ def pruner_main(db_url: str) -> None:
 
     # The bench's own wrappers around the worker's code (measurement and pausing only).
     retention._write = timed_write  # type: ignore[attr-defined]
-    retention._batch = gated("batch", retention._batch)  # type: ignore[attr-defined]
-    retention._checkpoint = gated("checkpoint", retention._checkpoint)  # type: ignore[attr-defined]
+    retention._batch = timed("batch", retention._batch)  # type: ignore[attr-defined]
+    retention._checkpoint = timed("checkpoint", retention._checkpoint)  # type: ignore[attr-defined]
+    retention.asyncio = types.SimpleNamespace(**{**vars(asyncio), "sleep": gated_sleep})  # type: ignore[attr-defined]
 
     def progress(kind: str, rows: int) -> None:
         sizes.setdefault(kind, []).append(rows - last.get(kind, 0))

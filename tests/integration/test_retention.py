@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import gzip
 import json
 import os
@@ -360,36 +358,3 @@ async def test_the_worker_prunes_on_start(database_url: str) -> None:
         assert service.last is not None and service.last.removed["events"] == 3
         assert await _ids(paywire.db, events.c.id) == young
     assert service._task is None  # stopped with the app
-
-
-async def test_the_pause_follows_the_time_a_batch_held_its_lock_not_its_wait(
-    app: PaywireApp, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A batch that waited long for the write lock (busy writers) is paced by the time it then
-    held it: waiting holds nothing a writer needs, and counting it stalled the prune for seconds."""
-    db = app.db
-    await _events(db, 30, at=OLD)
-    clock = [1_000.0]  # a fake monotonic clock: only the wait for the lock advances it
-    pauses: list[float] = []
-    write = retention._write
-
-    @contextlib.asynccontextmanager
-    async def slow_to_lock(db: Database) -> AsyncIterator[Any]:
-        clock[0] += 5.0  # five seconds waiting for the lock
-        async with write(db) as conn:
-            yield conn
-
-    real_sleep = asyncio.sleep
-
-    async def sleep(seconds: float) -> None:
-        pauses.append(seconds)
-        await real_sleep(0)
-
-    monkeypatch.setattr(retention, "_write", slow_to_lock)
-    monkeypatch.setattr(retention.time, "monotonic", lambda: clock[0])
-    monkeypatch.setattr(retention.asyncio, "sleep", sleep)
-    policy = Policy(batch_size=10, duty=0.05, pause=0.05)
-    result = await prune(db, policy, now=NOW, kinds=["events"])
-    assert result.removed["events"] == 30
-    assert pauses and all(p == pytest.approx(0.05) for p in pauses), pauses  # not 19 x 5 s
-    assert result.batches >= 3  # and the batch size did not halve for the wait: 10 + 10 + 10 (+ 0)

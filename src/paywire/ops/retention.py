@@ -23,8 +23,7 @@ transaction (on SQLite, the one writer is held for one batch at a time) followed
 writers wait for at most one batch; on SQLite the pruner then checkpoints its own pages, so the
 automatic checkpoint does not land on an API writer's commit. A batch aims at
 `retention_batch_seconds` (20 ms; its size halves when slower, down to 50 rows) and batches take
-at most `retention_duty` of the time (a twentieth), both counted from when the batch has its
-lock to its commit: its wait for the lock holds nothing a writer needs. Each batch
+at most `retention_duty` of the time (a twentieth). Each batch
 walks the table by `seq` (its primary key) from where the last one stopped, and the run stops at
 the first row young enough to keep: no batch scans more than its own rows (one aggregate over
 them finds where it ends; they are not returned to Python). Two workers never prune at once: each batch
@@ -183,7 +182,8 @@ async def _walk(
     """Remove `kind`'s rows past `cutoff` in paced batches, oldest first."""
     after, size = 0, policy.batch_size
     while True:
-        removed, after, more, locked = await _batch(db, kind, cutoff, after, size, policy, result, dry_run)
+        started = time.monotonic()
+        removed, after, more = await _batch(db, kind, cutoff, after, size, policy, result, dry_run)
         result.removed[kind.name] += removed
         result.batches += 1
         if progress is not None:
@@ -191,16 +191,13 @@ async def _walk(
         if not more:
             break
         if not dry_run:  # let writers in
-            # Paced by the time the batch held its lock (from having it to its commit), not the
-            # time it waited for it: waiting holds nothing a writer needs (SQLite's busy handler
-            # sleeps), and counting it made a busy API stall the prune for seconds per batch.
-            took = time.monotonic() - locked
+            took = time.monotonic() - started
             if took > policy.batch_seconds:
                 size = max(min(MIN_BATCH, policy.batch_size), size // 2)
             elif took < policy.batch_seconds / 2:
                 size = min(policy.batch_size, size * 2)
             await _checkpoint(db)
-            took = time.monotonic() - locked  # the pause makes room for the checkpoint too
+            took = time.monotonic() - started  # the pause makes room for the checkpoint too
             await asyncio.sleep(max(policy.pause, took * (1 / policy.duty - 1)))
 
 
@@ -251,14 +248,12 @@ async def _forget_partition(conn: AsyncConnection, partition: partitions.Partiti
 
 async def _batch(
     db: Database, kind: _Kind, cutoff: float, after: int, size: int, policy: Policy, result: Result, dry_run: bool
-) -> tuple[int, int, bool, float]:
-    """One batch: (rows removed or counted, seq to continue after, whether to go on, and when
-    it had its lock: `time.monotonic()`)."""
+) -> tuple[int, int, bool]:
+    """One batch: (rows removed or counted, seq to continue after, whether to go on)."""
     table = kind.table
     seq = table.c.seq
     transaction = db.read() if dry_run else _write(db)
     async with transaction as conn:
-        locked = time.monotonic()
         scan = sa.select(seq.label("seq"), kind.age.label("age")).where(seq > after)
         if kind.name == "events" and result.consumer_floor is not None:
             scan = scan.where(seq < result.consumer_floor)
@@ -270,24 +265,24 @@ async def _batch(
         summary = sa.select(sa.func.count(), sa.func.min(window.c.seq), sa.func.max(window.c.seq), young)
         rows, first, highest, stop = (await conn.execute(summary)).one()
         if not rows or stop == first:
-            return 0, after, False, locked
+            return 0, after, False
         more = stop is None and rows == size
         last = int(highest) if stop is None else int(stop) - 1  # seq are integers
         removable = sa.and_(seq > after, seq <= last, kind.age < cutoff, kind.keep(cutoff))
         if dry_run:
             count = await conn.scalar(sa.select(sa.func.count()).select_from(table).where(removable))
-            return int(count or 0), last, more, locked
+            return int(count or 0), last, more
         if kind.name == "events" and policy.archive_dir is not None:
             query = event_log.select_events_json().add_columns(seq).where(removable).order_by(seq)
             archive = (await conn.execute(query)).all()
             if not archive:
-                return 0, last, more, locked
+                return 0, last, more
             result.archived += await asyncio.to_thread(_append_archive, policy.archive_dir, archive)
             removable = sa.and_(seq.in_([r.seq for r in archive]), kind.keep(cutoff))
         if kind.name == "attempts":  # the rollups keep counting what is stored
             await rollups.subtract(conn, removable, table)
         removed = (await conn.execute(table.delete().where(removable))).rowcount
-        return int(removed or 0), last, more, locked
+        return int(removed or 0), last, more
 
 
 async def _prune_rollups(db: Database, cutoff: float) -> None:
