@@ -1,6 +1,8 @@
 """Retention vs API write latency, in the same run, on 127.0.0.1 only.
 
-    .venv/bin/python bench/prune.py [--events 1000000] [--seconds 20] [--clients 8] [--db sqlite|postgres|both]
+    .venv/bin/python bench/prune.py [--events 1000000] [--window 5] [--pairs 6] [--db sqlite|postgres|both]
+    .venv/bin/python bench/prune.py --db sqlite --pairs 8 --versus-src DIR   # DIR/src: the other code, same run
+    .venv/bin/python bench/prune.py --db sqlite --null                       # the ratios with no pruning at all
 
 The database is filled (bulk inserts, 10,000 rows a statement) with `--events` events created 40
 days ago, each with one succeeded delivery and one attempt: all past the default 30-day
@@ -9,12 +11,22 @@ retention. The fill is then settled as a long-running database's would be (`sett
 that the bulk load's own flushing is not inside either measured phase. A `paywire serve
 --no-worker` process serves the API (no worker: nothing prunes but the bench). `--clients`
 clients create customers back to back (`POST /api/customers`, each a write transaction with an
-event) for `--seconds` with nothing else running, then again while a `paywire prune` process
-runs (the worker's own code and batches; measured from `--startup` seconds after it is
-launched), until it ends or `--seconds` pass. The prune is then stopped (SIGTERM: its open batch
-rolls back) unless `--whole` lets it finish the backlog: at 1,000,000 events that takes minutes,
-and only the window is compared. Printed per database: p50/p99 write latency of both phases,
-their ratio, and the old rows the prune removed (counted before and after) and how fast.
+event) throughout, while a pruner (`--pruner` mode of this script: the worker's own
+`retention.prune` with the settings' policy, in a process already up) is resumed and paused so
+that windows without and with pruning alternate: `--pairs` pairs of `--window` seconds, off/on
+then on/off, so that drift on the shared machine (checkpoints, other work, cache warmth) falls on
+both sides. A pause takes effect between batches (nothing is held then). Printed: each pair's
+p99 and their ratio, the pooled p50/p99 of all off windows against all on windows, the rows
+removed per second of pruning, and the pruner's batch, checkpoint and lock-wait times.
+`--versus-src DIR` (the paywire under DIR/src, e.g. a `git archive` of main) or `--versus-set
+NAME=VALUE` (settings) add a second pruner B that takes every other pair (A B B A A B B A…) on the
+same backlog. `--null` never resumes the pruner: the spread of the ratios from noise alone.
+
+`--sequential` is the old mode: `--seconds` with nothing else running, then again while a
+`paywire prune` process runs (measured from `--startup` seconds after it is launched), until it
+ends or `--seconds` pass. The prune is then stopped (SIGTERM: its open batch rolls back) unless
+`--whole` lets it finish the backlog: at 1,000,000 events that takes minutes, and only the window
+is compared. Drift between the two phases lands in one of them only.
 
 On PostgreSQL the attempts table is partitioned by day (`paywire.db.partitions`): the fill first
 creates the partition of the old day, as the worker's retention service would have, so the prune
@@ -29,12 +41,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import types
 from pathlib import Path
 from typing import Any
 
@@ -166,8 +181,15 @@ async def count_old(db_url: str) -> int:
     return sum(int(c or 0) for c in counts)
 
 
-async def writes(url: str, key: str, clients: int, until: asyncio.Future[Any] | float) -> list[float]:
-    """Latencies (ms) of POST /api/customers from `clients` clients, until a time or a future."""
+async def writes(
+    url: str,
+    key: str,
+    clients: int,
+    until: asyncio.Future[Any] | float,
+    stamped: list[tuple[float, float]] | None = None,
+) -> list[float]:
+    """Latencies (ms) of POST /api/customers from `clients` clients, until a time or a future;
+    `stamped` also gets (monotonic start, latency) of each, for the alternating mode's windows."""
     latencies: list[float] = []
     headers = {"Authorization": f"Bearer {key}"}
 
@@ -185,6 +207,8 @@ async def writes(url: str, key: str, clients: int, until: asyncio.Future[Any] | 
                     await r.read()
                     assert r.status == 200, r.status
                 latencies.append((time.perf_counter() - t0) * 1000)
+                if stamped is not None:
+                    stamped.append((t0, latencies[-1]))
 
         await asyncio.gather(*(client(c) for c in range(clients)))
     return latencies
@@ -234,34 +258,10 @@ async def one_database(name: str, db_url: str, args: argparse.Namespace, workdir
     try:
         await wait_up(url)
         await writes(url, key, args.clients, time.monotonic() + 2)  # warm up
-        base = await writes(url, key, args.clients, time.monotonic() + args.seconds)
-        launched = time.monotonic()
-        pruner = await asyncio.create_subprocess_exec(
-            *command,
-            "prune",
-            "--database-url",
-            db_url,
-            env=env,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        finished: asyncio.Future[Any] = asyncio.ensure_future(pruner.communicate())
-        # The worker prunes from a process that is already up: the CLI's start-up (imports) is
-        # not part of pruning, so measuring starts once the process has had time to begin.
-        await asyncio.sleep(args.startup)
-        started = time.monotonic()
-        deadline = asyncio.ensure_future(asyncio.sleep(args.seconds))
-        either: asyncio.Future[Any] = asyncio.ensure_future(
-            asyncio.wait({finished, deadline}, return_when=asyncio.FIRST_COMPLETED)
-        )
-        during = await writes(url, key, args.clients, either)
-        measured = time.monotonic() - started
-        whole = finished.done() or args.whole
-        if not whole:  # the window is over: the rest of the backlog is not measured
-            pruner.terminate()  # SIGTERM, no handler: its open batch is rolled back by the database
-        _, stderr = await finished
-        prune_s = time.monotonic() - launched
-        assert pruner.returncode == 0 or not whole, stderr.decode()  # -SIGTERM when stopped
+        if args.sequential:
+            figures = await sequential(url, key, db_url, command, env, args)
+        else:
+            figures = await alternating(url, key, db_url, env, args)
     finally:
         server.terminate()
         try:
@@ -269,30 +269,302 @@ async def one_database(name: str, db_url: str, args: argparse.Namespace, workdir
         except subprocess.TimeoutExpired:
             server.kill()
     removed = old_rows - await count_old(db_url)
+    figures["removed"] = removed
+    print(
+        f"  prune removed {removed:,} rows in {figures['prune_s']:.1f} s of pruning"
+        f" ({removed / figures['prune_s']:,.0f} rows/s)",
+        flush=True,
+    )
+    return figures
+
+
+def summary(base: list[float], during: list[float], base_s: float, during_s: float) -> dict[str, float]:
     figures = {
         "base_p50": p(base, 0.5),
         "base_p99": p(base, 0.99),
-        "base_n": len(base) / args.seconds,
+        "base_n": len(base) / base_s,
         "prune_p50": p(during, 0.5),
         "prune_p99": p(during, 0.99),
-        "prune_n": len(during) / measured,
-        "prune_s": prune_s,
-        "removed": removed,
-        "measured_s": measured,
+        "prune_n": len(during) / during_s,
     }
     print(
         f"  without pruning: p50 {figures['base_p50']:6.2f} ms  p99 {figures['base_p99']:6.2f} ms"
-        f"  ({figures['base_n']:.0f} writes/s, {args.seconds:.0f} s)\n"
+        f"  ({figures['base_n']:.0f} writes/s, {base_s:.0f} s, {len(base)} writes)\n"
         f"  while pruning:   p50 {figures['prune_p50']:6.2f} ms  p99 {figures['prune_p99']:6.2f} ms"
-        f"  ({figures['prune_n']:.0f} writes/s, {measured:.0f} s)\n"
-        f"  p99 ratio {figures['prune_p99'] / figures['base_p99']:.3f}, p50 ratio"
-        f" {figures['prune_p50'] / figures['base_p50']:.3f}; prune removed {removed:,} rows in {prune_s:.0f} s"
-        f" ({removed / prune_s:,.0f} rows/s{'' if whole else ', stopped at the end of the window'})",
+        f"  ({figures['prune_n']:.0f} writes/s, {during_s:.0f} s, {len(during)} writes)\n"
+        f"  p99 ratio {figures['prune_p99'] / figures['base_p99']:.3f},"
+        f" p50 ratio {figures['prune_p50'] / figures['base_p50']:.3f}",
         flush=True,
     )
+    return figures
+
+
+async def sequential(
+    url: str, key: str, db_url: str, command: list[str], env: dict[str, str], args: argparse.Namespace
+) -> dict[str, float]:
+    """The old mode (`--sequential`): one phase without, then one while `paywire prune` runs."""
+    base = await writes(url, key, args.clients, time.monotonic() + args.seconds)
+    pruner = await asyncio.create_subprocess_exec(
+        *command,
+        "prune",
+        "--database-url",
+        db_url,
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    finished: asyncio.Future[Any] = asyncio.ensure_future(pruner.communicate())
+    # The worker prunes from a process that is already up: the CLI's start-up (imports) is
+    # not part of pruning, so measuring starts once the process has had time to begin.
+    await asyncio.sleep(args.startup)
+    started = time.monotonic()
+    deadline = asyncio.ensure_future(asyncio.sleep(args.seconds))
+    either: asyncio.Future[Any] = asyncio.ensure_future(
+        asyncio.wait({finished, deadline}, return_when=asyncio.FIRST_COMPLETED)
+    )
+    during = await writes(url, key, args.clients, either)
+    measured = time.monotonic() - started
+    whole = finished.done() or args.whole
+    if not whole:  # the window is over: the rest of the backlog is not measured
+        pruner.terminate()  # SIGTERM, no handler: its open batch is rolled back by the database
+    _, stderr = await finished
+    prune_s = time.monotonic() - started + args.startup
+    assert pruner.returncode == 0 or not whole, stderr.decode()  # -SIGTERM when stopped
+    figures = summary(base, during, args.seconds, measured)
+    figures["prune_s"] = prune_s
     if whole:
         print("  " + stderr.decode().strip().replace("\n", "\n  "), flush=True)
     return figures
+
+
+async def alternating(
+    url: str, key: str, db_url: str, env: dict[str, str], args: argparse.Namespace
+) -> dict[str, float]:
+    """Writers run throughout; the pruner (`--pruner` mode of this script: the worker's code, in a
+    process already up) is resumed and paused so that off and on windows of `--window` seconds
+    alternate, `--pairs` pairs, in the order off/on, on/off, off/on… (drift lands on both sides).
+    A pause takes effect between two batches (no transaction open), acknowledged before the off
+    window starts; writes begun between windows are not counted. With `--versus-src` or
+    `--versus-set`, a second pruner (that code, or those settings) takes every other pair in the
+    order A B B A A B B A…, against the same backlog: both compared in the same run."""
+    specs = [("A", dict(env, PYTHONPATH=str(Path(args.src) / "src")) if args.src else env)]
+    if args.versus_src or args.versus_set:
+        other = dict(env)
+        if args.versus_src:
+            other["PYTHONPATH"] = str(Path(args.versus_src) / "src")
+        for setting in args.versus_set:
+            name, value = setting.split("=", 1)
+            other[f"PAYWIRE_{name.upper()}"] = value
+        specs.append(("B", other))
+    pruners = []
+    for _, spec_env in specs:
+        pruner = await asyncio.create_subprocess_exec(
+            sys.executable,
+            __file__,
+            "--pruner",
+            db_url,
+            env=spec_env,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        assert pruner.stdout is not None
+        assert (await asyncio.wait_for(pruner.stdout.readline(), 60)) == b"ready\n"  # imports done, paused
+        pruners.append(pruner)
+
+    async def send(pruner: Any, line: bytes) -> None:
+        pruner.stdin.write(line)
+        await pruner.stdin.drain()
+        if line == b"pause\n":
+            answer = await asyncio.wait_for(pruner.stdout.readline(), 30)
+            assert answer == b"paused\n", answer  # b"done" would mean the backlog is gone
+
+    stamped: list[tuple[float, float]] = []
+    stop = asyncio.get_running_loop().create_future()
+    writers = asyncio.ensure_future(writes(url, key, args.clients, stop, stamped))
+    windows: list[tuple[int | None, float, float]] = []  # (pruner or None, start, end), perf_counter
+    running: int | None = None
+    pruned_s = [0.0 for _ in pruners]
+    stderrs: list[bytes] = []
+    try:
+        for i in range(args.pairs):
+            which = [0, 1, 1, 0][i % 4] % len(pruners)
+            for on in (False, True) if i % 2 == 0 else (True, False):
+                want = which if on else None
+                if running is not None and running != want and not args.null:
+                    await send(pruners[running], b"pause\n")
+                if want is not None and running != want and not args.null:
+                    await send(pruners[want], b"go\n")
+                running = want
+                t = time.perf_counter()
+                await asyncio.sleep(args.window)
+                windows.append((want, t, time.perf_counter()))
+                if want is not None:
+                    pruned_s[want] += windows[-1][2] - t
+        if running is not None and not args.null:
+            await send(pruners[running], b"pause\n")
+    finally:
+        stop.set_result(None)
+        await writers
+        for label, pruner in zip((label for label, _ in specs), pruners, strict=True):
+            if pruner.returncode is None:
+                pruner.terminate()
+            _, stderr = await pruner.communicate()
+            stderrs.append(stderr)
+            prefix = f"  pruner {label}: "
+            print(prefix + stderr.decode().strip().replace("\n", "\n" + prefix), flush=True)
+
+    def inside(start: float, end: float) -> list[float]:
+        return [ms for t0, ms in stamped if start <= t0 < end]
+
+    print(f"  {args.pairs} pairs of {args.window:g} s windows (off/on, then on/off, ...):", flush=True)
+    ratios: list[list[float]] = [[] for _ in pruners]
+    for i in range(args.pairs):
+        pair = windows[2 * i : 2 * i + 2]
+        which = next(w for w, _, _ in pair if w is not None)
+        off = next(inside(s, e) for w, s, e in pair if w is None)
+        on = next(inside(s, e) for w, s, e in pair if w is not None)
+        ratios[which].append(p(on, 0.99) / p(off, 0.99))
+        print(
+            f"    pair {i + 1} ({specs[which][0]}): p99 off {p(off, 0.99):6.2f} ms ({len(off)}),"
+            f" on {p(on, 0.99):6.2f} ms ({len(on)}), ratio {ratios[which][-1]:.3f};"
+            f" p50 {p(off, 0.5):.2f} / {p(on, 0.5):.2f} ms",
+            flush=True,
+        )
+    base = [ms for w, s, e in windows if w is None for ms in inside(s, e)]
+    base_s = sum(e - s for w, s, e in windows if w is None)
+    figures: dict[str, float] = {}
+    for j, (label, _) in enumerate(specs):
+        during = [ms for w, s, e in windows if w == j for ms in inside(s, e)]
+        removed = [int(line.split()[1]) for line in stderrs[j].decode().splitlines() if line.startswith("total ")]
+        rate = f"{removed[0] / pruned_s[j]:,.0f} rows/s" if removed else "rows not reported"
+        print(
+            f"  pruner {label}: per-pair p99 ratios median {statistics.median(ratios[j]):.3f},"
+            f" range {min(ratios[j]):.3f}-{max(ratios[j]):.3f}; removed {removed[0] if removed else '?':,}"
+            f" rows in {pruned_s[j]:.0f} s on ({rate}); pooled over all windows:",
+            flush=True,
+        )
+        figures = summary(base, during, base_s, pruned_s[j]) if j == 0 else figures
+        if j:
+            summary(base, during, base_s, pruned_s[j])
+        if len(specs) > 1:  # against the off windows of its own pairs only
+            own = [
+                ms
+                for i in range(args.pairs)
+                for w, s, e in windows[2 * i : 2 * i + 2]
+                if w is None and any(v == j for v, _, _ in windows[2 * i : 2 * i + 2])
+                for ms in inside(s, e)
+            ]
+            print(
+                f"  pruner {label}: p99 ratio against its own pairs' off windows {p(during, 0.99) / p(own, 0.99):.3f}"
+            )
+    figures["prune_s"] = sum(pruned_s)
+    return figures
+
+
+def pruner_main(db_url: str) -> None:
+    """`--pruner URL`: `paywire.ops.retention.prune` with the settings' policy, as the worker runs
+    it, paused and resumed by the lines "pause" / "go" on stdin. A pause waits for the batch in
+    flight and its checkpoint, answers "paused" as the pruner enters its pause between batches
+    (nothing held a writer could wait for), and that pause then also waits for "go". The time
+    each batch, checkpoint and lock wait took is printed at the end (stderr), with the rows of
+    each batch."""
+    from paywire.ops import retention
+    from paywire.settings import Settings
+
+    def answer(line: bytes) -> None:
+        os.write(1, line)
+
+    resumed = asyncio.Event()
+    pausing = False
+    busy = False  # from a batch's start to the pause after it (its checkpoint included)
+    timings: dict[str, list[float]] = {"batch": [], "checkpoint": [], "lock wait": []}  # ms each took
+    sizes: dict[str, list[int]] = {}  # rows of each batch, by kind: how the batch size adapted
+    last: dict[str, int] = {}
+
+    def command() -> None:
+        nonlocal pausing
+        for line in os.read(0, 256).split():
+            if line == b"go":
+                resumed.set()
+            elif line == b"pause":
+                resumed.clear()
+                if busy:  # answered once the batch in flight (and its checkpoint) is over
+                    pausing = True
+                else:
+                    answer(b"paused\n")
+
+    def timed(name: str, fn: Any) -> Any:
+        async def wrapper(*a: Any, **k: Any) -> Any:
+            nonlocal busy
+            busy = True
+            t0 = time.perf_counter()
+            try:
+                return await fn(*a, **k)
+            finally:
+                timings[name].append((time.perf_counter() - t0) * 1000)
+
+        return wrapper
+
+    async def gated_sleep(seconds: float) -> None:
+        """The pause after a batch: the one place a pause can wait without the prune's own pacing
+        counting it (a batch's time starts before it is called, so waiting inside it would)."""
+        nonlocal busy, pausing
+        busy = False
+        if pausing:
+            answer(b"paused\n")
+            pausing = False
+        await asyncio.sleep(seconds)
+        await resumed.wait()
+
+    write = retention._write  # type: ignore[attr-defined]
+
+    @contextlib.asynccontextmanager
+    async def timed_write(db: Any) -> Any:
+        t0 = time.perf_counter()  # until the batch holds the write lock (SQLite) / its own lock
+        async with write(db) as conn:
+            timings["lock wait"].append((time.perf_counter() - t0) * 1000)
+            yield conn
+
+    # The bench's own wrappers around the worker's code (measurement and pausing only).
+    retention._write = timed_write  # type: ignore[attr-defined]
+    retention._batch = timed("batch", retention._batch)  # type: ignore[attr-defined]
+    retention._checkpoint = timed("checkpoint", retention._checkpoint)  # type: ignore[attr-defined]
+    retention.asyncio = types.SimpleNamespace(**{**vars(asyncio), "sleep": gated_sleep})  # type: ignore[attr-defined]
+
+    def progress(kind: str, rows: int) -> None:
+        sizes.setdefault(kind, []).append(rows - last.get(kind, 0))
+        last[kind] = rows
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        loop.add_reader(0, command)
+        task = asyncio.current_task()
+        assert task is not None
+        loop.add_signal_handler(signal.SIGTERM, task.cancel)  # the bench's stop: report, then exit
+        db = Database(db_url, pool_size=2)
+        try:
+            policy = retention.Policy.from_settings(Settings(database_url=db_url))
+            answer(b"ready\n")
+            await resumed.wait()  # the first on window: PostgreSQL's partition drop is in it too
+            result = await retention.prune(db, policy, progress=progress)
+            print(f"removed {result.removed} in {result.batches} batches", file=sys.stderr)
+            answer(b"done\n")
+        finally:
+            for name, ms in timings.items():
+                if ms:
+                    print(
+                        f"{name}: {len(ms)}, ms p50 {statistics.median(ms):.1f}, p90 {p(ms, 0.9):.1f},"
+                        f" max {max(ms):.1f}",
+                        file=sys.stderr,
+                    )
+            print(f"total {sum(last.values())} rows removed", file=sys.stderr)
+            for kind, each in sizes.items():
+                print(f"{kind}: {len(each)} batches, median {statistics.median(each):g} rows", file=sys.stderr)
+            await db.dispose()
+
+    with contextlib.suppress(asyncio.CancelledError):
+        asyncio.run(run())
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -306,10 +578,26 @@ async def main(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--pruner"]:
+        pruner_main(sys.argv[2])
+        sys.exit()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each measured phase (at most)")
     parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--window", type=float, default=5.0, help="alternating mode: seconds of each window")
+    parser.add_argument("--pairs", type=int, default=6, help="alternating mode: off/on window pairs")
+    parser.add_argument("--src", help="alternating mode: pruner A runs the paywire under DIR/src (default: installed)")
+    parser.add_argument("--versus-src", help="alternating mode: a second pruner runs the paywire under DIR/src")
+    parser.add_argument(
+        "--versus-set", action="append", default=[], help="alternating mode: a second pruner with NAME=VALUE settings"
+    )
+    parser.add_argument(
+        "--null", action="store_true", help="alternating mode: never resume the pruner (the ratios' noise alone)"
+    )
+    parser.add_argument(
+        "--sequential", action="store_true", help="the old mode: --seconds without, then --seconds while pruning"
+    )
     parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument(
         "--pg",

@@ -110,7 +110,7 @@ class Settings(BaseSettings):
         0.02, gt=0, le=10, description="Seconds a retention batch aims to take (its size adapts to it)"
     )
     retention_duty: float = Field(
-        0.1, gt=0, le=1, description="Share of the time retention batches may take (lower: gentler on writers, slower)"
+        0.05, gt=0, le=1, description="Share of the time retention batches may take (lower: gentler on writers, slower)"
     )
     archive_dir: Path | None = Field(
         None, description="Folder pruned events are appended to first (events-YYYY-MM-DD.jsonl.gz); unset: none"

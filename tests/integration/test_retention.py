@@ -129,8 +129,12 @@ async def test_batches_are_bounded(app: PaywireApp) -> None:
     transactions: list[list[tuple[str, int]]] = []
     current: list[tuple[str, int]] = []
 
+    scans: list[str] = []
+
     def after_execute(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         current.append((statement.split()[0].upper(), cursor.rowcount))
+        if "FROM events" in statement and statement.lstrip().upper().startswith("SELECT"):
+            scans.append(statement)
 
     def on_commit(conn: Any) -> None:
         transactions.append(list(current))
@@ -157,6 +161,22 @@ async def test_batches_are_bounded(app: PaywireApp) -> None:
         assert len(statements) <= 4, statements  # (lock,) scan, delete, and nothing else
         assert all(rows <= 10 for kind, rows in statements if kind == "DELETE")
     assert len(await _ids(db, events.c.seq)) == 3
+    # where a batch ends is one aggregate over its rows, not the rows walked in Python
+    assert scans and all("count(*)" in scan.lower() and "min(" in scan.lower() for scan in scans), scans
+
+
+@pytest.mark.parametrize("size", [10, 3])  # the young row inside the first batch, or a later one
+async def test_the_run_stops_at_the_first_young_event_even_mid_batch(app: PaywireApp, size: int) -> None:
+    """Old rows after a young one (out of order) are left for a later run: no batch looks past it."""
+    db = app.db
+    await _events(db, 5, at=OLD)
+    young = await _events(db, 1, at=NOW)
+    later = await _events(db, 4, at=OLD)
+    result = await prune(db, Policy(batch_size=size, pause=0), now=NOW, kinds=["events"])
+    assert result.removed["events"] == 5
+    async with db.read() as conn:
+        kept = list((await conn.execute(sa.select(events.c.id).order_by(events.c.seq))).scalars())
+    assert kept == young + later
 
 
 async def test_a_durable_consumer_keeps_its_events_and_resumes_across_a_pruned_range(app: PaywireApp) -> None:
