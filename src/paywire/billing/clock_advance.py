@@ -195,8 +195,9 @@ async def _settle_in_flight(db: Database, billing: Billing, clock_id: str, settl
     """Settle the clock's charges still `processing` (each once: `settled` holds those done, so a
     provider answering "still processing" is not asked again and again); True if there were any.
 
-    Our own batches settle theirs before they return, so these were left by the process this
-    advance took over (killed between a renewal's charge and its answer). Their answers schedule
+    Our own batches settle theirs before they return, unless the provider did not answer (asked
+    once more here); the others were left by the process this advance took over (killed between
+    a renewal's charge and its answer). Their answers schedule
     the next jobs (the next renewal, a dunning retry), which may fall before `target`: settled
     now, those run in this advance rather than being left due on a clock shown past them. The
     same call as the reconciler's, recorded once however many settle it at once."""
