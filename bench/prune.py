@@ -422,13 +422,13 @@ async def alternating(
     for i in range(args.pairs):
         pair = windows[2 * i : 2 * i + 2]
         which = next(w for w, _, _ in pair if w is not None)
-        off = next(inside(s, e) for w, s, e in pair if w is None)
-        on = next(inside(s, e) for w, s, e in pair if w is not None)
-        ratios[which].append(p(on, 0.99) / p(off, 0.99))
+        off_ms = next(inside(s, e) for w, s, e in pair if w is None)
+        on_ms = next(inside(s, e) for w, s, e in pair if w is not None)
+        ratios[which].append(p(on_ms, 0.99) / p(off_ms, 0.99))
         print(
-            f"    pair {i + 1} ({specs[which][0]}): p99 off {p(off, 0.99):6.2f} ms ({len(off)}),"
-            f" on {p(on, 0.99):6.2f} ms ({len(on)}), ratio {ratios[which][-1]:.3f};"
-            f" p50 {p(off, 0.5):.2f} / {p(on, 0.5):.2f} ms",
+            f"    pair {i + 1} ({specs[which][0]}): p99 off {p(off_ms, 0.99):6.2f} ms ({len(off_ms)}),"
+            f" on {p(on_ms, 0.99):6.2f} ms ({len(on_ms)}), ratio {ratios[which][-1]:.3f};"
+            f" p50 {p(off_ms, 0.5):.2f} / {p(on_ms, 0.5):.2f} ms",
             flush=True,
         )
     base = [ms for w, s, e in windows if w is None for ms in inside(s, e)]
@@ -530,7 +530,7 @@ def pruner_main(db_url: str) -> None:
     retention._write = timed_write  # type: ignore[attr-defined]
     retention._batch = timed("batch", retention._batch)  # type: ignore[attr-defined]
     retention._checkpoint = timed("checkpoint", retention._checkpoint)  # type: ignore[attr-defined]
-    retention.asyncio = types.SimpleNamespace(**{**vars(asyncio), "sleep": gated_sleep})  # type: ignore[attr-defined]
+    retention.asyncio = types.SimpleNamespace(**{**vars(asyncio), "sleep": gated_sleep})  # type: ignore[attr-defined,assignment]
 
     def progress(kind: str, rows: int) -> None:
         sizes.setdefault(kind, []).append(rows - last.get(kind, 0))
