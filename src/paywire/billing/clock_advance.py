@@ -21,13 +21,13 @@ from typing import Any
 import sqlalchemy as sa
 
 from paywire import objects
-from paywire.billing import charging, clock_owner
+from paywire.billing import clock_owner, reconcile
 from paywire.billing.runtime import Billing, Call
 from paywire.billing.scheduler import run_batch
 from paywire.billing.schemas import TestClockCreate
-from paywire.billing.statuses import PaymentIntentStatus, TestClockStatus
+from paywire.billing.statuses import TestClockStatus
 from paywire.db.engine import Database, Tx
-from paywire.db.schema import payment_intents, test_clocks
+from paywire.db.schema import test_clocks
 from paywire.errors import Conflict, InvalidRequest
 from paywire.ids import new_id
 from paywire.periodic import Periodic
@@ -168,7 +168,7 @@ async def run_advance(db: Database, billing: Billing, clock_id: str, target: int
                     if kept.rowcount == 0:  # another process took it over: it finishes the advance
                         taken_over = True
                         break
-            if taken_over or not await _settle_in_flight(db, billing, clock_id, settled):
+            if taken_over or not await reconcile.settle_clock(db, billing, clock_id, settled):
                 break
         async with db.transaction() as tx:
             await tx.conn.execute(
@@ -189,36 +189,6 @@ async def run_advance(db: Database, billing: Billing, clock_id: str, target: int
                 )
         raise
     return render(done)
-
-
-async def _settle_in_flight(db: Database, billing: Billing, clock_id: str, settled: set[str]) -> bool:
-    """Settle the clock's charges still `processing` (each once: `settled` holds those done, so a
-    provider answering "still processing" is not asked again and again); True if there were any.
-
-    Our own batches settle theirs before they return, unless the provider did not answer (asked
-    once more here); the others were left by the process this advance took over (killed between
-    a renewal's charge and its answer). Their answers schedule
-    the next jobs (the next renewal, a dunning retry), which may fall before `target`: settled
-    now, those run in this advance rather than being left due on a clock shown past them. The
-    same call as the reconciler's, recorded once however many settle it at once."""
-    async with db.read() as conn:
-        in_flight = (
-            (
-                await conn.execute(
-                    sa.select(payment_intents).where(
-                        payment_intents.c.test_clock_id == clock_id,
-                        payment_intents.c.status == PaymentIntentStatus.PROCESSING,
-                        payment_intents.c.id.not_in(settled),
-                    )
-                )
-            )
-            .mappings()
-            .all()
-        )
-    for intent in in_flight:
-        settled.add(intent["id"])
-        await charging.settle(db, billing, dict(intent))
-    return bool(in_flight)
 
 
 def _released() -> dict[str, Any]:

@@ -69,3 +69,33 @@ async def run(db: Database, billing: Billing) -> int:
         except Exception:
             log.warning("reconcile: refund %s is still unsettled", refund_id, exc_info=True)
     return settled
+
+
+async def settle_clock(db: Database, billing: Billing, clock_id: str, settled: set[str]) -> bool:
+    """Settle a test clock's charges still `processing`, at once (no grace), for its advance to
+    run what their answers schedule before it ends; True if there were any. Each once per
+    advance: `settled` holds those asked, so a provider answering "still processing" is not asked
+    again and again. A provider that does not answer raises (`charging.settle`).
+
+    An advance's own batches settle theirs before they return, unless the provider did not
+    answer; the others were left by the process the advance took over (killed between a
+    renewal's charge and its answer). Their answers schedule the next jobs (the next renewal, a
+    dunning retry), which may fall before the advance's target."""
+    async with db.read() as conn:
+        in_flight = (
+            (
+                await conn.execute(
+                    sa.select(payment_intents).where(
+                        payment_intents.c.test_clock_id == clock_id,
+                        payment_intents.c.status == PaymentIntentStatus.PROCESSING,
+                        payment_intents.c.id.not_in(settled),
+                    )
+                )
+            )
+            .mappings()
+            .all()
+        )
+    for intent in in_flight:
+        settled.add(intent["id"])
+        await charging.settle(db, billing, dict(intent))
+    return bool(in_flight)
